@@ -1,0 +1,1 @@
+"""Identity checks inside the call (issue 4)."""

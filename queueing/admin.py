@@ -1,0 +1,27 @@
+from django.contrib import admin
+
+from .models import Business, Call, CallEvent, TellerPresence
+
+
+@admin.register(Business)
+class BusinessAdmin(admin.ModelAdmin):
+    list_display = ("key", "name_zh", "name_en", "active", "sort_order")
+
+
+class CallEventInline(admin.TabularInline):
+    model = CallEvent
+    extra = 0
+    readonly_fields = ("kind", "actor", "at", "data")
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin):
+    list_display = ("id", "business", "channel", "status", "teller", "enqueued_at", "ended_at")
+    list_filter = ("status", "business", "channel")
+    readonly_fields = [f.name for f in Call._meta.fields]
+    inlines = [CallEventInline]
+
+
+@admin.register(TellerPresence)
+class TellerPresenceAdmin(admin.ModelAdmin):
+    list_display = ("teller", "status", "since", "current_call")

@@ -1,0 +1,72 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class RecordingStatus(models.TextChoices):
+    RECORDING = "recording", "Recording"
+    FINALISED = "finalised", "Finalised"
+
+
+class Recording(models.Model):
+    """One call's recording: encrypted segments of both sides plus the call's timeline."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    call = models.OneToOneField("queueing.Call", on_delete=models.PROTECT, related_name="recording")
+    status = models.CharField(
+        max_length=16, choices=RecordingStatus.choices, default=RecordingStatus.RECORDING
+    )
+    # Envelope encryption: the per-recording data key, wrapped by the master key ``key_id``.
+    key_id = models.CharField(max_length=64)
+    wrapped_key = models.BinaryField()
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    # SHA-256 over the ordered list of segment hashes, set when finalised.
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"recording {self.id} of call {self.call_id}"
+
+
+class Side(models.TextChoices):
+    CUSTOMER = "customer", "Customer"
+    TELLER = "teller", "Teller"
+
+
+class RecordingSegment(models.Model):
+    recording = models.ForeignKey(Recording, on_delete=models.CASCADE, related_name="segments")
+    side = models.CharField(max_length=16, choices=Side.choices)
+    index = models.PositiveIntegerField()
+    path = models.CharField(max_length=500)  # relative to RECORDING_DIR
+    start_ms = models.PositiveIntegerField()  # offset from the recording's start
+    duration_ms = models.PositiveIntegerField()
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)  # of the encrypted file as stored
+    video_frames = models.PositiveIntegerField(default=0)
+    audio_frames = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["side", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["recording", "side", "index"], name="one_segment_per_slot"
+            )
+        ]
+
+
+class RecordingAccess(models.Model):
+    """Audit trail: every read of a recording, by whom, how."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="accesses")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT
+    )
+    actor = models.CharField(max_length=200)  # user name or "cli:<os user>"
+    action = models.CharField(max_length=32)  # export, replay, ...
+    at = models.DateTimeField(auto_now_add=True)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-at"]

@@ -1,0 +1,44 @@
+"""Who may do what on a socket. Every permission check of the signaling layer is here."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.core import signing
+
+TELLER_GROUP = "teller"
+SUPERVISOR_GROUP = "supervisor"
+QA_GROUP = "qa"
+ADMIN_GROUP = "admin"
+ROLE_GROUPS = (TELLER_GROUP, SUPERVISOR_GROUP, QA_GROUP, ADMIN_GROUP)
+
+_TOKEN_SALT = "videobank.customer-call"  # noqa: S105 - a salt, not a secret
+
+
+class TokenError(Exception):
+    pass
+
+
+def customer_token_issue(*, call_id: uuid.UUID) -> str:
+    """A signed token that lets whoever holds it act as the customer of this one call."""
+    return signing.dumps({"call": str(call_id)}, salt=_TOKEN_SALT, compress=True)
+
+
+def customer_token_read(token: str) -> uuid.UUID:
+    try:
+        payload = signing.loads(token, salt=_TOKEN_SALT, max_age=settings.CUSTOMER_TOKEN_MAX_AGE_S)
+        return uuid.UUID(payload["call"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise TokenError("The customer token is invalid or expired.") from None
+
+
+def user_in_group(user, group: str) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    return user.is_superuser or user.groups.filter(name=group).exists()
+
+
+def access_teller(user) -> bool:
+    """May this user work as a teller (console, teller socket)?"""
+    return user_in_group(user, TELLER_GROUP) or user_in_group(user, SUPERVISOR_GROUP)

@@ -1,0 +1,297 @@
+"""WebSocket consumers: thin transports that validate, call one service, and reply.
+
+One consumer per role. Nothing a client sends can raise out of ``receive``: protocol errors,
+domain refusals and unexpected failures all come back as an ``error`` frame and the socket stays
+open.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from queueing import notify, selectors, services
+from queueing.errors import Forbidden, QueueingError
+from queueing.models import OPEN_CALL_STATUSES, CallStatus, PresenceStatus, TellerPresence
+
+from . import access
+from .protocol import ProtocolError, error_message, parse, server_message
+
+log = logging.getLogger(__name__)
+
+
+class SignalingConsumer(AsyncWebsocketConsumer):
+    role = ""
+
+    async def receive(self, text_data=None, bytes_data=None):
+        message: dict[str, Any] | None = None
+        try:
+            message = parse(self.role, text_data, binary=bytes_data is not None)
+            handler = getattr(self, "on_" + message["type"].replace(".", "_"))
+            await handler(message)
+        except ProtocolError as exc:
+            await self.send_error(exc.code, exc.detail, message)
+        except QueueingError as exc:
+            await self.send_error(exc.code, exc.detail, message)
+        except Exception:
+            log.exception("%s socket: unexpected failure on %s", self.role, _kind(message))
+            await self.send_error("internal", "The server could not handle that message.", message)
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps(message, separators=(",", ":")))
+
+    async def send_error(self, code: str, detail: str, message: dict | None = None) -> None:
+        ref = message.get("id") if isinstance(message, dict) else None
+        await self.send_json(error_message(code, detail, ref))
+
+    async def hello(self, **extra: Any) -> None:
+        await self.send_json(
+            server_message(
+                "hello", protocol=1, role=self.role, ice_servers=settings.ICE_SERVERS, **extra
+            )
+        )
+
+    async def on_ping(self, message: dict) -> None:
+        await self.send_json(server_message("pong"))
+
+    async def send_to_media(self, *, call, leg: str, sdp: str) -> None:
+        if call.status != CallStatus.CONNECTED or not call.media_channel:
+            raise QueueingError("The call is not connected; media can start once it is answered.")
+        await self.channel_layer.send(
+            call.media_channel,
+            {
+                "type": "media.offer",
+                "call_id": str(call.id),
+                "leg": leg,
+                "sdp": sdp,
+                "reply_to": self.channel_name,
+            },
+        )
+
+    # Channel-layer handlers (the media worker and the services talk to this socket).
+    async def signal_forward(self, event: dict) -> None:
+        await self.send_json(event["message"])
+        if event["message"]["type"] == "call.ended":
+            await self.call_left(event["message"]["call_id"])
+
+    async def media_answer(self, event: dict) -> None:
+        await self.send_json(
+            server_message("webrtc.answer", call_id=event["call_id"], sdp=event["sdp"])
+        )
+
+    async def media_state(self, event: dict) -> None:
+        await self.send_json(
+            server_message("media.state", call_id=event["call_id"], state=event["state"])
+        )
+
+    async def media_error(self, event: dict) -> None:
+        await self.send_json(error_message("media_unavailable", event["detail"]))
+
+    async def call_left(self, call_id: str) -> None:
+        """The call ended; stop listening to its group."""
+        await self.channel_layer.group_discard(notify.call_group(call_id), self.channel_name)
+
+
+def _kind(message: dict | None) -> str:
+    return str(message.get("type")) if isinstance(message, dict) else "frame"
+
+
+class CustomerConsumer(SignalingConsumer):
+    """``/ws/customer/``: anonymous; bound to one call by a signed token."""
+
+    role = "customer"
+    call_id: uuid.UUID | None = None
+
+    async def connect(self):
+        await self.accept()
+        await self.hello()
+
+    async def disconnect(self, code):
+        if self.call_id is not None:
+            await self.channel_layer.group_discard(
+                notify.call_group(self.call_id), self.channel_name
+            )
+            await database_sync_to_async(_end_if_open)(
+                self.call_id, actor="customer", reason="customer_left"
+            )
+
+    def _bound(self, message: dict) -> uuid.UUID:
+        if self.call_id is None or uuid.UUID(message["call_id"]) != self.call_id:
+            raise Forbidden("This socket is not bound to that call.")
+        return self.call_id
+
+    async def _bind(self, call_id: uuid.UUID) -> None:
+        self.call_id = call_id
+        await self.channel_layer.group_add(notify.call_group(call_id), self.channel_name)
+
+    async def on_call_request(self, message: dict) -> None:
+        if self.call_id is not None:
+            call = await database_sync_to_async(selectors.call_get)(call_id=self.call_id)
+            if call is not None and call.status in OPEN_CALL_STATUSES:
+                raise QueueingError("This socket already has a call in progress.")
+        client = self.scope.get("client") or (None, None)
+        call = await database_sync_to_async(services.call_enqueue)(
+            business_key=message["business"],
+            channel=message.get("channel", "web"),
+            language=message.get("language", "zh"),
+            customer_ip=client[0],
+        )
+        await self._bind(call.id)
+        place = await database_sync_to_async(selectors.queue_place)(call_id=call.id)
+        await self.send_json(
+            server_message(
+                "call.queued",
+                call_id=str(call.id),
+                token=access.customer_token_issue(call_id=call.id),
+                position=place.position if place else 1,
+                waiting=place.waiting if place else 1,
+            )
+        )
+
+    async def on_call_resume(self, message: dict) -> None:
+        try:
+            call_id = access.customer_token_read(message["token"])
+        except access.TokenError as exc:
+            raise ProtocolError("bad_token", str(exc)) from None
+        if self.call_id is not None and self.call_id != call_id:
+            raise Forbidden("This socket is bound to another call.")
+        call = await database_sync_to_async(selectors.call_get)(call_id=call_id)
+        if call is None or call.status not in OPEN_CALL_STATUSES:
+            await self.send_json(
+                server_message("call.ended", call_id=str(call_id), reason="already_ended")
+            )
+            return
+        await self._bind(call_id)
+        if call.status == CallStatus.CONNECTED:
+            await self.send_json(server_message("call.answered", call_id=str(call_id)))
+        else:
+            place = await database_sync_to_async(selectors.queue_place)(call_id=call_id)
+            await self.send_json(
+                server_message(
+                    "queue.position",
+                    call_id=str(call_id),
+                    position=place.position if place else 1,
+                    waiting=place.waiting if place else 1,
+                )
+            )
+
+    async def on_webrtc_offer(self, message: dict) -> None:
+        call_id = self._bound(message)
+        call = await database_sync_to_async(selectors.call_get)(call_id=call_id)
+        await self.send_to_media(call=call, leg="customer", sdp=message["sdp"])
+
+    async def on_call_hangup(self, message: dict) -> None:
+        call_id = self._bound(message)
+        await database_sync_to_async(services.call_end)(
+            call_id=call_id, actor="customer", reason="hangup_customer"
+        )
+
+    async def call_left(self, call_id: str) -> None:
+        await super().call_left(call_id)
+        if self.call_id is not None and str(self.call_id) == call_id:
+            self.call_id = None
+
+
+class TellerConsumer(SignalingConsumer):
+    """``/ws/teller/``: signed-in users of the teller (or supervisor) group."""
+
+    role = "teller"
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if not await database_sync_to_async(access.access_teller)(user):
+            await self.close(code=4403)
+            return
+        self.user = user
+        self.call_ids: set[str] = set()
+        await self.accept()
+        await self.channel_layer.group_add(notify.TELLERS_GROUP, self.channel_name)
+        await self.channel_layer.group_add(notify.teller_group(user.pk), self.channel_name)
+        presence, snapshot, held = await database_sync_to_async(_teller_state)(user)
+        await self.hello(presence=presence, user={"username": user.get_username()})
+        for call_id in held:
+            await self._join(call_id)
+        await self.send_json(server_message("queue.snapshot", calls=snapshot))
+
+    async def disconnect(self, code):
+        user = getattr(self, "user", None)
+        if user is None:
+            return
+        await self.channel_layer.group_discard(notify.TELLERS_GROUP, self.channel_name)
+        await self.channel_layer.group_discard(notify.teller_group(user.pk), self.channel_name)
+        for call_id in list(self.call_ids):
+            await self.channel_layer.group_discard(notify.call_group(call_id), self.channel_name)
+            await database_sync_to_async(_end_if_open)(
+                uuid.UUID(call_id), actor=f"teller:{user.pk}", reason="teller_disconnected"
+            )
+        await database_sync_to_async(_teller_go_offline)(user)
+
+    async def _join(self, call_id: str) -> None:
+        self.call_ids.add(call_id)
+        await self.channel_layer.group_add(notify.call_group(call_id), self.channel_name)
+
+    async def on_presence_set(self, message: dict) -> None:
+        await database_sync_to_async(services.teller_presence_set)(
+            teller=self.user, status=message["status"]
+        )
+
+    async def on_call_accept(self, message: dict) -> None:
+        call = await database_sync_to_async(services.call_claim)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user
+        )
+        await self._join(str(call.id))
+        await self.send_json(
+            server_message(
+                "call.connected",
+                call_id=str(call.id),
+                business=call.business.key,
+                business_name={"zh": call.business.name_zh, "en": call.business.name_en},
+                channel=call.channel,
+                language=call.language,
+            )
+        )
+
+    async def on_webrtc_offer(self, message: dict) -> None:
+        call = await database_sync_to_async(services.access_call_for_teller)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user
+        )
+        await self.send_to_media(call=call, leg="teller", sdp=message["sdp"])
+
+    async def on_call_hangup(self, message: dict) -> None:
+        call = await database_sync_to_async(services.access_call_for_teller)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user
+        )
+        await database_sync_to_async(services.call_end)(
+            call_id=call.id, actor=f"teller:{self.user.pk}", reason="hangup_teller"
+        )
+
+    async def call_left(self, call_id: str) -> None:
+        await super().call_left(call_id)
+        self.call_ids.discard(call_id)
+
+
+def _end_if_open(call_id: uuid.UUID, *, actor: str, reason: str) -> None:
+    call = selectors.call_get(call_id=call_id)
+    if call is not None and call.status in OPEN_CALL_STATUSES:
+        services.call_end(call_id=call_id, actor=actor, reason=reason)
+
+
+def _teller_state(user) -> tuple[str, list[dict], list[str]]:
+    presence = TellerPresence.objects.filter(teller=user).first()
+    held = []
+    if presence and presence.current_call_id and presence.status == PresenceStatus.BUSY:
+        held.append(str(presence.current_call_id))
+    status = presence.status if presence else PresenceStatus.OFFLINE
+    return status, selectors.queue_snapshot(), held
+
+
+def _teller_go_offline(user) -> None:
+    presence = TellerPresence.objects.filter(teller=user).first()
+    if presence and presence.status == PresenceStatus.AVAILABLE:
+        services.teller_presence_set(teller=user, status=PresenceStatus.OFFLINE)

@@ -1,0 +1,362 @@
+"""The media worker: the server end of every participant's WebRTC connection.
+
+Each call has two legs (customer, teller), each an aiortc peer connection with this worker. Frames
+received on one leg are forwarded to the other leg's outgoing tracks and handed to that side's
+recorder. The worker listens on its own channel-layer channel; signaling consumers send it
+``media.offer`` / ``media.hangup`` and it answers the consumer's channel with ``media.answer``,
+``media.state`` or ``media.error``. See docs/adr/0001-media-path.md.
+
+Async only: every ORM call goes through ``database_sync_to_async``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from .relay import RelayTrack
+
+log = logging.getLogger(__name__)
+
+LEGS = ("customer", "teller")
+VIDEO_QUEUE_FRAMES = 4
+AUDIO_QUEUE_FRAMES = 12  # 240 ms of 20 ms frames
+
+
+def ice_configuration() -> RTCConfiguration:
+    # Always explicit: without it aiortc reaches for a public STUN server.
+    return RTCConfiguration(iceServers=[RTCIceServer(**server) for server in settings.ICE_SERVERS])
+
+
+@dataclass
+class Leg:
+    name: str
+    pc: RTCPeerConnection
+    reply_to: str
+    pumps: list[asyncio.Task] = field(default_factory=list)
+    frames_in: dict[str, int] = field(default_factory=lambda: {"audio": 0, "video": 0})
+
+
+class CallSession:
+    def __init__(self, worker: MediaWorker, call_id: str, recording) -> None:
+        self.worker = worker
+        self.call_id = call_id
+        self.t0 = time.monotonic()
+        self.legs: dict[str, Leg] = {}
+        self.outgoing = {
+            leg: {
+                "audio": RelayTrack("audio", max_frames=AUDIO_QUEUE_FRAMES),
+                "video": RelayTrack("video", max_frames=VIDEO_QUEUE_FRAMES),
+            }
+            for leg in LEGS
+        }
+        self.recording = recording
+        self.recorders = {}
+        if recording is not None:
+            from recordings.writer import SideRecorder
+
+            self.recorders = {
+                leg: SideRecorder(
+                    recording_id=recording.id,
+                    side=leg,
+                    data_key=worker.data_keys[recording.id],
+                    t0=self.t0,
+                )
+                for leg in LEGS
+            }
+        self.closed = False
+
+    @staticmethod
+    def other(leg: str) -> str:
+        return "teller" if leg == "customer" else "customer"
+
+    async def negotiate(self, leg_name: str, sdp: str, reply_to: str) -> str:
+        old = self.legs.pop(leg_name, None)
+        if old is not None:  # the participant reconnected: replace its leg
+            await self._close_leg(old)
+            self.outgoing[leg_name] = {
+                "audio": RelayTrack("audio", max_frames=AUDIO_QUEUE_FRAMES),
+                "video": RelayTrack("video", max_frames=VIDEO_QUEUE_FRAMES),
+            }
+        pc = RTCPeerConnection(configuration=ice_configuration())
+        leg = Leg(name=leg_name, pc=pc, reply_to=reply_to)
+        self.legs[leg_name] = leg
+
+        @pc.on("track")
+        def on_track(track):
+            leg.pumps.append(asyncio.ensure_future(self._pump(leg, track)))
+
+        @pc.on("connectionstatechange")
+        async def on_state():
+            state = pc.connectionState
+            await self.worker.tell(
+                leg.reply_to, {"type": "media.state", "call_id": self.call_id, "state": state}
+            )
+            if state in ("connected", "failed"):
+                await self.worker.record_event(
+                    self.call_id,
+                    "media_connected" if state == "connected" else "media_failed",
+                    actor=leg_name,
+                    data={"offset_ms": self.offset_ms()},
+                )
+            if state == "failed" and self.legs.get(leg_name) is leg:
+                self.legs.pop(leg_name, None)
+                await self._close_leg(leg)
+
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        for kind in ("audio", "video"):
+            if any(t.kind == kind for t in pc.getTransceivers()):
+                pc.addTrack(self.outgoing[leg_name][kind])
+        await pc.setLocalDescription(await pc.createAnswer())
+        return pc.localDescription.sdp
+
+    def offset_ms(self) -> int:
+        return int((time.monotonic() - self.t0) * 1000)
+
+    async def _pump(self, leg: Leg, track) -> None:
+        kind = track.kind
+        relay = self.outgoing[self.other(leg.name)]
+        recorder = self.recorders.get(leg.name)
+        push = None
+        if recorder is not None:
+            push = recorder.push_video if kind == "video" else recorder.push_audio
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            leg.frames_in[kind] += 1
+            relay[kind].put(frame)
+            if push is not None:
+                push(frame, time.monotonic())
+
+    async def _close_leg(self, leg: Leg) -> None:
+        with contextlib.suppress(Exception):
+            await leg.pc.close()
+        for task in leg.pumps:
+            task.cancel()
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        for leg in list(self.legs.values()):
+            await self._close_leg(leg)
+            await self.worker.tell(
+                leg.reply_to, {"type": "media.state", "call_id": self.call_id, "state": "closed"}
+            )
+        self.legs.clear()
+        for tracks in self.outgoing.values():
+            for track in tracks.values():
+                track.stop()
+        for recorder in self.recorders.values():
+            await asyncio.to_thread(recorder.close)
+        if self.recording is not None:
+            await database_sync_to_async(_finalise_later)(self.recording.id)
+
+
+def _finalise_later(recording_id: uuid.UUID) -> None:
+    from recordings.tasks import recording_finalise_task
+
+    recording_finalise_task.delay(str(recording_id))
+
+
+class MediaWorker:
+    def __init__(self, channel_layer=None, channel_name: str | None = None) -> None:
+        self.layer = channel_layer or get_channel_layer()
+        self.channel_name = channel_name or f"media.{uuid.uuid4().hex}"
+        self.sessions: dict[str, CallSession] = {}
+        self.data_keys: dict[uuid.UUID, bytes] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._stopping = asyncio.Event()
+
+    async def register(self) -> None:
+        from signaling.services import media_worker_register
+
+        await database_sync_to_async(media_worker_register)(channel_name=self.channel_name)
+
+    async def run(self) -> None:
+        """Serve until :meth:`stop`; registration has been done by the caller or is done here."""
+        await self.register()
+        heartbeat = asyncio.ensure_future(self._heartbeat())
+        log.info("media worker listening on %s", self.channel_name)
+        try:
+            while not self._stopping.is_set():
+                receive = asyncio.ensure_future(self.layer.receive(self.channel_name))
+                stop = asyncio.ensure_future(self._stopping.wait())
+                done, _ = await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if receive not in done:
+                    receive.cancel()
+                    break
+                stop.cancel()
+                message = receive.result()
+                asyncio.ensure_future(self._handle_safely(message))
+        finally:
+            heartbeat.cancel()
+            await self.shutdown()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def shutdown(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.close()
+        self.sessions.clear()
+        from signaling.services import media_worker_unregister
+
+        with contextlib.suppress(Exception):
+            await database_sync_to_async(media_worker_unregister)(channel_name=self.channel_name)
+
+    async def _heartbeat(self) -> None:
+        from signaling.services import media_worker_heartbeat
+
+        while True:
+            try:
+                await database_sync_to_async(media_worker_heartbeat)(
+                    channel_name=self.channel_name, active_sessions=len(self.sessions)
+                )
+                await self._sweep()
+            except Exception:
+                log.exception("media worker heartbeat failed")
+            await asyncio.sleep(settings.MEDIA_WORKER_HEARTBEAT_S)
+
+    async def _sweep(self) -> None:
+        """Close sessions whose call ended without us hearing the hang-up."""
+        if not self.sessions:
+            return
+        open_ids = await database_sync_to_async(_connected_call_ids)(list(self.sessions))
+        for call_id in list(self.sessions):
+            if call_id not in open_ids:
+                await self._hangup(call_id)
+
+    async def tell(self, channel: str, message: dict) -> None:
+        with contextlib.suppress(Exception):
+            await self.layer.send(channel, message)
+
+    async def record_event(self, call_id: str, kind: str, *, actor: str, data: dict) -> None:
+        from queueing.services import call_event_record
+
+        with contextlib.suppress(Exception):
+            await database_sync_to_async(call_event_record)(
+                call_id=uuid.UUID(call_id), kind=kind, actor=actor, data=data
+            )
+
+    async def _handle_safely(self, message: dict) -> None:
+        try:
+            kind = message.get("type")
+            if kind == "media.offer":
+                await self._offer(message)
+            elif kind == "media.hangup":
+                await self._hangup(message["call_id"])
+            else:
+                log.warning("media worker: unknown message %r", kind)
+        except Exception:
+            log.exception("media worker failed on %s", message.get("type"))
+            if message.get("reply_to"):
+                await self.tell(
+                    message["reply_to"],
+                    {"type": "media.error", "detail": "The media server could not set up media."},
+                )
+
+    async def _offer(self, message: dict) -> None:
+        call_id, leg = message["call_id"], message["leg"]
+        if leg not in LEGS:
+            raise ValueError(f"unknown leg {leg!r}")
+        lock = self._locks.setdefault(call_id, asyncio.Lock())
+        async with lock:
+            session = self.sessions.get(call_id)
+            if session is None:
+                recording = await database_sync_to_async(_connected_call_recording)(
+                    uuid.UUID(call_id), self.data_keys
+                )
+                if recording is False:
+                    await self.tell(
+                        message["reply_to"],
+                        {"type": "media.error", "detail": "The call is not connected."},
+                    )
+                    return
+                session = CallSession(self, call_id, recording)
+                self.sessions[call_id] = session
+                if recording is not None:
+                    await database_sync_to_async(_mark_started)(recording.id)
+            sdp = await session.negotiate(leg, message["sdp"], message["reply_to"])
+        await self.tell(
+            message["reply_to"], {"type": "media.answer", "call_id": call_id, "sdp": sdp}
+        )
+
+    async def _hangup(self, call_id: str) -> None:
+        session = self.sessions.pop(call_id, None)
+        self._locks.pop(call_id, None)
+        if session is not None:
+            await session.close()
+            if session.recording is not None:
+                self.data_keys.pop(session.recording.id, None)
+
+
+def _connected_call_ids(call_ids: list[str]) -> set[str]:
+    from queueing.models import Call, CallStatus
+
+    return {
+        str(pk)
+        for pk in Call.objects.filter(pk__in=call_ids, status=CallStatus.CONNECTED).values_list(
+            "pk", flat=True
+        )
+    }
+
+
+def _connected_call_recording(call_id: uuid.UUID, data_keys: dict):
+    """The call's recording (data key unwrapped into ``data_keys``); False if not connected."""
+    from queueing.models import Call, CallStatus
+    from recordings.models import Recording
+    from recordings.services import recording_data_key
+
+    if not Call.objects.filter(pk=call_id, status=CallStatus.CONNECTED).exists():
+        return False
+    recording = Recording.objects.filter(call_id=call_id).first()
+    if recording is not None:
+        data_keys[recording.id] = recording_data_key(recording=recording)
+    return recording
+
+
+def _mark_started(recording_id: uuid.UUID) -> None:
+    from django.utils import timezone
+
+    from queueing.services import call_event_record
+    from recordings.models import Recording
+    from recordings.services import recording_mark_started
+
+    recording_mark_started(recording_id=recording_id, started_at=timezone.now())
+    recording = Recording.objects.get(pk=recording_id)
+    call_event_record(call_id=recording.call_id, kind="recording_started", actor="system")
+
+
+# --- embedded profile -------------------------------------------------------------------------
+_embedded: dict[int, tuple[MediaWorker, asyncio.Task]] = {}
+_embedded_locks: dict[int, asyncio.Lock] = {}
+
+
+async def ensure_embedded_worker() -> MediaWorker:
+    """One worker per event loop inside the server process; registered before returning."""
+    loop_id = id(asyncio.get_running_loop())
+    existing = _embedded.get(loop_id)
+    if existing is not None and not existing[1].done():
+        return existing[0]
+    async with _embedded_locks.setdefault(loop_id, asyncio.Lock()):
+        existing = _embedded.get(loop_id)
+        if existing is not None and not existing[1].done():
+            return existing[0]
+        worker = MediaWorker()
+        await worker.register()
+        task = asyncio.ensure_future(worker.run())
+        _embedded[loop_id] = (worker, task)
+        return worker

@@ -1,0 +1,208 @@
+"""The signaling protocol, version 1: one JSON schema per message type and role.
+
+``docs/protocol.md`` is generated from this module (``manage.py protocol_doc``) and a test keeps
+the two in step. Every incoming frame goes through :func:`parse`; a bad one raises
+:class:`ProtocolError` carrying the code and words the client gets back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+PROTOCOL_VERSION = 1
+MAX_FRAME_BYTES = 64 * 1024
+
+_UUID = {"type": "string", "format": "uuid", "pattern": "^[0-9a-fA-F-]{36}$"}
+_SDP = {"type": "string", "minLength": 10, "maxLength": 60000}
+
+
+def _message(type_: str, properties: dict[str, Any] | None = None, required: list[str] = ()):
+    props = {"type": {"const": type_}, "v": {"const": PROTOCOL_VERSION}, "id": {"type": "string"}}
+    props.update(properties or {})
+    return {
+        "type": "object",
+        "properties": props,
+        "required": ["type", "v", *required],
+        "additionalProperties": False,
+    }
+
+
+# What each role may send to the server, with a one-line description for the docs.
+CUSTOMER_MESSAGES: dict[str, tuple[str, dict]] = {
+    "call.request": (
+        "Place a call for a business; answered by `call.queued`.",
+        _message(
+            "call.request",
+            {
+                "business": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
+                "channel": {"enum": ["web", "app", "vtm"]},
+                "language": {"type": "string", "pattern": "^[a-zA-Z-]{2,16}$"},
+            },
+            ["business"],
+        ),
+    ),
+    "call.resume": (
+        "Re-attach a new socket to the call a token was issued for (e.g. after a reload).",
+        _message("call.resume", {"token": {"type": "string", "maxLength": 1000}}, ["token"]),
+    ),
+    "webrtc.offer": (
+        "The customer's SDP offer (non-trickle: ICE gathering complete).",
+        _message("webrtc.offer", {"call_id": _UUID, "sdp": _SDP}, ["call_id", "sdp"]),
+    ),
+    "call.hangup": (
+        "Leave the queue or end the call.",
+        _message("call.hangup", {"call_id": _UUID}, ["call_id"]),
+    ),
+    "ping": ("Keep-alive; answered by `pong`.", _message("ping")),
+}
+
+TELLER_MESSAGES: dict[str, tuple[str, dict]] = {
+    "presence.set": (
+        "Change the teller's own presence.",
+        _message("presence.set", {"status": {"enum": ["available", "offline"]}}, ["status"]),
+    ),
+    "call.accept": (
+        "Take a waiting call; answered by `call.connected` or an error.",
+        _message("call.accept", {"call_id": _UUID}, ["call_id"]),
+    ),
+    "webrtc.offer": (
+        "The teller's SDP offer for the call it holds.",
+        _message("webrtc.offer", {"call_id": _UUID, "sdp": _SDP}, ["call_id", "sdp"]),
+    ),
+    "call.hangup": (
+        "End the call the teller holds.",
+        _message("call.hangup", {"call_id": _UUID}, ["call_id"]),
+    ),
+    "ping": ("Keep-alive; answered by `pong`.", _message("ping")),
+}
+
+# What the server sends (documented; the server builds these itself).
+# fmt: off
+SERVER_MESSAGES: dict[str, str] = {
+    "hello": "First frame on every socket: `protocol`, `role`, `ice_servers` and, for tellers, `presence`.",
+    "call.queued": "Customer: the call is waiting; `call_id`, `token` (keep it to resume), `position`.",
+    "queue.position": "Customer: new `position` (1 = next) and `waiting` (calls waiting for the business).",
+    "queue.snapshot": "Teller: `calls` waiting (`call_id`, `business`, `business_name`, `channel`, `waited_s`).",
+    "presence": "Teller: its presence `status` changed.",
+    "call.answered": "Customer: a teller took the call; start WebRTC now.",
+    "call.connected": "Teller: the call is yours (`call_id`, `business`, ...); start WebRTC now.",
+    "webrtc.answer": "The server's SDP answer to your offer (`sdp`).",
+    "media.state": "Media of your leg: `state` = connected | failed | closed.",
+    "call.ended": "The call ended: `call_id`, `reason` (hangup_customer, hangup_teller, ...).",
+    "pong": "Answer to `ping`.",
+    "error": "Something you sent was refused: `code`, `detail`, and `ref` (your message `id`) if given.",
+}
+# fmt: on
+
+ERROR_CODES: dict[str, str] = {
+    "frame_too_large": "The frame is over 64 KiB.",
+    "bad_json": "The frame is not a JSON object.",
+    "unsupported_version": "`v` is missing or not a protocol version this server speaks.",
+    "unknown_type": "`type` is not a message this role may send.",
+    "invalid": "The message does not match its schema; `detail` says which field.",
+    "forbidden": "The message names a call this socket is not bound to, or the role lacks rights.",
+    "bad_token": "The customer token is invalid or expired.",
+    "not_found": "The business or call does not exist.",
+    "conflict": "The move is not allowed in the call's current state (e.g. already taken).",
+    "media_unavailable": "No media worker is alive to carry the call.",
+    "internal": "The server failed; the socket stays open and nothing was changed.",
+}
+
+
+@dataclass
+class ProtocolError(Exception):
+    code: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.detail}"
+
+
+def _validators(messages: dict[str, tuple[str, dict]]) -> dict[str, Draft202012Validator]:
+    return {name: Draft202012Validator(schema) for name, (_, schema) in messages.items()}
+
+
+_VALIDATORS = {"customer": _validators(CUSTOMER_MESSAGES), "teller": _validators(TELLER_MESSAGES)}
+
+
+def parse(role: str, text: str | None, *, binary: bool = False) -> dict[str, Any]:
+    """Decode and validate one incoming frame for ``role``; raise ProtocolError when bad."""
+    if binary or text is None:
+        raise ProtocolError("bad_json", "Binary frames are not part of the protocol.")
+    if len(text.encode("utf-8", errors="surrogatepass")) > MAX_FRAME_BYTES:
+        raise ProtocolError("frame_too_large", f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
+    try:
+        message = json.loads(text)
+    except ValueError as exc:
+        raise ProtocolError("bad_json", f"Not valid JSON: {exc.msg}.") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("bad_json", "A message must be a JSON object.")
+    if message.get("v") != PROTOCOL_VERSION:
+        raise ProtocolError(
+            "unsupported_version",
+            f"This server speaks protocol version {PROTOCOL_VERSION}; got {message.get('v')!r}.",
+        )
+    validator = _VALIDATORS[role].get(message.get("type"))  # type: ignore[arg-type]
+    if validator is None:
+        raise ProtocolError(
+            "unknown_type", f"{message.get('type')!r} is not a message a {role} may send."
+        )
+    error = next(iter(sorted(validator.iter_errors(message), key=lambda e: e.path)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "message"
+        raise ProtocolError("invalid", f"{where}: {error.message}")
+    return message
+
+
+def server_message(type_: str, **fields: Any) -> dict[str, Any]:
+    assert type_ in SERVER_MESSAGES, type_
+    return {"type": type_, "v": PROTOCOL_VERSION, **fields}
+
+
+def error_message(code: str, detail: str, ref: str | None = None) -> dict[str, Any]:
+    message = server_message("error", code=code, detail=detail)
+    if ref is not None:
+        message["ref"] = ref
+    return message
+
+
+def render_markdown() -> str:
+    """The protocol as documentation; ``docs/protocol.md`` is this text."""
+    out = [
+        "# Signaling protocol, version 1",
+        "",
+        "<!-- Generated by `python manage.py protocol_doc`; edit signaling/protocol.py. -->",
+        "",
+        "Customers connect to `/ws/customer/` (anonymous; a signed token binds the socket to its",
+        "call), tellers to `/ws/teller/` (Django session; group `teller`). Every frame is a JSON",
+        'object with `"v": 1` and a `type`; an optional `id` is echoed as `ref` in errors.',
+        f"Frames over {MAX_FRAME_BYTES} bytes are refused. A refused message gets an `error` and",
+        "the socket stays open.",
+        "",
+        "WebRTC is non-trickle: a client waits for ICE gathering to complete, then sends one",
+        "`webrtc.offer`; the server's media worker answers with a complete `webrtc.answer`.",
+        "Media always flows client ⇄ server (aiortc), never peer to peer.",
+        "",
+        "## Flow",
+        "",
+        "1. customer → `call.request` → `call.queued` (token, position), then `queue.position`s.",
+        "2. teller → `presence.set available` → `queue.snapshot`s → `call.accept`.",
+        "3. customer ← `call.answered`, teller ← `call.connected`; each sends `webrtc.offer` and",
+        "   gets `webrtc.answer`, then `media.state`.",
+        "4. either → `call.hangup`; both ← `call.ended`.",
+        "",
+    ]
+    for role, messages in (("customer", CUSTOMER_MESSAGES), ("teller", TELLER_MESSAGES)):
+        out += [f"## {role.capitalize()} → server", ""]
+        for name, (summary, schema) in messages.items():
+            out += [f"### `{name}`", "", summary, "", "```json", json.dumps(schema, indent=2)]
+            out += ["```", ""]
+    out += ["## Server → client", "", "| type | meaning |", "| --- | --- |"]
+    out += [f"| `{name}` | {text} |" for name, text in SERVER_MESSAGES.items()]
+    out += ["", "## Error codes", "", "| code | meaning |", "| --- | --- |"]
+    out += [f"| `{code}` | {text} |" for code, text in ERROR_CODES.items()]
+    return "\n".join(out) + "\n"

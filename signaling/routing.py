@@ -1,0 +1,8 @@
+from django.urls import path
+
+from .consumers import CustomerConsumer, TellerConsumer
+
+websocket_urlpatterns = [
+    path("ws/customer/", CustomerConsumer.as_asgi()),
+    path("ws/teller/", TellerConsumer.as_asgi()),
+]

@@ -1,0 +1,17 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from . import views
+
+urlpatterns = [
+    path("", views.customer_page, name="customer"),
+    path("kiosk/", views.customer_page, {"kiosk": True}, name="kiosk"),
+    path("console/", views.console_page, name="console"),
+    path(
+        "console/login/",
+        auth_views.LoginView.as_view(template_name="console/login.html"),
+        name="login",
+    ),
+    path("console/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("healthz", views.healthz, name="healthz"),
+]

@@ -1,0 +1,30 @@
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from queueing.selectors import business_list
+
+from . import access
+
+
+@require_GET
+def customer_page(request: HttpRequest, kiosk: bool = False) -> HttpResponse:
+    businesses = [
+        {"key": b.key, "zh": b.name_zh, "en": b.name_en} for b in business_list(active_only=True)
+    ]
+    return render(request, "customer/index.html", {"businesses": businesses, "kiosk": kiosk})
+
+
+@login_required
+@require_GET
+def console_page(request: HttpRequest) -> HttpResponse:
+    if not access.access_teller(request.user):
+        raise PermissionDenied("The console is for tellers and supervisors.")
+    return render(request, "console/index.html", {})
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"ok": True})

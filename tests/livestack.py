@@ -1,0 +1,162 @@
+"""Start the real server processes of a profile against the test database.
+
+Embedded profile: one daphne process (media worker inside, tasks eager).
+Production profile: N daphne processes, media worker(s) and a Celery worker, sharing Postgres and
+Redis. Every process gets the test database's name so that what a test writes, they see.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stack_env() -> dict[str, str]:
+    """The environment of the current (test) settings, pointed at the test database."""
+    env = dict(os.environ)
+    db = settings.DATABASES["default"]
+    env["VIDEOBANK_PROFILE"] = settings.PROFILE
+    env["RECORDING_DIR"] = str(settings.RECORDING_DIR)
+    env["VIDEOBANK_VAR_DIR"] = str(settings.VAR_DIR)
+    env["PYTHONUNBUFFERED"] = "1"
+    if settings.PROFILE == "embedded":
+        env["SQLITE_PATH"] = str(db["NAME"])
+    else:
+        user = db.get("USER") or ""
+        auth = f"{user}:{db['PASSWORD']}@" if db.get("PASSWORD") else (f"{user}@" if user else "")
+        env["DATABASE_URL"] = (
+            f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
+        )
+    return env
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+@dataclass
+class LiveStack:
+    log_dir: Path
+    servers: int = 1
+    media_workers: int | None = None  # default: 0 embedded, 1 production
+    celery: bool | None = None  # default: production only
+    urls: list[str] = field(default_factory=list)
+    processes: list[Process] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return self.urls[0]
+
+    @property
+    def production(self) -> bool:
+        return settings.PROFILE == "production"
+
+    def start(self) -> LiveStack:
+        env = stack_env()
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        media = self.media_workers if self.media_workers is not None else int(self.production)
+        celery = self.celery if self.celery is not None else self.production
+        try:
+            for i in range(media):
+                self._spawn(f"media-{i}", [str(BIN / "python"), "manage.py", "media_worker"], env)
+            if celery:
+                self._spawn(
+                    "celery",
+                    [str(BIN / "celery"), "-A", "videobank", "worker", "-l", "info",
+                     "--concurrency", "1", "--without-gossip", "--without-mingle"],
+                    env,
+                )
+            for i in range(self.servers):
+                port = free_port()
+                self._spawn(
+                    f"daphne-{i}",
+                    [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                     "videobank.asgi:application"],
+                    env,
+                )
+                self.urls.append(f"http://127.0.0.1:{port}")
+            for i in range(media):
+                self.wait_log(f"media-{i}", r"media worker listening")
+            if celery:
+                self.wait_log("celery", r"ready\.")
+            for url in self.urls:
+                self._wait_http(url + "/healthz")
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log_path = self.log_dir / f"{name}.log"
+        log = log_path.open("wb")
+        popen = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.processes.append(Process(name, popen, log_path))
+
+    def process(self, name: str) -> Process:
+        return next(p for p in self.processes if p.name == name)
+
+    def wait_log(self, name: str, pattern: str, timeout: float = 60.0) -> None:
+        proc = self.process(name)
+        deadline = time.monotonic() + timeout
+        while not re.search(pattern, proc.log()):
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{proc.log()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not ready:\n{proc.log()[-4000:]}")
+            time.sleep(0.1)  # polling a child's log for readiness
+
+    def _wait_http(self, url: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            for proc in self.processes:
+                if proc.popen.poll() is not None:
+                    raise RuntimeError(f"{proc.name} exited early:\n{proc.log()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer")
+            time.sleep(0.1)  # polling a child server for readiness
+
+    def stop(self) -> None:
+        for proc in self.processes:
+            if proc.popen.poll() is None:
+                proc.popen.terminate()
+        for proc in self.processes:
+            try:
+                proc.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+        self.processes.clear()
+        self.urls.clear()
+
+    def logs(self) -> str:
+        return "\n".join(f"--- {p.name}\n{p.log()[-3000:]}" for p in self.processes)

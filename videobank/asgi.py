@@ -1,0 +1,46 @@
+"""ASGI entry point for daphne.
+
+On the embedded profile the media worker lives inside this process: it is started on the first
+connection, inside daphne's event loop. In production it is a process of its own
+(``manage.py media_worker``) and this module only serves HTTP and signaling.
+"""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videobank.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+from signaling.routing import websocket_urlpatterns  # noqa: E402
+
+
+class EmbeddedMediaWorker:
+    """Starts the in-process media worker on the first ASGI call (embedded profile only)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if settings.MEDIA_WORKER_EMBEDDED:
+            from signaling.media.worker import ensure_embedded_worker
+
+            await ensure_embedded_worker()
+        return await self.app(scope, receive, send)
+
+
+application = EmbeddedMediaWorker(
+    ProtocolTypeRouter(
+        {
+            "http": django_asgi_app,
+            "websocket": AllowedHostsOriginValidator(
+                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+            ),
+        }
+    )
+)

@@ -1,0 +1,29 @@
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management.base import BaseCommand, CommandError
+
+DEMO_USERS = [
+    ("teller1", ["teller"]),
+    ("teller2", ["teller"]),
+    ("supervisor1", ["supervisor", "teller"]),
+    ("qa1", ["qa"]),
+]
+
+
+class Command(BaseCommand):
+    help = "Create the demo staff accounts (embedded profile only)."
+
+    def handle(self, *args, **options):
+        if settings.PROFILE != "embedded":
+            raise CommandError("Demo accounts are refused on the production profile.")
+        password = settings.DEMO_PASSWORD
+        User = get_user_model()
+        for username, groups in DEMO_USERS:
+            user, _ = User.objects.get_or_create(username=username)
+            user.set_password(password)
+            user.is_staff = "supervisor" in groups
+            user.save()
+            user.groups.set([Group.objects.get(name=g) for g in groups])
+        names = ", ".join(u for u, _ in DEMO_USERS)
+        self.stdout.write(f"Demo accounts: {names} — password: {password}")

@@ -1,0 +1,30 @@
+"""Embedded profile: one process, SQLite, in-memory channel layer, eager tasks.
+
+What ``make run`` serves; nothing to configure.
+"""
+
+from .base import *  # noqa: F403
+from .base import VAR_DIR, env
+
+PROFILE = "embedded"
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="embedded-profile-not-secret")
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": env.str("SQLITE_PATH", default=str(VAR_DIR / "videobank.sqlite3")),
+        "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+        # A file, not :memory:, so that test servers started as subprocesses share it.
+        "TEST": {"NAME": env.str("SQLITE_TEST_PATH", default=str(VAR_DIR / "test.sqlite3"))},
+    }
+}
+
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# The media worker runs inside the server process.
+MEDIA_WORKER_EMBEDDED = True
+
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_BROKER_URL = "memory://"

@@ -1,0 +1,37 @@
+"""Production profile: Postgres, Redis channel layer, Celery workers, separate media workers."""
+
+import dj_database_url
+
+from .base import *  # noqa: F403
+from .base import env
+
+PROFILE = "production"
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if env.bool("VIDEOBANK_INSECURE_TEST_KEYS", default=False):
+        SECRET_KEY = "test-only-secret-key"  # noqa: S105 - only under the test harness
+    else:
+        raise RuntimeError("DJANGO_SECRET_KEY must be set on the production profile")
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/videobank"),
+        conn_max_age=60,
+    )
+}
+
+REDIS_URL = env.str("REDIS_URL")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+    }
+}
+
+# Media runs in its own worker processes (``manage.py media_worker``).
+MEDIA_WORKER_EMBEDDED = env.bool("MEDIA_WORKER_EMBEDDED", default=False)
+
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TASK_ACKS_LATE = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1

@@ -1,0 +1,1 @@
+"""Business workflows run during a call (issue 5)."""
