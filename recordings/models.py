@@ -55,6 +55,9 @@ class RecordingSegment(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.side} segment {self.index} of {self.recording_id}"
+
 
 class RecordingAccess(models.Model):
     """Audit trail: every read of a recording, by whom, how."""
@@ -70,3 +73,6 @@ class RecordingAccess(models.Model):
 
     class Meta:
         ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} of {self.recording_id} by {self.actor}"

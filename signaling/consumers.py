@@ -36,7 +36,7 @@ class SignalingConsumer(AsyncWebsocketConsumer):
             handler = getattr(self, "on_" + message["type"].replace(".", "_"))
             await handler(message)
         except ProtocolError as exc:
-            await self.send_error(exc.code, exc.detail, message)
+            await self.send_error(exc.code, exc.detail, message or {"id": exc.ref})
         except QueueingError as exc:
             await self.send_error(exc.code, exc.detail, message)
         except Exception:

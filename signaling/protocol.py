@@ -117,6 +117,7 @@ ERROR_CODES: dict[str, str] = {
 class ProtocolError(Exception):
     code: str
     detail: str
+    ref: str | None = None  # the offending message's ``id``, when it had one
 
     def __str__(self) -> str:
         return f"{self.code}: {self.detail}"
@@ -141,6 +142,15 @@ def parse(role: str, text: str | None, *, binary: bool = False) -> dict[str, Any
         raise ProtocolError("bad_json", f"Not valid JSON: {exc.msg}.") from None
     if not isinstance(message, dict):
         raise ProtocolError("bad_json", "A message must be a JSON object.")
+    try:
+        return _validate(role, message)
+    except ProtocolError as exc:
+        ref = message.get("id")
+        exc.ref = ref if isinstance(ref, str) else None
+        raise
+
+
+def _validate(role: str, message: dict[str, Any]) -> dict[str, Any]:
     if message.get("v") != PROTOCOL_VERSION:
         raise ProtocolError(
             "unsupported_version",

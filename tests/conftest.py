@@ -28,3 +28,13 @@ def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     stack = LiveStack(log_dir=tmp_path_factory.mktemp("stack-logs")).start()
     yield stack
     stack.stop()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """A new channel-layer instance per test: Redis layers bind their locks to one event loop."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()

@@ -42,9 +42,8 @@ def stack_env() -> dict[str, str]:
     else:
         user = db.get("USER") or ""
         auth = f"{user}:{db['PASSWORD']}@" if db.get("PASSWORD") else (f"{user}@" if user else "")
-        env["DATABASE_URL"] = (
-            f"postgres://{auth}{db.get('HOST') or '127.0.0.1'}:{db.get('PORT') or 5432}/{db['NAME']}"
-        )
+        host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+        env["DATABASE_URL"] = f"postgres://{auth}{host}:{port}/{db['NAME']}"
     return env
 
 
@@ -86,16 +85,32 @@ class LiveStack:
             if celery:
                 self._spawn(
                     "celery",
-                    [str(BIN / "celery"), "-A", "videobank", "worker", "-l", "info",
-                     "--concurrency", "1", "--without-gossip", "--without-mingle"],
+                    [
+                        str(BIN / "celery"),
+                        "-A",
+                        "videobank",
+                        "worker",
+                        "-l",
+                        "info",
+                        "--concurrency",
+                        "1",
+                        "--without-gossip",
+                        "--without-mingle",
+                    ],
                     env,
                 )
             for i in range(self.servers):
                 port = free_port()
                 self._spawn(
                     f"daphne-{i}",
-                    [str(BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                     "videobank.asgi:application"],
+                    [
+                        str(BIN / "daphne"),
+                        "-b",
+                        "127.0.0.1",
+                        "-p",
+                        str(port),
+                        "videobank.asgi:application",
+                    ],
                     env,
                 )
                 self.urls.append(f"http://127.0.0.1:{port}")

@@ -23,6 +23,9 @@ from aiortc.mediastreams import MediaStreamError
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.utils import timezone
+
+from recordings.services import recording_mark_started
 
 from .relay import RelayTrack
 
@@ -51,7 +54,9 @@ class CallSession:
     def __init__(self, worker: MediaWorker, call_id: str, recording) -> None:
         self.worker = worker
         self.call_id = call_id
+        # The recording's clock: monotonic for frame times, wall time for the timeline.
         self.t0 = time.monotonic()
+        self.started_at = timezone.now()
         self.legs: dict[str, Leg] = {}
         self.outgoing = {
             leg: {
@@ -288,7 +293,9 @@ class MediaWorker:
                 session = CallSession(self, call_id, recording)
                 self.sessions[call_id] = session
                 if recording is not None:
-                    await database_sync_to_async(_mark_started)(recording.id)
+                    await database_sync_to_async(recording_mark_started)(
+                        recording_id=recording.id, started_at=session.started_at
+                    )
             sdp = await session.negotiate(leg, message["sdp"], message["reply_to"])
         await self.tell(
             message["reply_to"], {"type": "media.answer", "call_id": call_id, "sdp": sdp}
@@ -326,18 +333,6 @@ def _connected_call_recording(call_id: uuid.UUID, data_keys: dict):
     if recording is not None:
         data_keys[recording.id] = recording_data_key(recording=recording)
     return recording
-
-
-def _mark_started(recording_id: uuid.UUID) -> None:
-    from django.utils import timezone
-
-    from queueing.services import call_event_record
-    from recordings.models import Recording
-    from recordings.services import recording_mark_started
-
-    recording_mark_started(recording_id=recording_id, started_at=timezone.now())
-    recording = Recording.objects.get(pk=recording_id)
-    call_event_record(call_id=recording.call_id, kind="recording_started", actor="system")
 
 
 # --- embedded profile -------------------------------------------------------------------------

@@ -14,7 +14,12 @@ DATABASES = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env.str("SQLITE_PATH", default=str(VAR_DIR / "videobank.sqlite3")),
-        "OPTIONS": {"timeout": 20, "init_command": "PRAGMA journal_mode=WAL;"},
+        "OPTIONS": {
+            "timeout": 20,
+            "init_command": "PRAGMA journal_mode=WAL;",
+            # Writers take the lock up front instead of failing on upgrade ("database is locked").
+            "transaction_mode": "IMMEDIATE",
+        },
         # A file, not :memory:, so that test servers started as subprocesses share it.
         "TEST": {"NAME": env.str("SQLITE_TEST_PATH", default=str(VAR_DIR / "test.sqlite3"))},
     }

@@ -3,7 +3,7 @@
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import RECORDING_MASTER_KEYS, env
 
 PROFILE = "production"
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
@@ -35,3 +35,7 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+
+if not RECORDING_MASTER_KEYS and env.bool("VIDEOBANK_INSECURE_TEST_KEYS", default=False):
+    # A fixed, public key for the test harness only; a real deployment sets its own.
+    RECORDING_MASTER_KEYS = "test:" + "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="

@@ -1,0 +1,1 @@
+"""Swappable engines behind recordings: key management (``keys``)."""

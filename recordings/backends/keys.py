@@ -1,0 +1,157 @@
+"""Key management for recordings: master keys wrap the per-recording data keys.
+
+``get_key_backend()`` returns the backend named by ``settings.RECORDING_KEY_BACKEND``. A backend for
+an HSM or a cloud KMS implements the same two methods.
+"""
+
+import base64
+import binascii
+import logging
+import os
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+from cryptography.hazmat.primitives.keywrap import (
+    InvalidUnwrap,
+    aes_key_unwrap,
+    aes_key_wrap,
+)
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+LOCAL_KEY_ID = "local"
+LOCAL_KEY_FILENAME = "recording-master.key"
+MASTER_KEY_BYTES = 32
+
+
+class KeyUnwrapError(Exception):
+    """A wrapped data key cannot be unwrapped: unknown master key id, or the wrap is corrupt."""
+
+
+class KeyBackend(ABC):
+    @abstractmethod
+    def wrap(self, data_key: bytes) -> tuple[str, bytes]:
+        """Wrap ``data_key`` under the current master key; return ``(key_id, wrapped)``."""
+
+    @abstractmethod
+    def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
+        """Recover a data key wrapped under master key ``key_id``."""
+
+
+def parse_master_keys(spec: str) -> dict[str, bytes]:
+    """Parse ``"id:base64key,id2:base64key2"``; order is kept, the first entry is current."""
+    keys: dict[str, bytes] = {}
+    for raw in spec.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        key_id, sep, encoded = item.partition(":")
+        key_id = key_id.strip()
+        if not sep or not key_id:
+            raise ImproperlyConfigured(
+                "RECORDING_MASTER_KEYS entries must look like 'id:base64key' (got an entry "
+                "without an id)"
+            )
+        try:
+            key = base64.b64decode(encoded.strip(), validate=True)
+        except binascii.Error:
+            raise ImproperlyConfigured(
+                f"RECORDING_MASTER_KEYS: key {key_id!r} is not valid base64"
+            ) from None
+        if len(key) != MASTER_KEY_BYTES:
+            raise ImproperlyConfigured(
+                f"RECORDING_MASTER_KEYS: key {key_id!r} must be {MASTER_KEY_BYTES} bytes "
+                f"(AES-256), got {len(key)}"
+            )
+        if key_id in keys:
+            raise ImproperlyConfigured(f"RECORDING_MASTER_KEYS: key id {key_id!r} appears twice")
+        keys[key_id] = key
+    return keys
+
+
+def _local_master_key(var_dir: Path) -> bytes:
+    """Create once, then reuse, the embedded profile's master key file (mode 0600)."""
+    path = Path(var_dir) / LOCAL_KEY_FILENAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two processes starting at once cannot both create (and disagree on) the key.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(base64.b64encode(os.urandom(MASTER_KEY_BYTES)) + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        logger.warning("created a local recording master key at %s (embedded profile)", path)
+    key = base64.b64decode(path.read_bytes().strip())
+    if len(key) != MASTER_KEY_BYTES:
+        raise ImproperlyConfigured(f"{path} does not hold a {MASTER_KEY_BYTES}-byte key")
+    return key
+
+
+class SettingsMasterKeys(KeyBackend):
+    """Master keys from ``settings.RECORDING_MASTER_KEYS``; the first wraps, all unwrap.
+
+    With nothing configured, the embedded profile keeps a key in ``VAR_DIR``; production refuses.
+    """
+
+    def __init__(
+        self,
+        master_keys: str | None = None,
+        *,
+        profile: str | None = None,
+        var_dir: Path | None = None,
+    ) -> None:
+        spec = settings.RECORDING_MASTER_KEYS if master_keys is None else master_keys
+        profile = getattr(settings, "PROFILE", "") if profile is None else profile
+        self._keys = parse_master_keys(spec or "")
+        if not self._keys:
+            if profile != "embedded":
+                raise ImproperlyConfigured(
+                    "RECORDING_MASTER_KEYS is empty: recordings cannot be encrypted. Set it to "
+                    "'id:base64key' with a 32-byte key, e.g. "
+                    'RECORDING_MASTER_KEYS="k1:$(head -c32 /dev/urandom | base64)".'
+                )
+            self._keys = {LOCAL_KEY_ID: _local_master_key(var_dir or settings.VAR_DIR)}
+        self.current_key_id = next(iter(self._keys))
+
+    def wrap(self, data_key: bytes) -> tuple[str, bytes]:
+        return self.current_key_id, aes_key_wrap(self._keys[self.current_key_id], data_key)
+
+    def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
+        try:
+            master = self._keys[key_id]
+        except KeyError:
+            raise KeyUnwrapError(
+                f"master key {key_id!r} is not configured (RECORDING_MASTER_KEYS): keep retired "
+                "keys listed after the current one"
+            ) from None
+        try:
+            return aes_key_unwrap(master, bytes(wrapped))
+        except InvalidUnwrap:
+            raise KeyUnwrapError(f"wrapped data key does not unwrap under {key_id!r}") from None
+
+
+_cache: dict[tuple[str, str, str, str], KeyBackend] = {}
+_cache_lock = threading.Lock()
+
+
+def get_key_backend() -> KeyBackend:
+    # Keyed on the settings it reads, so overriding them (tests) never serves a stale backend.
+    cache_key = (
+        settings.RECORDING_KEY_BACKEND,
+        settings.RECORDING_MASTER_KEYS,
+        getattr(settings, "PROFILE", ""),
+        str(settings.VAR_DIR),
+    )
+    with _cache_lock:
+        backend = _cache.get(cache_key)
+        if backend is None:
+            backend = import_string(settings.RECORDING_KEY_BACKEND)()
+            _cache[cache_key] = backend
+        return backend

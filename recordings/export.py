@@ -1,0 +1,331 @@
+"""Export of a recording as playable files, after verifying every segment.
+
+Verification comes first and is complete: each segment's stored bytes must match the SHA-256
+registered for it, must open under the recording's key in its own slot (AES-GCM with the slot as
+AAD), no index may be missing, and a finalised recording's manifest hash must still match its
+segment list. Only then is anything written. A recording that was never finalised (the server died
+mid-call) exports what finished; a sealed segment whose row never reached the database is taken on
+the strength of its authentication tag alone, and the manifest says so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import av
+from django.conf import settings
+from django.utils import timezone
+
+from recordings.crypto import SegmentIntegrityError, open_sealed, segment_aad
+from recordings.models import Recording, RecordingStatus, Side
+from recordings.selectors import recording_segments, recording_timeline
+from recordings.services import (
+    recording_access_log,
+    recording_data_key,
+    recording_manifest_sha256,
+)
+from recordings.writer import segment_filename_re, segment_relpath
+
+logger = logging.getLogger(__name__)
+
+
+class RecordingExportError(Exception):
+    """The recording failed verification; nothing was exported."""
+
+
+@dataclass
+class _Slot:
+    side: str
+    index: int
+    path: str  # relative to RECORDING_DIR
+    sha256: str | None  # None: the file exists but was never registered
+    start_ms: int | None = None
+    duration_ms: int | None = None
+    video_frames: int | None = None
+    audio_frames: int | None = None
+    size: int | None = None
+
+
+@dataclass
+class SideSummary:
+    side: str
+    segments: int = 0
+    duration_ms: int = 0  # first to last timestamp in the exported file
+    start_ms: int | None = None
+    video_packets: int = 0
+    audio_packets: int = 0
+    # Opus packets repeated where two segments meet (encoder priming), left out of the join.
+    overlapping_packets_dropped: int = 0
+    file: str | None = None
+
+
+@dataclass
+class ExportResult:
+    recording_id: str
+    out_dir: Path
+    sides: dict[str, SideSummary] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _slots(recording: Recording, root: Path) -> tuple[list[_Slot], list[str]]:
+    """Registered segments plus sealed files on disk that never got a row."""
+    warnings: list[str] = []
+    slots = [
+        _Slot(
+            side=row.side,
+            index=row.index,
+            path=row.path,
+            sha256=row.sha256,
+            start_ms=row.start_ms,
+            duration_ms=row.duration_ms,
+            video_frames=row.video_frames,
+            audio_frames=row.audio_frames,
+            size=row.size,
+        )
+        for row in recording_segments(recording)
+    ]
+    known = {(slot.side, slot.index) for slot in slots}
+    directory = root / str(recording.id)
+    names = sorted(os.listdir(directory)) if directory.is_dir() else []
+    for side in Side.values:
+        pattern = segment_filename_re(side)
+        for name in names:
+            match = pattern.match(name)
+            if not match or (side, int(match.group(1))) in known:
+                continue
+            index = int(match.group(1))
+            if recording.status == RecordingStatus.FINALISED:
+                warnings.append(f"{name}: not in the finalised manifest, left out")
+                continue
+            warnings.append(f"{name}: never registered, verified by its authentication tag only")
+            slots.append(
+                _Slot(
+                    side=side,
+                    index=index,
+                    path=segment_relpath(recording.id, side, index),
+                    sha256=None,
+                )
+            )
+    slots.sort(key=lambda slot: (slot.side, slot.index))
+    return slots, warnings
+
+
+def _open_slot(recording: Recording, root: Path, data_key: bytes, slot: _Slot) -> bytes:
+    """Read, check and decrypt one segment; raises RecordingExportError with the reason."""
+    name = f"{slot.side}:{slot.index} ({slot.path})"
+    try:
+        blob = (root / slot.path).read_bytes()
+    except FileNotFoundError:
+        raise RecordingExportError(f"segment {name}: file is missing") from None
+    if slot.sha256 is not None:
+        actual = hashlib.sha256(blob).hexdigest()
+        if actual != slot.sha256:
+            raise RecordingExportError(
+                f"segment {name}: SHA-256 mismatch, stored file was modified "
+                f"(expected {slot.sha256}, found {actual})"
+            )
+    else:
+        slot.sha256 = hashlib.sha256(blob).hexdigest()
+        slot.size = len(blob)
+    try:
+        return open_sealed(data_key, blob, segment_aad(recording.id, slot.side, slot.index))
+    except SegmentIntegrityError as exc:
+        raise RecordingExportError(f"segment {name}: {exc}") from None
+
+
+def _verify(recording: Recording, root: Path, data_key: bytes, slots: list[_Slot]) -> None:
+    problems: list[str] = []
+    for slot in slots:
+        try:
+            _open_slot(recording, root, data_key, slot)
+        except RecordingExportError as exc:
+            problems.append(str(exc))
+    for side in Side.values:
+        indexes = sorted(slot.index for slot in slots if slot.side == side)
+        missing = sorted(set(range(indexes[0], indexes[-1] + 1)) - set(indexes)) if indexes else []
+        if missing:
+            problems.append(f"{side}: segment index(es) {missing} missing from the sequence")
+    if recording.status == RecordingStatus.FINALISED:
+        registered = [slot for slot in slots if slot.start_ms is not None]
+        if recording_manifest_sha256(registered) != recording.manifest_sha256:
+            problems.append(
+                "segment list does not match the manifest hash recorded at finalisation "
+                "(segment rows were added, removed or changed)"
+            )
+    if problems:
+        raise RecordingExportError("\n".join(problems))
+
+
+def _join_side(segments: list[bytes], path: Path, summary: SideSummary) -> None:
+    """Remux the side's segments into one Matroska file, keeping their timestamps."""
+    output = av.open(str(path), mode="w", format="matroska")
+    streams: dict[str, av.stream.Stream] = {}
+    last_pts: dict[str, float] = {}
+    first = last = None
+    try:
+        for data in segments:
+            with av.open(io.BytesIO(data), mode="r") as source:
+                inputs = [s for s in source.streams if s.type in ("video", "audio")]
+                if not streams:
+                    for stream in inputs:
+                        streams[stream.type] = output.add_stream_from_template(stream)
+                for packet in source.demux(inputs):
+                    if packet.pts is None or packet.stream.type not in streams:
+                        continue  # the demuxer's end-of-stream packet
+                    kind = packet.stream.type
+                    # Matroska stores presentation times only; without B-frames dts == pts.
+                    pts = float(packet.pts * packet.time_base)
+                    if kind in last_pts and pts <= last_pts[kind]:
+                        summary.overlapping_packets_dropped += 1
+                        continue
+                    last_pts[kind] = pts
+                    packet.dts = packet.pts
+                    end = pts + float((packet.duration or 0) * packet.time_base)
+                    first = pts if first is None else min(first, pts)
+                    last = end if last is None else max(last, end)
+                    if kind == "video":
+                        summary.video_packets += 1
+                    else:
+                        summary.audio_packets += 1
+                    packet.stream = streams[kind]
+                    output.mux(packet)
+    finally:
+        output.close()
+    if first is not None and last is not None:
+        summary.start_ms = round(first * 1000)
+        summary.duration_ms = round((last - first) * 1000)
+
+
+def recording_export(
+    *,
+    recording: Recording,
+    out_dir: Path,
+    actor: str,
+    user=None,
+    recording_dir: Path | None = None,
+) -> ExportResult:
+    """Verify and export ``recording`` into ``out_dir``; every attempt is audited."""
+    root = Path(recording_dir if recording_dir is not None else settings.RECORDING_DIR)
+    out_dir = Path(out_dir)
+    result = ExportResult(recording_id=str(recording.id), out_dir=out_dir)
+    error: str | None = None
+    try:
+        data_key = recording_data_key(recording=recording)
+        slots, result.warnings = _slots(recording, root)
+        _verify(recording, root, data_key, slots)
+        _write(recording, root, data_key, slots, out_dir, result)
+    except Exception as exc:
+        error = str(exc) or exc.__class__.__name__
+        raise
+    finally:
+        recording_access_log(
+            recording=recording,
+            actor=actor,
+            action="export",
+            user=user,
+            detail={
+                "out_dir": str(out_dir.resolve()),
+                "ok": error is None,
+                "error": error,
+                "segments": {side: s.segments for side, s in result.sides.items()},
+            },
+        )
+    return result
+
+
+def _write(
+    recording: Recording,
+    root: Path,
+    data_key: bytes,
+    slots: list[_Slot],
+    out_dir: Path,
+    result: ExportResult,
+) -> None:
+    # Decrypted customer video: readable by the exporting user only.
+    out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    segments_dir = out_dir / "segments"
+    segments_dir.mkdir(mode=0o700, exist_ok=True)
+    for side in Side.values:
+        side_slots = [slot for slot in slots if slot.side == side]
+        if not side_slots:
+            continue
+        summary = SideSummary(side=side, segments=len(side_slots), file=f"{side}.mkv")
+        plaintexts = []
+        for slot in side_slots:
+            plaintext = _open_slot(recording, root, data_key, slot)
+            _write_private(segments_dir / f"{side}-{slot.index:05d}.mkv", plaintext)
+            plaintexts.append(plaintext)
+        joined = out_dir / f"{side}.mkv"
+        _write_private(joined, b"")
+        _join_side(plaintexts, joined, summary)
+        result.sides[side] = summary
+
+    timeline = recording_timeline(recording)
+    _write_private(
+        out_dir / "timeline.json",
+        json.dumps(
+            {
+                "recording_id": str(recording.id),
+                "call_id": str(recording.call_id),
+                "started_at": recording.started_at.isoformat(),
+                "events": timeline,
+            },
+            indent=2,
+            ensure_ascii=False,
+        ).encode(),
+    )
+    manifest = {
+        "recording_id": str(recording.id),
+        "call_id": str(recording.call_id),
+        "status": recording.status,
+        "started_at": recording.started_at.isoformat(),
+        "ended_at": recording.ended_at.isoformat() if recording.ended_at else None,
+        "manifest_sha256": recording.manifest_sha256 or None,
+        "key_id": recording.key_id,
+        "exported_at": timezone.now().isoformat(),
+        "segments": [
+            {
+                "side": slot.side,
+                "index": slot.index,
+                "file": f"segments/{slot.side}-{slot.index:05d}.mkv",
+                "stored_path": slot.path,
+                "stored_size": slot.size,
+                "stored_sha256": slot.sha256,
+                "registered": slot.start_ms is not None,
+                "start_ms": slot.start_ms,
+                "duration_ms": slot.duration_ms,
+                "video_frames": slot.video_frames,
+                "audio_frames": slot.audio_frames,
+            }
+            for slot in slots
+        ],
+        "sides": {
+            side: {
+                "file": s.file,
+                "segments": s.segments,
+                "start_ms": s.start_ms,
+                "duration_ms": s.duration_ms,
+                "video_packets": s.video_packets,
+                "audio_packets": s.audio_packets,
+                "overlapping_packets_dropped": s.overlapping_packets_dropped,
+            }
+            for side, s in result.sides.items()
+        },
+        "warnings": result.warnings,
+    }
+    _write_private(
+        out_dir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode()
+    )
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.chmod(path, 0o600)  # an existing file keeps its old mode through O_CREAT
