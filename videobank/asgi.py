@@ -16,6 +16,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from signaling.routing import websocket_urlpatterns  # noqa: E402
 
@@ -37,7 +38,11 @@ class EmbeddedMediaWorker:
 application = EmbeddedMediaWorker(
     ProtocolTypeRouter(
         {
-            "http": django_asgi_app,
+            # Static files (a few CSS/JS modules) come from daphne itself; a deployment may put
+            # a CDN or reverse proxy in front instead (SERVE_STATIC=false).
+            "http": ASGIStaticFilesHandler(django_asgi_app)
+            if settings.SERVE_STATIC
+            else django_asgi_app,
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
             ),

@@ -1,0 +1,50 @@
+# videobank: `make run` serves the demo, `make test` runs the whole suite. Both set up what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+PYTEST_ARGS ?=
+
+.PHONY: run test venv system-deps browser-deps lint bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# Debian packages: Chromium for the browser tests, CJK fonts for pages and generated media.
+browser-deps:
+	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
+		echo "installing chromium and CJK fonts with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			chromium fonts-noto-cjk fonts-wqy-microhei >/dev/null; \
+	fi
+
+run: $(STAMP)
+	$(PY) manage.py migrate --noinput -v 0
+	$(PY) manage.py seed_demo
+	@echo "videobank (embedded profile) on http://$(HOST):$(PORT)/  — console: http://$(HOST):$(PORT)/console/"
+	$(VENV)/bin/daphne -b $(HOST) -p $(PORT) videobank.asgi:application
+
+test: $(STAMP) browser-deps
+	$(VENV)/bin/ruff check .
+	VIDEOBANK_INSECURE_TEST_KEYS=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check signaling/media queueing
+
+bench: $(STAMP)
+	$(PY) bench/media_sessions.py --sessions 1
+
+clean:
+	rm -rf $(VENV) var .pytest_cache
