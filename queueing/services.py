@@ -135,13 +135,13 @@ def offer_accept(*, offer_id: int, teller: AbstractBaseUser) -> Call:
             status=PresenceStatus.BUSY, since=now, current_call_id=offer.call_id
         )
         call = Call.objects.select_related("business").get(pk=offer.call_id)
-        recording_start(call=call)
         call_event_record(
             call_id=call.id,
             kind=CallEventKind.ANSWERED,
             actor=f"teller:{teller.pk}",
             data={"teller": teller.get_username()},
         )
+        recording_start(call=call)
         notify.forward_on_commit(notify.call_group(call.id), "call.answered", call_id=str(call.id))
         notify.forward_on_commit(notify.teller_group(teller.pk), "presence", status="busy")
     log.info("call %s answered by teller %s", call.id, teller.pk)

@@ -1,10 +1,10 @@
+"""Fixtures for every test folder (loaded as a plugin: see addopts in pyproject.toml)."""
+
 from __future__ import annotations
 
 import pytest
 from django.conf import settings
 
-from tests.factories import catalogue_seed
-from tests.livestack import LiveStack
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -17,12 +17,17 @@ def _recording_dir(tmp_path_factory):
 @pytest.fixture
 def catalogue(db):
     """The business catalogue and role groups (transactional tests flush migration data)."""
+    from tests.factories import catalogue_seed
+
     catalogue_seed()
 
 
 @pytest.fixture(scope="session")
 def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     """The real server processes of the current profile, on the test database."""
+    from tests.factories import catalogue_seed
+    from tests.livestack import LiveStack
+
     with django_db_blocker.unblock():
         catalogue_seed()
     stack = LiveStack(log_dir=tmp_path_factory.mktemp("stack-logs")).start()
