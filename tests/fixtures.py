@@ -6,7 +6,6 @@ import pytest
 from django.conf import settings
 
 
-
 @pytest.fixture(scope="session", autouse=True)
 def _recording_dir(tmp_path_factory):
     """Recordings of the test run go to a temporary folder shared with the live servers."""

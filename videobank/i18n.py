@@ -25,8 +25,14 @@ TEXT: dict[str, dict[str, str]] = {
     "status.connecting": {"zh": "正在连接…", "en": "Connecting…"},
     "status.camera": {"zh": "正在打开摄像头和麦克风…", "en": "Opening camera and microphone…"},
     "status.waiting": {"zh": "正在排队，请稍候", "en": "Waiting for a teller"},
-    "status.position": {"zh": "您前面还有 {ahead} 位，排第 {position} 位", "en": "Position {position} in the queue ({ahead} ahead of you)"},
-    "status.answered": {"zh": "柜员已接听，正在建立视频…", "en": "A teller answered; starting video…"},
+    "status.position": {
+        "zh": "您前面还有 {ahead} 位，排第 {position} 位",
+        "en": "Position {position} in the queue ({ahead} ahead of you)",
+    },
+    "status.answered": {
+        "zh": "柜员已接听，正在建立视频…",
+        "en": "A teller answered; starting video…",
+    },
     "status.in_call": {"zh": "通话中", "en": "In call"},
     "status.ended": {"zh": "通话已结束", "en": "Call ended"},
     "status.error": {"zh": "出错了：{detail}", "en": "Something went wrong: {detail}"},
@@ -38,7 +44,10 @@ TEXT: dict[str, dict[str, str]] = {
     "status.offline": {"zh": "离线", "en": "Offline"},
     "status.available": {"zh": "空闲，等待来电", "en": "Available"},
     "status.busy": {"zh": "通话中", "en": "In a call"},
-    "status.disconnected": {"zh": "与服务器的连接已断开，正在重连…", "en": "Connection to the server lost; reconnecting…"},
+    "status.disconnected": {
+        "zh": "与服务器的连接已断开，正在重连…",
+        "en": "Connection to the server lost; reconnecting…",
+    },
     "console.title": {"zh": "柜员工作台", "en": "Teller console"},
     "console.go_available": {"zh": "开始接听", "en": "Go available"},
     "console.go_offline": {"zh": "暂停接听", "en": "Go offline"},

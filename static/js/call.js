@@ -1,0 +1,149 @@
+// The WebRTC side shared by both pages: camera, one peer connection with the server's media
+// worker (non-trickle offer), the remote stream, the status region and the test hook.
+
+import { t } from "./i18n.js";
+
+const ICE_GATHERING_CAP_MS = 3000;
+const BUSY_STATES = new Set(["connecting", "waiting", "answered"]);
+
+export async function openCamera(videoElement) {
+  const stream = await navigator.mediaDevices.getUserMedia({
+    audio: true,
+    video: { width: { ideal: 640 }, height: { ideal: 480 } },
+  });
+  videoElement.srcObject = stream;
+  return stream;
+}
+
+export function stopStream(stream) {
+  for (const track of stream?.getTracks() || []) track.stop();
+}
+
+function play(video) {
+  // The call started from a click, so autoplay with sound is allowed; if the browser still
+  // refuses, play muted rather than show a frozen picture.
+  video.play().catch(() => {
+    video.muted = true;
+    video.play().catch(() => {});
+  });
+}
+
+function iceGatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => pc.iceGatheringState === "complete" && done();
+    const timer = setTimeout(done, ICE_GATHERING_CAP_MS);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+/** One leg between this browser and the server's media worker. */
+export class MediaLeg {
+  constructor({ iceServers, localStream, remoteVideo }) {
+    this.pc = new RTCPeerConnection({ iceServers: iceServers || [] });
+    this.remoteVideo = remoteVideo;
+    this.remoteStream = new MediaStream();
+    for (const track of localStream.getTracks()) this.pc.addTrack(track, localStream);
+    // The server's relay tracks may arrive without a stream: collect them into our own.
+    this.pc.addEventListener("track", (event) => {
+      this.remoteStream.addTrack(event.track);
+      if (remoteVideo.srcObject !== this.remoteStream) remoteVideo.srcObject = this.remoteStream;
+      play(remoteVideo);
+    });
+  }
+
+  /** Create the offer and wait for ICE gathering; resolves with the complete SDP. */
+  async offer() {
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await iceGatheringComplete(this.pc);
+    return this.pc.localDescription.sdp;
+  }
+
+  async answer(sdp) {
+    await this.pc.setRemoteDescription({ type: "answer", sdp });
+  }
+
+  /** Resolves once the remote video element shows decoded frames. */
+  remoteFrames() {
+    const video = this.remoteVideo;
+    return new Promise((resolve) => {
+      const check = () => {
+        if (video.videoWidth > 0 && video.readyState >= 2) {
+          for (const name of events) video.removeEventListener(name, check);
+          resolve();
+        }
+      };
+      const events = ["loadeddata", "resize", "playing", "timeupdate"];
+      for (const name of events) video.addEventListener(name, check);
+      check();
+    });
+  }
+
+  async stats() {
+    let framesDecoded = 0;
+    let audioPacketsReceived = 0;
+    if (this.pc.connectionState !== "closed") {
+      const report = await this.pc.getStats();
+      report.forEach((stat) => {
+        if (stat.type !== "inbound-rtp") return;
+        if (stat.kind === "video") framesDecoded += stat.framesDecoded || 0;
+        if (stat.kind === "audio") audioPacketsReceived += stat.packetsReceived || 0;
+      });
+    }
+    return { videoWidth: this.remoteVideo.videoWidth, framesDecoded, audioPacketsReceived };
+  }
+
+  close() {
+    this.pc.close();
+    this.remoteVideo.srcObject = null;
+  }
+}
+
+/**
+ * The status region: words for people, `data-state` for machines, and an indeterminate
+ * progress bar for anything that takes a while.
+ */
+export class StatusView {
+  constructor(element) {
+    this.element = element;
+    this.text = element.querySelector(".status-text");
+    this.progress = element.querySelector("progress");
+  }
+
+  get state() {
+    return this.element.dataset.state;
+  }
+
+  show(state, words) {
+    this.element.dataset.state = state;
+    this.text.textContent = words;
+    this.progress.hidden = !BUSY_STATES.has(state);
+    this.element.setAttribute("aria-busy", String(BUSY_STATES.has(state)));
+  }
+
+  set callId(callId) {
+    if (callId) this.element.dataset.callId = callId;
+    else delete this.element.dataset.callId;
+  }
+}
+
+/** Words for an `error` frame: our own text for known codes, else the server's detail. */
+export function errorWords(message) {
+  const known = `error.${message.code}`;
+  const words = t(known) !== known ? t(known) : message.detail || t("error.generic");
+  return t("status.error", { detail: words });
+}
+
+/** `window.vbStats()` for tests: remote video size and inbound RTP counters. */
+export function exposeStats(currentLeg, remoteVideo) {
+  window.vbStats = async () => {
+    const leg = currentLeg();
+    if (!leg) return { videoWidth: remoteVideo.videoWidth, framesDecoded: 0, audioPacketsReceived: 0 };
+    return leg.stats();
+  };
+}
