@@ -24,7 +24,13 @@ REDIS_URL = env.str("REDIS_URL")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 30},
+        "CONFIG": {
+            # redis-py 8 defaults socket_timeout to 5 s, which cuts channels_redis's 5 s blocking
+            # BZPOPMIN short and tears down every idle socket; allow the block plus a margin.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 5}],
+            "capacity": 1000,
+            "expiry": 30,
+        },
     }
 }
 
