@@ -20,8 +20,8 @@ T0 = 500.0
 SECONDS = 2.5
 
 # The writer registers segments from its own thread, on its own connection: the test's data
-# must be committed for it to see the recording. serialized_rollback restores seeded rows.
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+# must be committed for it to see the recording.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def recording_dir(settings, tmp_path):
 
 
 @pytest.fixture
-def recorded_call(recording_dir):
+def recorded_call(recording_dir, catalogue):
     """A call whose two sides were recorded for 2.5 s in 1 s segments, registered by the writer."""
     business = Business.objects.create(key="rec-test", name_zh="录像测试", name_en="Recording test")
     call = Call.objects.create(business=business)
