@@ -151,7 +151,7 @@ class CallSession:
         for task in leg.pumps:
             task.cancel()
 
-    async def close(self) -> None:
+    async def close(self, *, finalise: bool = True) -> None:
         if self.closed:
             return
         self.closed = True
@@ -166,7 +166,7 @@ class CallSession:
                 track.stop()
         for recorder in self.recorders.values():
             await asyncio.to_thread(recorder.close)
-        if self.recording is not None:
+        if self.recording is not None and finalise:
             await database_sync_to_async(_finalise_later)(self.recording.id)
 
 
@@ -237,10 +237,11 @@ class MediaWorker:
 
     async def _sweep(self) -> None:
         """Close sessions whose call ended without us hearing the hang-up."""
-        if not self.sessions:
+        checked = list(self.sessions)  # sessions opened while we ask are not judged this round
+        if not checked:
             return
-        open_ids = await database_sync_to_async(_connected_call_ids)(list(self.sessions))
-        for call_id in list(self.sessions):
+        open_ids = await database_sync_to_async(_connected_call_ids)(checked)
+        for call_id in checked:
             if call_id not in open_ids:
                 await self._hangup(call_id)
 
@@ -291,11 +292,15 @@ class MediaWorker:
                     )
                     return
                 session = CallSession(self, call_id, recording)
-                self.sessions[call_id] = session
                 if recording is not None:
-                    await database_sync_to_async(recording_mark_started)(
-                        recording_id=recording.id, started_at=session.started_at
-                    )
+                    try:
+                        await database_sync_to_async(recording_mark_started)(
+                            recording_id=recording.id, started_at=session.started_at
+                        )
+                    except Exception:
+                        await session.close(finalise=False)
+                        raise
+                self.sessions[call_id] = session
             sdp = await session.negotiate(leg, message["sdp"], message["reply_to"])
         await self.tell(
             message["reply_to"], {"type": "media.answer", "call_id": call_id, "sdp": sdp}

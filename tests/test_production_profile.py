@@ -1,0 +1,163 @@
+"""The production profile as deployed: separate processes sharing one Postgres and one Redis.
+
+Two server (daphne) processes, one media worker and one Celery worker. A call placed through
+server A is answered through server B and its media flows both ways through the media worker;
+the Celery worker finalises the recording. If the media worker dies mid-call, the segments it had
+finished survive and export to playable files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import av
+import pytest
+from django.conf import settings
+from django.db import connections
+
+from queueing.models import Call, CallStatus
+from recordings.export import recording_export
+from recordings.models import Recording, RecordingSegment, RecordingStatus, Side
+from signaling.client import CustomerClient, TellerClient
+from tests.calls import answered_call, hang_up, teller_cookie, until
+from tests.factories import staff_user
+from tests.livestack import LiveStack
+
+pytestmark = [
+    pytest.mark.production,
+    pytest.mark.skipif(
+        settings.PROFILE != "production",
+        reason="needs the production profile (DATABASE_URL + REDIS_URL); CI runs it",
+    ),
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def start_stack(transactional_db, tmp_path):
+    """Starts two servers, a media worker and a Celery worker with the environment of the moment
+    (so a test can set a knob first); stops them after the test, showing their logs if it failed.
+    """
+    stacks: list[LiveStack] = []
+
+    def start() -> LiveStack:
+        stack = LiveStack(tmp_path / "stack-logs", servers=2, media_workers=1, celery=True)
+        stacks.append(stack)
+        return stack.start()
+
+    yield start
+    for stack in stacks:
+        print(stack.logs())  # pytest shows it only when the test failed
+        stack.stop()
+
+
+async def orm(fn, *args, **kwargs):
+    """Run ``fn`` in a worker thread and close that thread's connection (so the test database
+    can be dropped at the end of the session)."""
+
+    def run():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(run)
+
+
+async def _teller_cookie(username: str) -> str:
+    return await orm(lambda: teller_cookie(staff_user(username, "teller")))
+
+
+def _registered(recording_id) -> dict[str, list[RecordingSegment]]:
+    """The recording's segment rows, by side."""
+    rows = list(RecordingSegment.objects.filter(recording_id=recording_id))
+    return {side: [row for row in rows if row.side == side] for side in Side.values}
+
+
+async def test_call_placed_through_one_server_is_answered_through_another(start_stack):
+    stack = start_stack()
+    server_a, server_b = stack.urls
+    cookies = await _teller_cookie("teller-on-b")
+
+    async with (
+        CustomerClient(server_a) as customer,
+        TellerClient(server_b, cookies=cookies) as teller,
+    ):
+        call_id = await answered_call(customer, teller)
+        await asyncio.gather(
+            customer.wait_media(video=30, audio=50, timeout=30),
+            teller.wait_media(video=30, audio=50, timeout=30),
+        )
+        ended = await hang_up(customer, teller, call_id)
+
+    assert [message["call_id"] for message in ended] == [call_id, call_id]
+    call = await orm(Call.objects.get, pk=call_id)
+    assert call.status == CallStatus.ENDED
+    assert call.end_reason == "hangup_teller"
+    # The media went through the separate media worker, not through either server.
+    worker_log = stack.process("media-0").log()
+    assert f"media worker listening on {call.media_channel}" in worker_log
+
+    def finalised():
+        return Recording.objects.filter(call_id=call_id, status=RecordingStatus.FINALISED).first()
+
+    recording = await until(
+        lambda: orm(finalised), timeout=30, what="recording finalised by the Celery worker"
+    )
+    assert len(recording.manifest_sha256) == 64
+    segments = await orm(_registered, recording.id)
+    for side, rows in segments.items():
+        assert sum(row.video_frames for row in rows) > 0, (side, rows)
+        assert sum(row.audio_frames for row in rows) > 0, (side, rows)
+
+
+def _decoded_frames(path) -> dict[str, int]:
+    frames = {"video": 0, "audio": 0}
+    with av.open(str(path)) as container:
+        streams = [s for s in container.streams if s.type in frames]
+        for frame in container.decode(*streams):
+            frames["video" if isinstance(frame, av.VideoFrame) else "audio"] += 1
+    return frames
+
+
+async def test_finished_segments_survive_a_media_worker_killed_mid_call(
+    start_stack, monkeypatch, tmp_path
+):
+    monkeypatch.setenv("RECORDING_SEGMENT_SECONDS", "1")
+    stack = start_stack()
+    cookies = await _teller_cookie("teller-killed")
+
+    async with (
+        CustomerClient(stack.urls[0]) as customer,
+        TellerClient(stack.urls[1], cookies=cookies) as teller,
+    ):
+        call_id = await answered_call(customer, teller)
+        await asyncio.gather(
+            customer.wait_media(video=30, audio=50, timeout=30),
+            teller.wait_media(video=30, audio=50, timeout=30),
+        )
+        recording = await orm(Recording.objects.get, call_id=call_id)
+
+        async def three_segments_a_side():
+            segments = await orm(_registered, recording.id)
+            return all(len(rows) >= 3 for rows in segments.values())
+
+        await until(three_segments_a_side, timeout=30, what="three finished segments a side")
+        media_worker = stack.process("media-0").popen
+        media_worker.kill()
+        assert await asyncio.to_thread(media_worker.wait, 10) == -9
+
+    await orm(recording.refresh_from_db)
+    assert recording.status == RecordingStatus.RECORDING  # nobody lived to finalise it
+    registered = await orm(_registered, recording.id)
+
+    out_dir = tmp_path / "export"
+    result = await orm(recording_export, recording=recording, out_dir=out_dir, actor="test")
+    for side in Side.values:
+        summary = result.sides[side]
+        assert summary.segments >= len(registered[side]) >= 3, (side, summary)
+        frames = await asyncio.to_thread(_decoded_frames, out_dir / summary.file)
+        # Every video frame of the finished segments plays; and at least a second of each.
+        assert frames["video"] >= sum(row.video_frames for row in registered[side]), frames
+        assert frames["video"] >= 15, (side, frames)
+        assert frames["audio"] >= 50, (side, frames)
