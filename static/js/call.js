@@ -147,3 +147,52 @@ export function exposeStats(currentLeg, remoteVideo) {
     return leg.stats();
   };
 }
+
+/**
+ * The media half of a call, the same on both pages: offer to the server once the page has a
+ * camera stream, apply the server's answer, follow media state, and show "in call" once media is
+ * connected and remote frames decode. `currentCall()` returns the page's call object (or null).
+ * Returns `startMedia(call)`; `call.stream` must hold the local camera stream.
+ */
+export function callMedia(signaling, { currentCall, status, remoteVideo }) {
+  const isCurrent = (message) => {
+    const call = currentCall();
+    return Boolean(call && call.id && message.call_id === call.id);
+  };
+  const enterCallIfReady = (mine) => {
+    if (currentCall() === mine && mine.mediaConnected && mine.framesSeen) {
+      status.show("in-call", t("status.in_call"));
+    }
+  };
+  signaling
+    .on("webrtc.answer", (message) => {
+      const mine = currentCall();
+      if (!isCurrent(message) || !mine.leg) return;
+      mine.leg.answer(message.sdp).catch(() => {
+        if (currentCall() === mine) status.show("error", t("status.media_failed"));
+      });
+    })
+    .on("media.state", (message) => {
+      if (!isCurrent(message)) return;
+      if (message.state === "connected") {
+        currentCall().mediaConnected = true;
+        enterCallIfReady(currentCall());
+      } else if (message.state === "failed") {
+        status.show("error", t("status.media_failed"));
+      }
+    });
+
+  return async function startMedia(mine) {
+    mine.leg = new MediaLeg({
+      iceServers: signaling.hello?.ice_servers,
+      localStream: mine.stream,
+      remoteVideo,
+    });
+    mine.leg.remoteFrames().then(() => {
+      mine.framesSeen = true;
+      enterCallIfReady(mine);
+    });
+    const sdp = await mine.leg.offer();
+    if (currentCall() === mine) signaling.send("webrtc.offer", { call_id: mine.id, sdp });
+  };
+}

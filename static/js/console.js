@@ -1,6 +1,6 @@
 // Teller console: presence, the waiting list, taking a call, talking, hanging up.
 
-import { MediaLeg, StatusView, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
+import { StatusView, callMedia, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
 import { pick, setLanguageSwitchEnabled, t } from "./i18n.js";
 import { Signaling } from "./signaling.js";
 
@@ -15,6 +15,7 @@ const localVideo = $("local-video");
 const remoteVideo = $("remote-video");
 const status = new StatusView($("call-status"));
 const signaling = new Signaling("/ws/teller/");
+const offerMedia = callMedia(signaling, { currentCall: () => call, status, remoteVideo });
 
 let presence = "offline";
 let waiting = [];
@@ -101,26 +102,10 @@ function finish(state, words) {
   showPresence(presence);
 }
 
-function enterCallIfReady(mine) {
-  if (call === mine && mine.mediaConnected && mine.framesSeen) {
-    status.show("in-call", t("status.in_call"));
-  }
-}
-
 async function startMedia(mine) {
   mine.stream = await openCamera(localVideo);
   if (call !== mine) return stopStream(mine.stream);
-  mine.leg = new MediaLeg({
-    iceServers: signaling.hello?.ice_servers,
-    localStream: mine.stream,
-    remoteVideo,
-  });
-  mine.leg.remoteFrames().then(() => {
-    mine.framesSeen = true;
-    enterCallIfReady(mine);
-  });
-  const sdp = await mine.leg.offer();
-  if (call === mine) signaling.send("webrtc.offer", { call_id: mine.id, sdp });
+  await offerMedia(mine);
 }
 
 const current = (message) => call && message.call_id === call.id;
@@ -160,22 +145,6 @@ signaling
       const denied = error?.name === "NotAllowedError" || error?.name === "NotFoundError";
       status.show("error", t(denied ? "status.camera_denied" : "status.media_failed"));
     });
-  })
-  .on("webrtc.answer", (message) => {
-    const mine = call;
-    if (!current(message) || !mine.leg) return;
-    mine.leg.answer(message.sdp).catch(() => {
-      if (call === mine) status.show("error", t("status.media_failed"));
-    });
-  })
-  .on("media.state", (message) => {
-    if (!current(message)) return;
-    if (message.state === "connected") {
-      call.mediaConnected = true;
-      enterCallIfReady(call);
-    } else if (message.state === "failed") {
-      status.show("error", t("status.media_failed"));
-    }
   })
   .on("call.ended", (message) => {
     if (current(message)) finish("ended", t("status.ended"));

@@ -1,6 +1,6 @@
 // Customer page: pick a business, call, wait in the queue, talk, hang up, call again.
 
-import { MediaLeg, StatusView, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
+import { StatusView, callMedia, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
 import { lang, setLanguageSwitchEnabled, t } from "./i18n.js";
 import { Signaling } from "./signaling.js";
 
@@ -14,6 +14,7 @@ const localVideo = $("local-video");
 const remoteVideo = $("remote-video");
 const status = new StatusView($("call-status"));
 const signaling = new Signaling("/ws/customer/");
+const startMedia = callMedia(signaling, { currentCall: () => call, status, remoteVideo });
 
 // The call in progress: { id, stream, leg, mediaConnected, framesSeen, cancelled }.
 let call = null;
@@ -75,26 +76,6 @@ async function startCall() {
   });
 }
 
-async function startMedia(mine) {
-  mine.leg = new MediaLeg({
-    iceServers: signaling.hello?.ice_servers,
-    localStream: mine.stream,
-    remoteVideo,
-  });
-  mine.leg.remoteFrames().then(() => {
-    mine.framesSeen = true;
-    enterCallIfReady(mine);
-  });
-  const sdp = await mine.leg.offer();
-  if (call === mine) signaling.send("webrtc.offer", { call_id: mine.id, sdp });
-}
-
-function enterCallIfReady(mine) {
-  if (call === mine && mine.mediaConnected && mine.framesSeen) {
-    status.show("in-call", t("status.in_call"));
-  }
-}
-
 const current = (message) => call && call.id && message.call_id === call.id;
 
 form.addEventListener("submit", (event) => {
@@ -136,22 +117,6 @@ signaling
       console.error(error);
       if (call === mine) status.show("error", t("status.media_failed"));
     });
-  })
-  .on("webrtc.answer", (message) => {
-    const mine = call;
-    if (!current(message) || !mine.leg) return;
-    mine.leg.answer(message.sdp).catch(() => {
-      if (call === mine) status.show("error", t("status.media_failed"));
-    });
-  })
-  .on("media.state", (message) => {
-    if (!current(message)) return;
-    if (message.state === "connected") {
-      call.mediaConnected = true;
-      enterCallIfReady(call);
-    } else if (message.state === "failed") {
-      status.show("error", t("status.media_failed"));
-    }
   })
   .on("call.ended", (message) => {
     if (current(message)) finish("ended", t("status.ended"));
