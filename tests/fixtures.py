@@ -21,17 +21,48 @@ def catalogue(db):
     catalogue_seed()
 
 
+class SharedStack:
+    """The session's shared server stack, started on first use; a test that needs the servers to
+    itself (e.g. to kill the only media worker) stops it first with :meth:`stop`."""
+
+    def __init__(self, log_dir) -> None:
+        self.log_dir = log_dir
+        self.stack = None
+
+    def get(self):
+        from tests.livestack import LiveStack
+
+        if self.stack is None:
+            self.stack = LiveStack(log_dir=self.log_dir).start()
+        return self.stack
+
+    def stop(self) -> None:
+        if self.stack is not None:
+            self.stack.stop()
+            self.stack = None
+
+
 @pytest.fixture(scope="session")
-def live_stack(django_db_setup, django_db_blocker, tmp_path_factory):
-    """The real server processes of the current profile, on the test database."""
+def shared_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     from tests.factories import catalogue_seed
-    from tests.livestack import LiveStack
 
     with django_db_blocker.unblock():
         catalogue_seed()
-    stack = LiveStack(log_dir=tmp_path_factory.mktemp("stack-logs")).start()
-    yield stack
-    stack.stop()
+    shared = SharedStack(tmp_path_factory.mktemp("stack-logs"))
+    yield shared
+    shared.stop()
+
+
+@pytest.fixture
+def live_stack(shared_stack):
+    """The real server processes of the current profile, on the test database."""
+    return shared_stack.get()
+
+
+@pytest.fixture
+def no_shared_stack(shared_stack):
+    """Stop the shared stack: this test's own servers must be the only ones registered."""
+    shared_stack.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -34,7 +34,7 @@ pytestmark = [
 
 
 @pytest.fixture
-def start_stack(transactional_db, tmp_path):
+def start_stack(transactional_db, no_shared_stack, tmp_path):
     """Starts two servers, a media worker and a Celery worker with the environment of the moment
     (so a test can set a knob first); stops them after the test, showing their logs if it failed.
     """
