@@ -2,6 +2,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 
 class Business(models.Model):
@@ -12,6 +13,8 @@ class Business(models.Model):
     name_en = models.CharField(max_length=100)
     active = models.BooleanField(default=True)
     sort_order = models.PositiveSmallIntegerField(default=0)
+    # After this wait the customer is offered a callback instead (blank: the site default).
+    max_wait_s = models.PositiveIntegerField(null=True, blank=True)
 
     class Meta:
         ordering = ["sort_order", "key"]
@@ -19,6 +22,104 @@ class Business(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name_en} ({self.key})"
+
+
+class Skill(models.Model):
+    key = models.SlugField(max_length=64, unique=True)
+    name_zh = models.CharField(max_length=100)
+    name_en = models.CharField(max_length=100)
+
+    class Meta:
+        ordering = ["key"]
+
+    def __str__(self) -> str:
+        return self.key
+
+
+LEVELS = [(i, str(i)) for i in range(1, 6)]
+
+
+class BusinessSkill(models.Model):
+    """A skill a business needs, at a minimum level (1-5)."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="requirements")
+    skill = models.ForeignKey(Skill, on_delete=models.PROTECT, related_name="+")
+    min_level = models.PositiveSmallIntegerField(choices=LEVELS, default=1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["business", "skill"], name="one_requirement_per_skill")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.business.key} needs {self.skill.key} >= {self.min_level}"
+
+
+class StepKind(models.TextChoices):
+    LOWER = "lower", "Accept N levels lower"
+    ANY = "any", "Any level of the skill"
+    GROUP = "group", "A teller group, whatever its skills"
+
+
+class RelaxationStep(models.Model):
+    """After waiting ``after_s`` seconds, a call of the business accepts wider matches."""
+
+    business = models.ForeignKey(Business, on_delete=models.CASCADE, related_name="steps")
+    after_s = models.PositiveIntegerField()
+    kind = models.CharField(max_length=8, choices=StepKind.choices)
+    value = models.CharField(
+        max_length=64, blank=True, help_text="levels for 'lower'; group name for 'group'"
+    )
+
+    class Meta:
+        ordering = ["business", "after_s"]
+
+    def __str__(self) -> str:
+        return f"{self.business.key} after {self.after_s}s: {self.kind} {self.value}".strip()
+
+
+class Language(models.TextChoices):
+    MANDARIN = "zh", "Mandarin"
+    CANTONESE = "yue", "Cantonese"
+    ENGLISH = "en", "English"
+    SIGN = "sgn", "Sign language"
+
+
+class TellerProfile(models.Model):
+    """What a teller can take: languages, channels, groups; a video teller has capacity 1."""
+
+    teller = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="teller_profile"
+    )
+    languages = models.JSONField(default=list, help_text='e.g. ["zh", "en"]')
+    channels = models.JSONField(default=list, help_text='e.g. ["web", "app", "vtm"]')
+    groups = models.JSONField(default=list, blank=True, help_text='e.g. ["generalist"]')
+    capacity = models.PositiveSmallIntegerField(default=1)
+
+    def __str__(self) -> str:
+        return f"profile of {self.teller}"
+
+
+class TellerSkill(models.Model):
+    teller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="teller_skills"
+    )
+    skill = models.ForeignKey(Skill, on_delete=models.CASCADE, related_name="+")
+    level = models.PositiveSmallIntegerField(choices=LEVELS)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["teller", "skill"], name="one_level_per_skill")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.teller} {self.skill.key}={self.level}"
+
+
+class Priority(models.IntegerChoices):
+    NORMAL = 0, "Normal"
+    ELDERLY = 1, "Elderly / accessibility"
+    VIP = 2, "VIP"
 
 
 class Channel(models.TextChoices):
@@ -33,6 +134,7 @@ class CallStatus(models.TextChoices):
     CONNECTED = "connected", "Connected"
     ENDED = "ended", "Ended"
     ABANDONED = "abandoned", "Abandoned"
+    CALLBACK = "callback", "Callback requested"
 
 
 OPEN_CALL_STATUSES = (CallStatus.WAITING, CallStatus.OFFERED, CallStatus.CONNECTED)
@@ -43,6 +145,14 @@ class Call(models.Model):
     business = models.ForeignKey(Business, on_delete=models.PROTECT, related_name="calls")
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.WEB)
     language = models.CharField(max_length=16, default="zh")
+    priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    # Put back at the head of the queue (its teller dropped mid-call).
+    head = models.BooleanField(default=False)
+    preferred_teller = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    preferred_until = models.DateTimeField(null=True, blank=True)
+    callback_offered_at = models.DateTimeField(null=True, blank=True)
     status = models.CharField(
         max_length=16, choices=CallStatus.choices, default=CallStatus.WAITING, db_index=True
     )
@@ -53,7 +163,7 @@ class Call(models.Model):
         on_delete=models.PROTECT,
         related_name="calls",
     )
-    enqueued_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    enqueued_at = models.DateTimeField(default=timezone.now, db_index=True)
     answered_at = models.DateTimeField(null=True, blank=True)
     ended_at = models.DateTimeField(null=True, blank=True)
     end_reason = models.CharField(max_length=32, blank=True)
@@ -75,6 +185,7 @@ class OfferStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
     EXPIRED = "expired", "Expired"
     WITHDRAWN = "withdrawn", "Withdrawn"
+    DROPPED = "dropped", "Dropped"  # accepted, then the teller's connection dropped
 
 
 class Offer(models.Model):
@@ -86,16 +197,22 @@ class Offer(models.Model):
         max_length=16, choices=OfferStatus.choices, default=OfferStatus.PENDING
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
     responded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["created_at"]
         constraints = [
-            # A call is offered to at most one teller at a time.
+            # A call is offered to at most one teller at a time, a teller rings for one call.
             models.UniqueConstraint(
                 fields=["call"],
                 condition=models.Q(status="pending"),
                 name="one_pending_offer_per_call",
+            ),
+            models.UniqueConstraint(
+                fields=["teller"],
+                condition=models.Q(status="pending"),
+                name="one_pending_offer_per_teller",
             ),
         ]
 
@@ -120,9 +237,14 @@ class TellerPresence(models.Model):
         max_length=16, choices=PresenceStatus.choices, default=PresenceStatus.OFFLINE
     )
     since = models.DateTimeField(auto_now_add=True)
+    # When the teller last became free: the longest idle is offered first.
+    idle_since = models.DateTimeField(null=True, blank=True)
     current_call = models.ForeignKey(
         Call, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    missed_offers = models.PositiveSmallIntegerField(default=0)  # in a row
+    break_reason = models.CharField(max_length=64, blank=True)
+    wrap_up_until = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.teller} {self.status}"
@@ -140,6 +262,12 @@ class CallEventKind(models.TextChoices):
     DISCONNECTED = "disconnected", "Disconnected"
     RECORDING_STARTED = "recording_started", "Recording started"
     RECORDING_FINALISED = "recording_finalised", "Recording finalised"
+    OFFER_REJECTED = "offer_rejected", "Offer rejected"
+    OFFER_EXPIRED = "offer_expired", "Offer expired"
+    REQUEUED = "requeued", "Re-queued"
+    CALLBACK_OFFERED = "callback_offered", "Callback offered"
+    CALLBACK_REQUESTED = "callback_requested", "Callback requested"
+    MOVED = "moved", "Moved by a supervisor"
 
 
 class CallEvent(models.Model):
@@ -156,3 +284,14 @@ class CallEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.actor or 'system'}"
+
+
+class CallbackRequest(models.Model):
+    """A waiting customer asked to be called back instead of waiting on."""
+
+    call = models.OneToOneField(Call, on_delete=models.CASCADE, related_name="callback")
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"callback for {self.call_id}"

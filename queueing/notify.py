@@ -19,6 +19,7 @@ from signaling.protocol import server_message
 from . import selectors
 
 TELLERS_GROUP = "tellers"
+SUPERVISORS_GROUP = "supervisors"
 
 
 def call_group(call_id: uuid.UUID | str) -> str:
@@ -58,6 +59,7 @@ def queue_changed_on_commit() -> None:
                         call_id=str(place.call_id),
                         position=place.position,
                         waiting=place.waiting,
+                        estimated_wait_s=place.estimated_wait_s,
                     ),
                 },
             )
@@ -74,3 +76,21 @@ def queue_changed_on_commit() -> None:
 
 def channel_send_now(channel_name: str, message: dict[str, Any]) -> None:
     async_to_sync(get_channel_layer().send)(channel_name, message)
+
+
+def channel_send_on_commit(channel_name: str, message: dict[str, Any]) -> None:
+    transaction.on_commit(lambda: channel_send_now(channel_name, message))
+
+
+def presence_on_commit(presence, *, by=None) -> None:
+    """Tell the teller's consoles (and supervisors) that its presence changed."""
+    fields = {"status": presence.status, "reason": presence.break_reason}
+    if by is not None and by.pk != presence.teller_id:
+        fields["by"] = by.get_username()
+    forward_on_commit(teller_group(presence.teller_id), "presence", **fields)
+    forward_on_commit(
+        SUPERVISORS_GROUP,
+        "teller.presence",
+        teller=presence.teller.get_username(),
+        **fields,
+    )

@@ -1,11 +1,24 @@
 from __future__ import annotations
 
+import math
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from django.utils import timezone
+from django.conf import settings
+from django.db.models import Avg, DurationField, ExpressionWrapper, F
 
-from .models import Business, Call, CallStatus
+from . import clock, routing
+from .models import (
+    Business,
+    Call,
+    CallStatus,
+    Offer,
+    OfferStatus,
+    PresenceStatus,
+    StepKind,
+    TellerPresence,
+)
 
 
 def business_list(*, active_only: bool = True) -> list[Business]:
@@ -16,11 +29,91 @@ def business_list(*, active_only: bool = True) -> list[Business]:
 
 
 def waiting_calls() -> list[Call]:
+    """Waiting calls in service order: priority class, put-back-at-head, then waiting time."""
     return list(
         Call.objects.filter(status=CallStatus.WAITING)
         .select_related("business")
-        .order_by("enqueued_at", "id")
+        .order_by("-priority", "-head", "enqueued_at", "id")
     )
+
+
+def routing_policies() -> dict[str, routing.Policy]:
+    policies: dict[str, routing.Policy] = {}
+    for business in Business.objects.prefetch_related("requirements__skill", "steps"):
+        requirements = tuple(
+            routing.Requirement(r.skill.key, r.min_level) for r in business.requirements.all()
+        )
+        steps = tuple(
+            routing.Step(
+                s.after_s,
+                s.kind,
+                int(s.value or 1) if s.kind == StepKind.LOWER else s.value,
+            )
+            for s in business.steps.all()
+        )
+        policies[business.key] = routing.Policy(requirements, steps)
+    return policies
+
+
+def teller_states(presences) -> list[routing.TellerState]:
+    states = []
+    for presence in presences:
+        teller = presence.teller
+        profile = getattr(teller, "teller_profile", None)
+        states.append(
+            routing.TellerState(
+                id=teller.pk,
+                skills={s.skill.key: s.level for s in teller.teller_skills.all()},
+                languages=frozenset(profile.languages if profile else ["zh"]),
+                channels=frozenset(profile.channels if profile else ["web", "app", "vtm"]),
+                groups=frozenset(profile.groups if profile else []),
+                idle_since=clock.seconds(presence.idle_since or presence.since),
+            )
+        )
+    return states
+
+
+@dataclass
+class RoutingSnapshot:
+    router: routing.Router
+    waiting: list[routing.CallState]
+    free: list[routing.TellerState]
+
+
+def routing_snapshot(*, now: datetime) -> RoutingSnapshot:
+    presences = list(
+        TellerPresence.objects.exclude(status=PresenceStatus.OFFLINE)
+        .select_related("teller__teller_profile")
+        .prefetch_related("teller__teller_skills__skill")
+    )
+    logged_in = teller_states(presences)
+    free_ids = {p.teller_id for p in presences if p.status == PresenceStatus.AVAILABLE}
+    calls = waiting_calls()
+    recent = now - timedelta(seconds=settings.QUEUE_REOFFER_AFTER_S)
+    excluded: dict[uuid.UUID, set[int]] = {}
+    for call_id, teller_id in Offer.objects.filter(
+        call__status=CallStatus.WAITING,
+        status__in=[OfferStatus.REJECTED, OfferStatus.EXPIRED],
+        responded_at__gte=recent,
+    ).values_list("call_id", "teller_id"):
+        excluded.setdefault(call_id, set()).add(teller_id)
+    waiting = [
+        routing.CallState(
+            id=call.id,
+            business=call.business.key,
+            enqueued_at=clock.seconds(call.enqueued_at),
+            language=call.language,
+            channel=call.channel,
+            priority=call.priority,
+            head=call.head,
+            preferred_teller=call.preferred_teller_id,
+            preferred_until=clock.seconds(call.preferred_until) if call.preferred_until else 0.0,
+            excluded=frozenset(excluded.get(call.id, ())),
+        )
+        for call in calls
+    ]
+    router = routing.Router(routing_policies(), logged_in, clock.seconds(now))
+    return RoutingSnapshot(router, waiting, [t for t in logged_in if t.id in free_ids])
 
 
 @dataclass(frozen=True)
@@ -28,22 +121,39 @@ class QueuePlace:
     call_id: uuid.UUID
     position: int  # 1 = next for its business
     waiting: int  # calls waiting for that business
+    estimated_wait_s: int
+
+
+def handle_time_s(business_id: int) -> float:
+    """Average handle time of the business's recent calls (answered → ended)."""
+    recent = (
+        Call.objects.filter(
+            business_id=business_id, status=CallStatus.ENDED, answered_at__isnull=False
+        )
+        .order_by("-ended_at")
+        .values_list("pk", flat=True)[:50]
+    )
+    duration = ExpressionWrapper(F("ended_at") - F("answered_at"), output_field=DurationField())
+    average = Call.objects.filter(pk__in=list(recent)).aggregate(d=Avg(duration))["d"]
+    return average.total_seconds() if average else settings.QUEUE_DEFAULT_HANDLE_S
 
 
 def queue_places() -> list[QueuePlace]:
-    """First-come-first-served position of every waiting call within its business."""
+    """Each waiting call's place among its business's waiting calls, in service order, with an
+    estimated wait from recent handle times and the tellers logged in."""
     per_business: dict[int, list[uuid.UUID]] = {}
-    for call_id, business_id in (
-        Call.objects.filter(status=CallStatus.WAITING)
-        .order_by("enqueued_at", "id")
-        .values_list("id", "business_id")
-    ):
-        per_business.setdefault(business_id, []).append(call_id)
-    return [
-        QueuePlace(call_id=call_id, position=i + 1, waiting=len(ids))
-        for ids in per_business.values()
-        for i, call_id in enumerate(ids)
-    ]
+    for call in waiting_calls():
+        per_business.setdefault(call.business_id, []).append(call.id)
+    if not per_business:
+        return []
+    staffed = max(1, TellerPresence.objects.exclude(status=PresenceStatus.OFFLINE).count())
+    places = []
+    for business_id, ids in per_business.items():
+        handle = handle_time_s(business_id)
+        for i, call_id in enumerate(ids):
+            eta = math.ceil((i + 1) * handle / staffed)
+            places.append(QueuePlace(call_id, i + 1, len(ids), int(eta)))
+    return places
 
 
 def queue_place(*, call_id: uuid.UUID) -> QueuePlace | None:
@@ -51,8 +161,8 @@ def queue_place(*, call_id: uuid.UUID) -> QueuePlace | None:
 
 
 def queue_snapshot() -> list[dict]:
-    """What a teller console lists: the waiting calls, oldest first."""
-    now = timezone.now()
+    """What a teller console lists: the waiting calls, in service order."""
+    now = clock.now()
     return [
         {
             "call_id": str(call.id),
@@ -60,6 +170,7 @@ def queue_snapshot() -> list[dict]:
             "business_name": {"zh": call.business.name_zh, "en": call.business.name_en},
             "channel": call.channel,
             "language": call.language,
+            "priority": call.priority,
             "waited_s": int((now - call.enqueued_at).total_seconds()),
         }
         for call in waiting_calls()
@@ -68,3 +179,17 @@ def queue_snapshot() -> list[dict]:
 
 def call_get(*, call_id: uuid.UUID) -> Call | None:
     return Call.objects.select_related("business", "teller").filter(pk=call_id).first()
+
+
+def offer_details(offer: Offer, *, now: datetime) -> dict:
+    call = offer.call
+    return {
+        "call_id": str(call.id),
+        "business": call.business.key,
+        "business_name": {"zh": call.business.name_zh, "en": call.business.name_en},
+        "channel": call.channel,
+        "language": call.language,
+        "priority": call.priority,
+        "waited_s": int((now - call.enqueued_at).total_seconds()),
+        "expires_in_s": max(0, int((offer.expires_at - now).total_seconds())),
+    }

@@ -1,37 +1,47 @@
 """Queue transitions. Each is one atomic service that checks the current state.
 
-The policy here is first-come-first-served per business with tellers picking calls; the
-skill-based router (issue 3) replaces how offers are made, not these transitions.
+Routing (which call goes to which teller) is the policy in ``routing.py``; ``queue_route`` applies
+its decisions under one lock so that server processes never offer a call twice or give a teller
+two calls. ``queue_tick`` moves time-driven rules: offer timeouts, end of wrap-up, callback offers,
+relaxation steps. Every service that frees a teller or queues a call routes afterwards.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.utils import timezone
+from django.db import connection, transaction
 
 from recordings.services import recording_start
-from signaling.selectors import media_worker_pick
+from signaling.selectors import media_worker_alive, media_worker_pick
 
-from . import notify
+from . import clock, notify, selectors
 from .errors import Conflict, Forbidden, MediaUnavailable, NotFound
 from .models import (
     OPEN_CALL_STATUSES,
     Business,
     Call,
+    CallbackRequest,
     CallEvent,
     CallEventKind,
     CallStatus,
     Offer,
     OfferStatus,
     PresenceStatus,
+    Priority,
+    Skill,
     TellerPresence,
+    TellerProfile,
+    TellerSkill,
 )
 
 log = logging.getLogger(__name__)
+
+ROUTING_LOCK_ID = 0x7642_0001  # pg advisory lock key of the router
 
 
 def call_event_record(
@@ -40,91 +50,157 @@ def call_event_record(
     return CallEvent.objects.create(call_id=call_id, kind=kind, actor=actor, data=data or {})
 
 
+def _routing_lock() -> None:
+    """Serialise routing decisions across processes (Postgres); SQLite serialises writers."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ROUTING_LOCK_ID])
+
+
+# --- customers ---------------------------------------------------------------------------------
+
+
 def call_enqueue(
     *,
     business_key: str,
     channel: str = "web",
     language: str = "zh",
+    priority: int = Priority.NORMAL,
+    preferred_teller_id: int | None = None,
     customer_ip: str | None = None,
 ) -> Call:
     business = Business.objects.filter(key=business_key, active=True).first()
     if business is None:
         raise NotFound(f"Unknown business {business_key!r}.")
+    now = clock.now()
     with transaction.atomic():
         call = Call.objects.create(
-            business=business, channel=channel, language=language, customer_ip=customer_ip
+            business=business,
+            channel=channel,
+            language=language,
+            priority=priority,
+            preferred_teller_id=preferred_teller_id,
+            preferred_until=(
+                now + timedelta(seconds=settings.QUEUE_PREFER_SAME_TELLER_S)
+                if preferred_teller_id
+                else None
+            ),
+            customer_ip=customer_ip,
+            enqueued_at=now,
         )
         call_event_record(
             call_id=call.id,
             kind=CallEventKind.ENQUEUED,
             actor="customer",
-            data={"business": business.key, "channel": channel},
+            data={"business": business.key, "channel": channel, "priority": priority},
         )
         notify.queue_changed_on_commit()
     log.info("call %s enqueued for %s via %s", call.id, business.key, channel)
+    queue_route()
     return call
 
 
-def teller_presence_set(*, teller: AbstractBaseUser, status: str) -> TellerPresence:
-    if status not in (PresenceStatus.AVAILABLE, PresenceStatus.OFFLINE):
-        raise Conflict(f"A teller cannot set presence {status!r} directly.")
+def call_request_callback(*, call_id: uuid.UUID) -> Call:
+    """A waiting customer prefers to be called back: the call leaves the queue as a callback."""
+    now = clock.now()
     with transaction.atomic():
-        presence, _ = TellerPresence.objects.select_for_update().get_or_create(teller=teller)
+        moved = Call.objects.filter(pk=call_id, status=CallStatus.WAITING).update(
+            status=CallStatus.CALLBACK, ended_at=now, end_reason="callback_requested"
+        )
+        if not moved:
+            raise Conflict("Only a waiting call can become a callback.")
+        CallbackRequest.objects.create(call_id=call_id)
+        call_event_record(call_id=call_id, kind=CallEventKind.CALLBACK_REQUESTED, actor="customer")
+        notify.forward_on_commit(
+            notify.call_group(call_id), "call.ended", call_id=str(call_id), reason="callback"
+        )
+        notify.queue_changed_on_commit()
+    return Call.objects.get(pk=call_id)
+
+
+# --- tellers -----------------------------------------------------------------------------------
+
+
+def teller_profile_set(
+    *,
+    teller: AbstractBaseUser,
+    skills: dict[str, int],
+    languages=("zh", "en"),
+    channels=("web", "app", "vtm"),
+    groups=(),
+) -> TellerProfile:
+    """What a teller can take: skill levels, languages, channels, teller groups."""
+    with transaction.atomic():
+        profile, _ = TellerProfile.objects.update_or_create(
+            teller=teller,
+            defaults={
+                "languages": list(languages),
+                "channels": list(channels),
+                "groups": list(groups),
+            },
+        )
+        TellerSkill.objects.filter(teller=teller).delete()
+        for key, level in skills.items():
+            TellerSkill.objects.create(teller=teller, skill=Skill.objects.get(key=key), level=level)
+    return profile
+
+
+TELLER_SETTABLE = {PresenceStatus.AVAILABLE, PresenceStatus.OFFLINE, PresenceStatus.BREAK}
+
+
+def teller_presence_set(
+    *, teller: AbstractBaseUser, status: str, reason: str = "", by: AbstractBaseUser | None = None
+) -> TellerPresence:
+    """A teller (or a supervisor, ``by``) changes presence: available, offline, break."""
+    if status not in TELLER_SETTABLE:
+        raise Conflict(f"Presence {status!r} cannot be set directly.")
+    now = clock.now()
+    with transaction.atomic():
+        presence, _ = TellerPresence.objects.select_for_update().get_or_create(
+            teller=teller, defaults={"idle_since": now}
+        )
         if presence.status in (PresenceStatus.BUSY, PresenceStatus.OFFERED):
-            raise Conflict("Finish the current call before changing presence.")
+            raise Conflict("Finish or decline the current call before changing presence.")
         if presence.status != status:
             presence.status = status
-            presence.since = timezone.now()
-            presence.save(update_fields=["status", "since"])
-        notify.forward_on_commit(notify.teller_group(teller.pk), "presence", status=status)
+            presence.since = now
+            presence.break_reason = reason if status == PresenceStatus.BREAK else ""
+            presence.wrap_up_until = None
+            if status == PresenceStatus.AVAILABLE:
+                presence.idle_since = now
+                presence.missed_offers = 0
+            presence.save()
+        notify.presence_on_commit(presence, by=by)
+    if status == PresenceStatus.AVAILABLE:
+        queue_route()
     return presence
 
 
-def call_offer(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Offer:
-    """Offer a waiting call to an available teller; both move to *offered* atomically."""
+def offer_accept(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
+    """The ringing teller answers: the call connects, gets a media worker and a recording."""
+    now = clock.now()
     with transaction.atomic():
-        presence = TellerPresence.objects.select_for_update().filter(teller=teller).first()
-        if presence is None or presence.status != PresenceStatus.AVAILABLE:
-            raise Conflict("Go available before taking a call.")
-        # Conditional update: the winner of a race flips the status, the loser sees 0 rows.
-        moved = Call.objects.filter(pk=call_id, status=CallStatus.WAITING).update(
-            status=CallStatus.OFFERED
+        offer = (
+            Offer.objects.select_for_update()
+            .filter(call_id=call_id, teller=teller, status=OfferStatus.PENDING)
+            .first()
         )
-        if not moved:
-            if not Call.objects.filter(pk=call_id).exists():
-                raise NotFound("No such call.")
-            raise Conflict("The call is no longer waiting.")
-        presence.status = PresenceStatus.OFFERED
-        presence.since = timezone.now()
-        presence.current_call_id = call_id
-        presence.save(update_fields=["status", "since", "current_call"])
-        offer = Offer.objects.create(call_id=call_id, teller=teller)
-        call_event_record(
-            call_id=call_id, kind=CallEventKind.OFFERED, data={"teller": teller.get_username()}
-        )
-        notify.queue_changed_on_commit()
-    return offer
-
-
-def offer_accept(*, offer_id: int, teller: AbstractBaseUser) -> Call:
-    """The teller takes the offered call: it connects, gets a media worker and a recording."""
-    with transaction.atomic():
-        offer = Offer.objects.select_for_update().filter(pk=offer_id).first()
         if offer is None:
-            raise NotFound("No such offer.")
-        if offer.teller_id != teller.pk:
-            raise Forbidden("This offer was made to another teller.")
-        if offer.status != OfferStatus.PENDING:
-            raise Conflict(f"The offer is {offer.status}.")
-        worker = media_worker_pick()
-        if worker is None:
-            raise MediaUnavailable("No media worker is running; the call stays in the queue.")
-        now = timezone.now()
-        moved = Call.objects.filter(pk=offer.call_id, status=CallStatus.OFFERED).update(
+            if Offer.objects.filter(call_id=call_id, status=OfferStatus.PENDING).exists():
+                raise Forbidden("This call is offered to another teller.")
+            raise Conflict("There is no offer of this call for you (it expired or was taken).")
+        call = Call.objects.select_for_update().get(pk=call_id)
+        media_channel = call.media_channel if media_worker_alive(call.media_channel) else ""
+        if not media_channel:
+            worker = media_worker_pick()
+            if worker is None:
+                raise MediaUnavailable("No media worker is running; the call stays in the queue.")
+            media_channel = worker.channel_name
+        moved = Call.objects.filter(pk=call_id, status=CallStatus.OFFERED).update(
             status=CallStatus.CONNECTED,
             teller=teller,
-            answered_at=now,
-            media_channel=worker.channel_name,
+            answered_at=call.answered_at or now,
+            media_channel=media_channel,
         )
         if not moved:
             raise Conflict("The call is no longer on offer.")
@@ -132,9 +208,9 @@ def offer_accept(*, offer_id: int, teller: AbstractBaseUser) -> Call:
         offer.responded_at = now
         offer.save(update_fields=["status", "responded_at"])
         TellerPresence.objects.filter(teller=teller).update(
-            status=PresenceStatus.BUSY, since=now, current_call_id=offer.call_id
+            status=PresenceStatus.BUSY, since=now, current_call_id=call_id, missed_offers=0
         )
-        call = Call.objects.select_related("business").get(pk=offer.call_id)
+        call = Call.objects.select_related("business").get(pk=call_id)
         call_event_record(
             call_id=call.id,
             kind=CallEventKind.ANSWERED,
@@ -148,15 +224,48 @@ def offer_accept(*, offer_id: int, teller: AbstractBaseUser) -> Call:
     return call
 
 
-def call_claim(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
-    """A teller picks a waiting call from the list: offer and accept in one step."""
+def offer_reject(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> None:
+    """The ringing teller declines: the call goes back to the queue and is offered elsewhere."""
+    now = clock.now()
     with transaction.atomic():
-        offer = call_offer(call_id=call_id, teller=teller)
-        return offer_accept(offer_id=offer.pk, teller=teller)
+        offer = (
+            Offer.objects.select_for_update()
+            .filter(call_id=call_id, teller=teller, status=OfferStatus.PENDING)
+            .first()
+        )
+        if offer is None:
+            raise Conflict("There is no offer of this call for you.")
+        _offer_close(offer, status=OfferStatus.REJECTED, now=now)
+        TellerPresence.objects.filter(teller=teller, status=PresenceStatus.OFFERED).update(
+            status=PresenceStatus.AVAILABLE, since=now, current_call=None
+        )
+        notify.forward_on_commit(notify.teller_group(teller.pk), "presence", status="available")
+    queue_route()
+
+
+def _offer_close(offer: Offer, *, status: str, now: datetime) -> None:
+    """Close a pending offer and put its call back in the queue."""
+    offer.status = status
+    offer.responded_at = now
+    offer.save(update_fields=["status", "responded_at"])
+    Call.objects.filter(pk=offer.call_id, status=CallStatus.OFFERED).update(
+        status=CallStatus.WAITING
+    )
+    kind = (
+        CallEventKind.OFFER_REJECTED
+        if status == OfferStatus.REJECTED
+        else (CallEventKind.OFFER_EXPIRED)
+    )
+    call_event_record(call_id=offer.call_id, kind=kind, data={"teller": offer.teller_id})
+    notify.forward_on_commit(
+        notify.teller_group(offer.teller_id), "offer.withdrawn", call_id=str(offer.call_id)
+    )
+    notify.queue_changed_on_commit()
 
 
 def call_end(*, call_id: uuid.UUID, actor: str, reason: str) -> Call:
     """Hang up or abandon. Idempotent: ending an ended call changes nothing."""
+    now = clock.now()
     with transaction.atomic():
         call = Call.objects.select_for_update().filter(pk=call_id).first()
         if call is None:
@@ -165,16 +274,36 @@ def call_end(*, call_id: uuid.UUID, actor: str, reason: str) -> Call:
             return call
         was_connected = call.status == CallStatus.CONNECTED
         call.status = CallStatus.ENDED if was_connected else CallStatus.ABANDONED
-        call.ended_at = timezone.now()
+        call.ended_at = now
         call.end_reason = reason
         call.save(update_fields=["status", "ended_at", "end_reason"])
-        Offer.objects.filter(call=call, status=OfferStatus.PENDING).update(
-            status=OfferStatus.WITHDRAWN, responded_at=call.ended_at
-        )
-        # The teller goes straight back to available (wrap-up arrives with the router).
-        freed = TellerPresence.objects.filter(
-            current_call=call, status__in=[PresenceStatus.BUSY, PresenceStatus.OFFERED]
-        ).update(status=PresenceStatus.AVAILABLE, since=call.ended_at, current_call=None)
+        for offer in Offer.objects.filter(call=call, status=OfferStatus.PENDING):
+            offer.status = OfferStatus.WITHDRAWN
+            offer.responded_at = now
+            offer.save(update_fields=["status", "responded_at"])
+            TellerPresence.objects.filter(teller_id=offer.teller_id).update(
+                status=PresenceStatus.AVAILABLE, since=now, current_call=None
+            )
+            notify.forward_on_commit(
+                notify.teller_group(offer.teller_id), "offer.withdrawn", call_id=str(call.id)
+            )
+            notify.forward_on_commit(
+                notify.teller_group(offer.teller_id), "presence", status="available"
+            )
+        if was_connected and call.teller_id:
+            wrap_up = settings.QUEUE_WRAP_UP_S
+            TellerPresence.objects.filter(teller_id=call.teller_id, current_call=call).update(
+                status=PresenceStatus.WRAP_UP if wrap_up > 0 else PresenceStatus.AVAILABLE,
+                since=now,
+                idle_since=now,
+                current_call=None,
+                wrap_up_until=now + timedelta(seconds=wrap_up) if wrap_up > 0 else None,
+            )
+            notify.forward_on_commit(
+                notify.teller_group(call.teller_id),
+                "presence",
+                status="wrap_up" if wrap_up > 0 else "available",
+            )
         call_event_record(
             call_id=call.id,
             kind=CallEventKind.HUNG_UP if was_connected else CallEventKind.ABANDONED,
@@ -184,20 +313,176 @@ def call_end(*, call_id: uuid.UUID, actor: str, reason: str) -> Call:
         notify.forward_on_commit(
             notify.call_group(call.id), "call.ended", call_id=str(call.id), reason=reason
         )
-        if call.teller_id and freed:
-            notify.forward_on_commit(
-                notify.teller_group(call.teller_id), "presence", status="available"
-            )
         if call.media_channel:
-            media_channel = call.media_channel
-            transaction.on_commit(
-                lambda: notify.channel_send_now(
-                    media_channel, {"type": "media.hangup", "call_id": str(call.id)}
-                )
+            notify.channel_send_on_commit(
+                call.media_channel, {"type": "media.hangup", "call_id": str(call.id)}
             )
         notify.queue_changed_on_commit()
     log.info("call %s %s (%s)", call.id, call.status, reason)
+    queue_route()
     return call
+
+
+def call_requeue_after_teller_drop(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
+    """The teller's connection dropped mid-call: the customer goes back to the head of the
+    queue, keeping the same call (and so the same recording)."""
+    now = clock.now()
+    with transaction.atomic():
+        moved = Call.objects.filter(pk=call_id, status=CallStatus.CONNECTED, teller=teller).update(
+            status=CallStatus.WAITING, head=True, teller=None
+        )
+        if not moved:
+            return Call.objects.get(pk=call_id)
+        Offer.objects.filter(call_id=call_id, teller=teller, status=OfferStatus.ACCEPTED).update(
+            status=OfferStatus.DROPPED, responded_at=now
+        )
+        TellerPresence.objects.filter(teller=teller).update(
+            status=PresenceStatus.OFFLINE, since=now, current_call=None
+        )
+        call_event_record(
+            call_id=call_id,
+            kind=CallEventKind.REQUEUED,
+            actor=f"teller:{teller.pk}",
+            data={"reason": "teller_disconnected"},
+        )
+        call = Call.objects.get(pk=call_id)
+        notify.forward_on_commit(
+            notify.call_group(call_id), "call.requeued", call_id=str(call_id), reason="teller_lost"
+        )
+        if call.media_channel:
+            notify.channel_send_on_commit(
+                call.media_channel,
+                {"type": "media.leg_drop", "call_id": str(call_id), "leg": "teller"},
+            )
+        notify.queue_changed_on_commit()
+    queue_route()
+    return call
+
+
+def call_move(*, call_id: uuid.UUID, teller: AbstractBaseUser, by: AbstractBaseUser) -> Call:
+    """A supervisor sends a waiting call to a named teller (who gets it as soon as free)."""
+    now = clock.now()
+    with transaction.atomic():
+        call = Call.objects.select_for_update().filter(pk=call_id).first()
+        if call is None:
+            raise NotFound("No such call.")
+        if call.status not in (CallStatus.WAITING, CallStatus.OFFERED):
+            raise Conflict("Only a waiting call can be moved.")
+        for offer in Offer.objects.filter(call=call, status=OfferStatus.PENDING):
+            _offer_close(offer, status=OfferStatus.WITHDRAWN, now=now)
+            TellerPresence.objects.filter(teller_id=offer.teller_id).update(
+                status=PresenceStatus.AVAILABLE, since=now, current_call=None
+            )
+        Call.objects.filter(pk=call_id).update(
+            preferred_teller=teller,
+            preferred_until=now + timedelta(seconds=settings.QUEUE_PREFER_SAME_TELLER_S),
+        )
+        call_event_record(
+            call_id=call_id,
+            kind=CallEventKind.MOVED,
+            actor=f"supervisor:{by.pk}",
+            data={"teller": teller.get_username()},
+        )
+    queue_route()
+    return Call.objects.get(pk=call_id)
+
+
+# --- routing and time ---------------------------------------------------------------------------
+
+
+def queue_route(*, now: datetime | None = None) -> list[Offer]:
+    """Offer waiting calls to free tellers, as the routing policy decides."""
+    now = now or clock.now()
+    offers: list[Offer] = []
+    with transaction.atomic():
+        _routing_lock()
+        snapshot = selectors.routing_snapshot(now=now)
+        if not snapshot.waiting or not snapshot.free:
+            return offers
+        pairs = snapshot.router.assign(snapshot.waiting, snapshot.free)
+        expires_at = now + timedelta(seconds=settings.QUEUE_OFFER_TIMEOUT_S)
+        for call_state, teller_state in pairs:
+            with transaction.atomic():  # a savepoint: one lost race does not undo the others
+                took_teller = TellerPresence.objects.filter(
+                    teller_id=teller_state.id, status=PresenceStatus.AVAILABLE
+                ).update(status=PresenceStatus.OFFERED, since=now, current_call_id=call_state.id)
+                took_call = took_teller and Call.objects.filter(
+                    pk=call_state.id, status=CallStatus.WAITING
+                ).update(status=CallStatus.OFFERED)
+                if not took_call:
+                    transaction.set_rollback(True)
+                    continue
+                offer = Offer.objects.create(
+                    call_id=call_state.id, teller_id=teller_state.id, expires_at=expires_at
+                )
+                call_event_record(
+                    call_id=call_state.id,
+                    kind=CallEventKind.OFFERED,
+                    data={"teller": teller_state.id},
+                )
+            offers.append(offer)
+        for offer in Offer.objects.filter(pk__in=[o.pk for o in offers]).select_related(
+            "call__business"
+        ):
+            notify.forward_on_commit(
+                notify.teller_group(offer.teller_id),
+                "call.offer",
+                **selectors.offer_details(offer, now=now),
+            )
+        if offers:
+            notify.queue_changed_on_commit()
+    return offers
+
+
+def queue_tick(*, now: datetime | None = None) -> None:
+    """Apply the rules that depend on time, then route."""
+    now = now or clock.now()
+    with transaction.atomic():
+        for offer in Offer.objects.select_for_update(skip_locked=True).filter(
+            status=OfferStatus.PENDING, expires_at__lte=now
+        ):
+            _offer_close(offer, status=OfferStatus.EXPIRED, now=now)
+            presence = TellerPresence.objects.select_for_update().get(teller_id=offer.teller_id)
+            presence.missed_offers += 1
+            presence.current_call = None
+            presence.since = now
+            if presence.missed_offers >= settings.QUEUE_MAX_MISSED_OFFERS:
+                presence.status = PresenceStatus.BREAK
+                presence.break_reason = "missed_offers"
+                notify.forward_on_commit(
+                    notify.SUPERVISORS_GROUP,
+                    "supervisor.alert",
+                    kind="auto_break",
+                    teller=presence.teller.get_username(),
+                    missed_offers=presence.missed_offers,
+                )
+            else:
+                presence.status = PresenceStatus.AVAILABLE
+            presence.save()
+            notify.presence_on_commit(presence)
+        for presence in TellerPresence.objects.filter(
+            status=PresenceStatus.WRAP_UP, wrap_up_until__lte=now
+        ):
+            presence.status = PresenceStatus.AVAILABLE
+            presence.since = now
+            presence.idle_since = now
+            presence.wrap_up_until = None
+            presence.save()
+            notify.presence_on_commit(presence)
+        for call in Call.objects.filter(
+            status=CallStatus.WAITING, callback_offered_at__isnull=True
+        ).select_related("business"):
+            max_wait = call.business.max_wait_s or settings.QUEUE_MAX_WAIT_S
+            if (now - call.enqueued_at).total_seconds() >= max_wait and (
+                Call.objects.filter(pk=call.pk, callback_offered_at__isnull=True).update(
+                    callback_offered_at=now
+                )
+            ):
+                call_event_record(call_id=call.id, kind=CallEventKind.CALLBACK_OFFERED)
+                notify.forward_on_commit(
+                    notify.call_group(call.id), "queue.callback_offer", call_id=str(call.id)
+                )
+    queue_route(now=now)
 
 
 def access_call_for_teller(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:

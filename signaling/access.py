@@ -42,3 +42,8 @@ def user_in_group(user, group: str) -> bool:
 def access_teller(user) -> bool:
     """May this user work as a teller (console, teller socket)?"""
     return user_in_group(user, TELLER_GROUP) or user_in_group(user, SUPERVISOR_GROUP)
+
+
+def access_supervisor(user) -> bool:
+    """May this user watch the wallboard and act on other tellers and calls?"""
+    return user_in_group(user, SUPERVISOR_GROUP)

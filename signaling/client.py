@@ -287,6 +287,18 @@ class TellerClient(_Client):
                 if business is None or call["business"] == business:
                     return call
 
+    async def next_offer(self, call_id: str | None = None, timeout: float = 20.0) -> dict:
+        """Wait until the router rings this teller (for ``call_id`` if given); the offer."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(0.1, deadline - time.monotonic())
+            offer = await self.wait_for("call.offer", timeout=left)
+            if call_id is None or offer["call_id"] == call_id:
+                return offer
+
+    async def reject(self, call_id: str) -> None:
+        await self.send("call.reject", call_id=call_id)
+
     async def accept(self, call_id: str) -> dict:
         await self.send("call.accept", call_id=call_id)
         return await self.wait_for("call.connected")

@@ -7,6 +7,8 @@ open.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -18,7 +20,13 @@ from django.conf import settings
 
 from queueing import notify, selectors, services
 from queueing.errors import Forbidden, QueueingError
-from queueing.models import OPEN_CALL_STATUSES, CallStatus, PresenceStatus, TellerPresence
+from queueing.models import (
+    OPEN_CALL_STATUSES,
+    CallStatus,
+    PresenceStatus,
+    Priority,
+    TellerPresence,
+)
 
 from . import access
 from .protocol import ProtocolError, error_message, parse, server_message
@@ -136,10 +144,15 @@ class CustomerConsumer(SignalingConsumer):
             if call is not None and call.status in OPEN_CALL_STATUSES:
                 raise QueueingError("This socket already has a call in progress.")
         client = self.scope.get("client") or (None, None)
+        preferred = None
+        if message.get("previous_token"):
+            preferred = await database_sync_to_async(_previous_teller)(message["previous_token"])
         call = await database_sync_to_async(services.call_enqueue)(
             business_key=message["business"],
             channel=message.get("channel", "web"),
             language=message.get("language", "zh"),
+            priority=Priority.ELDERLY if message.get("priority") == "elderly" else Priority.NORMAL,
+            preferred_teller_id=preferred,
             customer_ip=client[0],
         )
         await self._bind(call.id)
@@ -151,6 +164,7 @@ class CustomerConsumer(SignalingConsumer):
                 token=access.customer_token_issue(call_id=call.id),
                 position=place.position if place else 1,
                 waiting=place.waiting if place else 1,
+                estimated_wait_s=place.estimated_wait_s if place else 0,
             )
         )
 
@@ -192,6 +206,10 @@ class CustomerConsumer(SignalingConsumer):
             call_id=call_id, actor="customer", reason="hangup_customer"
         )
 
+    async def on_callback_request(self, message: dict) -> None:
+        call_id = self._bound(message)
+        await database_sync_to_async(services.call_request_callback)(call_id=call_id)
+
     async def call_left(self, call_id: str) -> None:
         await super().call_left(call_id)
         if self.call_id is not None and str(self.call_id) == call_id:
@@ -227,10 +245,7 @@ class TellerConsumer(SignalingConsumer):
         await self.channel_layer.group_discard(notify.teller_group(user.pk), self.channel_name)
         for call_id in list(self.call_ids):
             await self.channel_layer.group_discard(notify.call_group(call_id), self.channel_name)
-            await database_sync_to_async(_end_if_open)(
-                uuid.UUID(call_id), actor=f"teller:{user.pk}", reason="teller_disconnected"
-            )
-        await database_sync_to_async(_teller_go_offline)(user)
+        await database_sync_to_async(_teller_dropped)(user)
 
     async def _join(self, call_id: str) -> None:
         self.call_ids.add(call_id)
@@ -238,11 +253,16 @@ class TellerConsumer(SignalingConsumer):
 
     async def on_presence_set(self, message: dict) -> None:
         await database_sync_to_async(services.teller_presence_set)(
-            teller=self.user, status=message["status"]
+            teller=self.user, status=message["status"], reason=message.get("reason", "")
+        )
+
+    async def on_call_reject(self, message: dict) -> None:
+        await database_sync_to_async(services.offer_reject)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user
         )
 
     async def on_call_accept(self, message: dict) -> None:
-        call = await database_sync_to_async(services.call_claim)(
+        call = await database_sync_to_async(services.offer_accept)(
             call_id=uuid.UUID(message["call_id"]), teller=self.user
         )
         await self._join(str(call.id))
@@ -291,7 +311,95 @@ def _teller_state(user) -> tuple[str, list[dict], list[str]]:
     return status, selectors.queue_snapshot(), held
 
 
-def _teller_go_offline(user) -> None:
+def _teller_dropped(user) -> None:
+    """The teller's socket closed: a call in progress goes back to the head of the queue, a
+    ringing offer goes to the next teller, and the teller is offline."""
     presence = TellerPresence.objects.filter(teller=user).first()
-    if presence and presence.status == PresenceStatus.AVAILABLE:
+    if presence is None:
+        return
+    if presence.status == PresenceStatus.BUSY and presence.current_call_id:
+        services.call_requeue_after_teller_drop(call_id=presence.current_call_id, teller=user)
+    elif presence.status == PresenceStatus.OFFERED and presence.current_call_id:
+        with contextlib.suppress(QueueingError):
+            services.offer_reject(call_id=presence.current_call_id, teller=user)
+    presence.refresh_from_db()
+    if presence.status in (
+        PresenceStatus.AVAILABLE,
+        PresenceStatus.WRAP_UP,
+        PresenceStatus.BREAK,
+    ):
         services.teller_presence_set(teller=user, status=PresenceStatus.OFFLINE)
+
+
+def _previous_teller(token: str) -> int | None:
+    """The teller of the customer's previous call, for "continue with the same teller"."""
+    try:
+        call_id = access.customer_token_read(token)
+    except access.TokenError:
+        raise ProtocolError("bad_token", "The previous call's token is invalid.") from None
+    call = selectors.call_get(call_id=call_id)
+    return call.teller_id if call is not None else None
+
+
+class SupervisorConsumer(SignalingConsumer):
+    """``/ws/supervisor/``: the wallboard's live feed and supervisor actions."""
+
+    role = "supervisor"
+    push_every_s = 2.0
+
+    async def connect(self):
+        user = self.scope.get("user")
+        if not await database_sync_to_async(access.access_supervisor)(user):
+            await self.close(code=4403)
+            return
+        self.user = user
+        await self.accept()
+        await self.channel_layer.group_add(notify.SUPERVISORS_GROUP, self.channel_name)
+        await self.hello(user={"username": user.get_username()})
+        self.pusher = asyncio.ensure_future(self._push_wallboard())
+
+    async def disconnect(self, code):
+        if getattr(self, "user", None) is None:
+            return
+        self.pusher.cancel()
+        await self.channel_layer.group_discard(notify.SUPERVISORS_GROUP, self.channel_name)
+
+    async def _push_wallboard(self) -> None:
+        from queueing.stats import wallboard
+
+        while True:
+            try:
+                figures = await database_sync_to_async(wallboard)()
+                await self.send_json(server_message("wallboard", **figures))
+            except Exception:
+                log.exception("wallboard push failed")
+            await asyncio.sleep(self.push_every_s)  # a refresh period
+
+    async def on_presence_set_for(self, message: dict) -> None:
+        await database_sync_to_async(_presence_set_for)(
+            self.user, message["teller"], message["status"], message.get("reason", "")
+        )
+
+    async def on_call_move(self, message: dict) -> None:
+        await database_sync_to_async(_call_move)(
+            self.user, uuid.UUID(message["call_id"]), message["teller"]
+        )
+
+
+def _staff_user(username: str):
+    from django.contrib.auth import get_user_model
+
+    teller = get_user_model().objects.filter(username=username).first()
+    if teller is None or not access.access_teller(teller):
+        raise QueueingError(f"No teller named {username!r}.")
+    return teller
+
+
+def _presence_set_for(supervisor, username: str, status: str, reason: str) -> None:
+    services.teller_presence_set(
+        teller=_staff_user(username), status=status, reason=reason, by=supervisor
+    )
+
+
+def _call_move(supervisor, call_id: uuid.UUID, username: str) -> None:
+    services.call_move(call_id=call_id, teller=_staff_user(username), by=supervisor)

@@ -41,6 +41,8 @@ CUSTOMER_MESSAGES: dict[str, tuple[str, dict]] = {
                 "business": {"type": "string", "pattern": "^[a-z0-9_-]{1,64}$"},
                 "channel": {"enum": ["web", "app", "vtm"]},
                 "language": {"type": "string", "pattern": "^[a-zA-Z-]{2,16}$"},
+                "priority": {"enum": ["normal", "elderly"]},
+                "previous_token": {"type": "string", "maxLength": 1000},
             },
             ["business"],
         ),
@@ -57,17 +59,32 @@ CUSTOMER_MESSAGES: dict[str, tuple[str, dict]] = {
         "Leave the queue or end the call.",
         _message("call.hangup", {"call_id": _UUID}, ["call_id"]),
     ),
+    "callback.request": (
+        "Stop waiting and be called back instead (offered after the maximum wait).",
+        _message("callback.request", {"call_id": _UUID}, ["call_id"]),
+    ),
     "ping": ("Keep-alive; answered by `pong`.", _message("ping")),
 }
 
 TELLER_MESSAGES: dict[str, tuple[str, dict]] = {
     "presence.set": (
         "Change the teller's own presence.",
-        _message("presence.set", {"status": {"enum": ["available", "offline"]}}, ["status"]),
+        _message(
+            "presence.set",
+            {
+                "status": {"enum": ["available", "offline", "break"]},
+                "reason": {"type": "string", "maxLength": 64},
+            },
+            ["status"],
+        ),
     ),
     "call.accept": (
-        "Take a waiting call; answered by `call.connected` or an error.",
+        "Answer the call you are being offered (`call.offer`); answered by `call.connected`.",
         _message("call.accept", {"call_id": _UUID}, ["call_id"]),
+    ),
+    "call.reject": (
+        "Decline the call you are being offered; it is offered to the next eligible teller.",
+        _message("call.reject", {"call_id": _UUID}, ["call_id"]),
     ),
     "webrtc.offer": (
         "The teller's SDP offer for the call it holds.",
@@ -80,6 +97,30 @@ TELLER_MESSAGES: dict[str, tuple[str, dict]] = {
     "ping": ("Keep-alive; answered by `pong`.", _message("ping")),
 }
 
+SUPERVISOR_MESSAGES: dict[str, tuple[str, dict]] = {
+    "presence.set_for": (
+        "Set a teller's presence (by user name): available, offline or break.",
+        _message(
+            "presence.set_for",
+            {
+                "teller": {"type": "string", "minLength": 1, "maxLength": 150},
+                "status": {"enum": ["available", "offline", "break"]},
+                "reason": {"type": "string", "maxLength": 64},
+            },
+            ["teller", "status"],
+        ),
+    ),
+    "call.move": (
+        "Send a waiting call to a named teller (offered to them as soon as they are free).",
+        _message(
+            "call.move",
+            {"call_id": _UUID, "teller": {"type": "string", "minLength": 1, "maxLength": 150}},
+            ["call_id", "teller"],
+        ),
+    ),
+    "ping": ("Keep-alive; answered by `pong`.", _message("ping")),
+}
+
 # What the server sends (documented; the server builds these itself).
 # fmt: off
 SERVER_MESSAGES: dict[str, str] = {
@@ -87,7 +128,14 @@ SERVER_MESSAGES: dict[str, str] = {
     "call.queued": "Customer: the call is waiting; `call_id`, `token` (keep it to resume), `position`.",
     "queue.position": "Customer: new `position` (1 = next) and `waiting` (calls waiting for the business).",
     "queue.snapshot": "Teller: `calls` waiting (`call_id`, `business`, `business_name`, `channel`, `waited_s`).",
-    "presence": "Teller: its presence `status` changed.",
+    "presence": "Teller: its presence `status` changed (`reason` for a break; `by` if a supervisor did it).",
+    "call.offer": "Teller: a call is ringing for you (`call_id`, `business`, `business_name`, `channel`, `language`, `priority`, `waited_s`, `expires_in_s`).",
+    "offer.withdrawn": "Teller: the offer of `call_id` is gone (timed out, declined, or the customer left).",
+    "call.requeued": "Customer: the teller's connection dropped; you are back at the head of the queue.",
+    "queue.callback_offer": "Customer: the wait is long; you may send `callback.request` instead of waiting.",
+    "wallboard": "Supervisor: live queue and service figures (see docs/wallboard.md).",
+    "teller.presence": "Supervisor: a teller's presence changed (`teller`, `status`, `reason`).",
+    "supervisor.alert": "Supervisor: something needs attention (`kind`, e.g. auto_break after missed offers).",
     "call.answered": "Customer: a teller took the call; start WebRTC now.",
     "call.connected": "Teller: the call is yours (`call_id`, `business`, ...); start WebRTC now.",
     "webrtc.answer": "The server's SDP answer to your offer (`sdp`).",
@@ -127,7 +175,11 @@ def _validators(messages: dict[str, tuple[str, dict]]) -> dict[str, Draft202012V
     return {name: Draft202012Validator(schema) for name, (_, schema) in messages.items()}
 
 
-_VALIDATORS = {"customer": _validators(CUSTOMER_MESSAGES), "teller": _validators(TELLER_MESSAGES)}
+_VALIDATORS = {
+    "customer": _validators(CUSTOMER_MESSAGES),
+    "teller": _validators(TELLER_MESSAGES),
+    "supervisor": _validators(SUPERVISOR_MESSAGES),
+}
 
 
 def parse(role: str, text: str | None, *, binary: bool = False) -> dict[str, Any]:
@@ -188,7 +240,8 @@ def render_markdown() -> str:
         "<!-- Generated by `python manage.py protocol_doc`; edit signaling/protocol.py. -->",
         "",
         "Customers connect to `/ws/customer/` (anonymous; a signed token binds the socket to its",
-        "call), tellers to `/ws/teller/` (Django session; group `teller`). Every frame is a JSON",
+        "call), tellers to `/ws/teller/` (Django session; group `teller`), supervisors to",
+        "`/ws/supervisor/` (group `supervisor`). Every frame is a JSON",
         'object with `"v": 1` and a `type`; an optional `id` is echoed as `ref` in errors.',
         f"Frames over {MAX_FRAME_BYTES} bytes are refused. A refused message gets an `error` and",
         "the socket stays open.",
@@ -200,13 +253,19 @@ def render_markdown() -> str:
         "## Flow",
         "",
         "1. customer → `call.request` → `call.queued` (token, position), then `queue.position`s.",
-        "2. teller → `presence.set available` → `queue.snapshot`s → `call.accept`.",
+        "2. teller → `presence.set available`; the router offers a call → `call.offer` (ringing,",
+        "   15 s) → `call.accept` or `call.reject` (declined/timed-out offers go to the next teller).",
         "3. customer ← `call.answered`, teller ← `call.connected`; each sends `webrtc.offer` and",
         "   gets `webrtc.answer`, then `media.state`.",
         "4. either → `call.hangup`; both ← `call.ended`.",
         "",
     ]
-    for role, messages in (("customer", CUSTOMER_MESSAGES), ("teller", TELLER_MESSAGES)):
+    roles = (
+        ("customer", CUSTOMER_MESSAGES),
+        ("teller", TELLER_MESSAGES),
+        ("supervisor", SUPERVISOR_MESSAGES),
+    )
+    for role, messages in roles:
         out += [f"## {role.capitalize()} → server", ""]
         for name, (summary, schema) in messages.items():
             out += [f"### `{name}`", "", summary, "", "```json", json.dumps(schema, indent=2)]

@@ -21,3 +21,12 @@ def media_worker_pick() -> MediaWorker | None:
         .order_by("active_sessions", "-heartbeat_at")
         .first()
     )
+
+
+def media_worker_alive(channel_name: str) -> bool:
+    if not channel_name:
+        return False
+    fresh_after = timezone.now() - timedelta(seconds=settings.MEDIA_WORKER_STALE_S)
+    return MediaWorker.objects.filter(
+        channel_name=channel_name, heartbeat_at__gte=fresh_after
+    ).exists()

@@ -38,24 +38,14 @@ def teller_cookie(user) -> str:
     return f"sessionid={client.cookies['sessionid'].value}"
 
 
-async def wait_listed(teller: TellerClient, call_id: str, timeout: float = 20.0) -> dict:
-    """Until a queue snapshot shows the teller this call waiting; older snapshots are skipped."""
-    deadline = time.monotonic() + timeout
-    while True:
-        left = max(0.1, deadline - time.monotonic())
-        snapshot = await teller.wait_for("queue.snapshot", timeout=left)
-        for call in snapshot["calls"]:
-            if call["call_id"] == call_id:
-                return call
-
-
 async def answered_call(
     customer: CustomerClient, teller: TellerClient, business: str = BUSINESS
 ) -> str:
-    """The customer calls, the (connected) teller sees it queued and takes it; both start media."""
+    """The (connected) teller goes available, the customer calls, the router rings the teller,
+    who answers; both start media. Other tellers must be busy or offline meanwhile."""
     await teller.go_available()
     call_id = await customer.call(business)
-    await wait_listed(teller, call_id)
+    await teller.next_offer(call_id)
     await teller.accept(call_id)
     await customer.wait_for("call.answered")
     await asyncio.gather(customer.start_media(call_id), teller.start_media(call_id))

@@ -37,6 +37,8 @@ def stack_env() -> dict[str, str]:
     env["RECORDING_DIR"] = str(settings.RECORDING_DIR)
     env["VIDEOBANK_VAR_DIR"] = str(settings.VAR_DIR)
     env["PYTHONUNBUFFERED"] = "1"
+    # Tellers are available again right after a hang-up unless a test wants wrap-up.
+    env.setdefault("QUEUE_WRAP_UP_S", "0")
     if settings.PROFILE == "embedded":
         env["SQLITE_PATH"] = str(db["NAME"])
     else:

@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from django.utils import timezone
 
-from queueing.models import Call, CallStatus
+from queueing.models import Call, CallStatus, PresenceStatus, TellerPresence
 from signaling import access
 from signaling.models import MediaWorker
 from tests.factories import catalogue_seed, staff_user
@@ -26,8 +26,10 @@ ORIGIN = (b"origin", b"http://127.0.0.1")
 
 @pytest.fixture(autouse=True)
 def _no_embedded_media(settings):
-    # The media worker is replaced by a channel the test reads, to check what reaches it.
+    # The media worker is replaced by a channel the test reads, to check what reaches it; time
+    # does not pass for the queue (no ticker) unless a test says so.
     settings.MEDIA_WORKER_EMBEDDED = False
+    settings.QUEUE_TICKER_IN_SERVER = False
 
 
 @pytest.fixture
@@ -211,37 +213,38 @@ async def test_token_resumes_only_its_own_call(seeded):
 
 async def test_full_call_through_the_sockets(seeded, media_channel):
     layer = get_channel_layer()
-    teller = await teller_socket("teller1")
-    await teller.send("presence.set", status="available")
-    assert (await teller.expect("presence"))["status"] == "available"
-
     customer, second = await customer_socket(), await customer_socket()
     await customer.send("call.request", business="card_loss", channel="web")
     queued = await customer.expect("call.queued")
     assert queued["position"] == 1
+    assert queued["estimated_wait_s"] > 0  # nobody is logged in yet
     await second.send("call.request", business="card_loss")
     assert (await second.expect("call.queued"))["position"] == 2
-    snapshot = await teller.expect("queue.snapshot")
-    while len(snapshot["calls"]) < 2:
-        snapshot = await teller.expect("queue.snapshot")
-    assert [c["call_id"] for c in snapshot["calls"]][0] == queued["call_id"]
+
+    # A teller goes available: the router rings it for the first call.
+    teller = await teller_socket("teller1")
+    await teller.send("presence.set", status="available")
+    offer = await teller.expect("call.offer")
+    assert (offer["call_id"], offer["business"]) == (queued["call_id"], "card_loss")
+    assert offer["expires_in_s"] > 0
+    assert (await second.expect("queue.position"))["position"] == 1
 
     await teller.send("call.accept", call_id=queued["call_id"])
     connected = await teller.expect("call.connected")
     assert connected["business"] == "card_loss"
     await customer.expect("call.answered")
-    assert (await second.expect("queue.position"))["position"] == 1
 
     # The customer's offer reaches the call's media worker, and its answer comes back.
     await customer.send("webrtc.offer", call_id=queued["call_id"], sdp="v=0 fake offer sdp")
-    offer = await layer.receive(media_channel)
-    assert (offer["type"], offer["leg"], offer["call_id"]) == (
+    media_offer = await layer.receive(media_channel)
+    assert (media_offer["type"], media_offer["leg"], media_offer["call_id"]) == (
         "media.offer",
         "customer",
         queued["call_id"],
     )
     await layer.send(
-        offer["reply_to"], {"type": "media.answer", "call_id": queued["call_id"], "sdp": "v=0 ans"}
+        media_offer["reply_to"],
+        {"type": "media.answer", "call_id": queued["call_id"], "sdp": "v=0 ans"},
     )
     assert (await customer.expect("webrtc.answer"))["sdp"] == "v=0 ans"
 
@@ -250,10 +253,27 @@ async def test_full_call_through_the_sockets(seeded, media_channel):
     assert (await teller.expect("call.ended"))["call_id"] == queued["call_id"]
     hangup = await layer.receive(media_channel)
     assert hangup == {"type": "media.hangup", "call_id": queued["call_id"]}
-    assert (await teller.expect("presence"))["status"] == "available"
+    presence = await sync_to_async(TellerPresence.objects.get)(teller__username="teller1")
+    assert presence.status == PresenceStatus.WRAP_UP
     call = await sync_to_async(Call.objects.get)(pk=queued["call_id"])
     assert (call.status, call.end_reason) == (CallStatus.ENDED, "hangup_teller")
     for sock in (teller, customer, second):
+        await sock.close()
+
+
+async def test_decline_rings_the_next_teller(seeded):
+    teller1, teller2 = await teller_socket("teller1"), await teller_socket("teller2")
+    for sock in (teller1, teller2):
+        await sock.send("presence.set", status="available")
+        await sock.expect("presence")
+    customer = await customer_socket()
+    await customer.send("call.request", business="card_loss")
+    call_id = (await customer.expect("call.queued"))["call_id"]
+    assert (await teller1.expect("call.offer"))["call_id"] == call_id  # idle longest
+    await teller1.send("call.reject", call_id=call_id)
+    assert (await teller1.expect("offer.withdrawn"))["call_id"] == call_id
+    assert (await teller2.expect("call.offer"))["call_id"] == call_id
+    for sock in (teller1, teller2, customer):
         await sock.close()
 
 
@@ -265,11 +285,12 @@ async def test_teller_cannot_act_on_a_call_it_does_not_hold(seeded, media_channe
     customer = await customer_socket()
     await customer.send("call.request", business="time_deposit")
     call_id = (await customer.expect("call.queued"))["call_id"]
+    assert (await teller1.expect("call.offer"))["call_id"] == call_id
 
+    await teller2.send("call.accept", call_id=call_id)
+    assert (await teller2.expect("error"))["code"] == "forbidden"
     await teller1.send("call.accept", call_id=call_id)
     await teller1.expect("call.connected")
-    await teller2.send("call.accept", call_id=call_id)
-    assert (await teller2.expect("error"))["code"] == "conflict"
     await teller2.send("webrtc.offer", call_id=call_id, sdp="v=0 sneaky offer")
     assert (await teller2.expect("error"))["code"] == "forbidden"
     await teller2.send("call.hangup", call_id=call_id)
@@ -281,18 +302,39 @@ async def test_teller_cannot_act_on_a_call_it_does_not_hold(seeded, media_channe
         await sock.close()
 
 
-async def test_accept_without_a_media_worker_leaves_the_call_waiting(seeded):
+async def test_accept_without_a_media_worker_keeps_the_call_ringing(seeded):
     teller = await teller_socket("teller1")
     await teller.send("presence.set", status="available")
     await teller.expect("presence")
     customer = await customer_socket()
     await customer.send("call.request", business="card_loss")
     call_id = (await customer.expect("call.queued"))["call_id"]
+    await teller.expect("call.offer")
     await teller.send("call.accept", call_id=call_id)
     assert (await teller.expect("error"))["code"] == "media_unavailable"
     call = await sync_to_async(Call.objects.get)(pk=call_id)
-    assert call.status == CallStatus.WAITING
+    assert call.status == CallStatus.OFFERED
     await teller.close()
+    await customer.close()
+
+
+async def test_teller_dropping_mid_call_requeues_the_customer(seeded, media_channel):
+    layer = get_channel_layer()
+    teller = await teller_socket("teller1")
+    await teller.send("presence.set", status="available")
+    await teller.expect("presence")
+    customer = await customer_socket()
+    await customer.send("call.request", business="card_loss")
+    call_id = (await customer.expect("call.queued"))["call_id"]
+    await teller.expect("call.offer")
+    await teller.send("call.accept", call_id=call_id)
+    await customer.expect("call.answered")
+    await teller.close()  # the teller's connection drops
+    assert (await customer.expect("call.requeued"))["call_id"] == call_id
+    drop = await layer.receive(media_channel)
+    assert drop == {"type": "media.leg_drop", "call_id": call_id, "leg": "teller"}
+    call = await sync_to_async(Call.objects.get)(pk=call_id)
+    assert (call.status, call.head) == (CallStatus.WAITING, True)
     await customer.close()
 
 

@@ -1,8 +1,8 @@
 """ASGI entry point for daphne.
 
-On the embedded profile the media worker lives inside this process: it is started on the first
-connection, inside daphne's event loop. In production it is a process of its own
-(``manage.py media_worker``) and this module only serves HTTP and signaling.
+Each server process runs the queue ticker; on the embedded profile the media worker lives inside
+this process too, started on the first connection inside daphne's event loop. In production the
+media worker is a process of its own (``manage.py media_worker``).
 """
 
 import os
@@ -21,13 +21,18 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 from signaling.routing import websocket_urlpatterns  # noqa: E402
 
 
-class EmbeddedMediaWorker:
-    """Starts the in-process media worker on the first ASGI call (embedded profile only)."""
+class BackgroundLoops:
+    """Starts this process's background loops on the first ASGI call: the queue ticker always,
+    the media worker only on the embedded profile (in production it is its own process)."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        if settings.QUEUE_TICKER_IN_SERVER:
+            from queueing.ticker import ensure_ticker
+
+            ensure_ticker()
         if settings.MEDIA_WORKER_EMBEDDED:
             from signaling.media.worker import ensure_embedded_worker
 
@@ -35,7 +40,7 @@ class EmbeddedMediaWorker:
         return await self.app(scope, receive, send)
 
 
-application = EmbeddedMediaWorker(
+application = BackgroundLoops(
     ProtocolTypeRouter(
         {
             # Static files (a few CSS/JS modules) come from daphne itself; a deployment may put

@@ -85,14 +85,20 @@ class CallSession:
     def other(leg: str) -> str:
         return "teller" if leg == "customer" else "customer"
 
+    async def drop_leg(self, leg_name: str) -> None:
+        leg = self.legs.pop(leg_name, None)
+        if leg is not None:
+            await self._close_leg(leg)
+        for track in self.outgoing[leg_name].values():
+            track.stop()
+        self.outgoing[leg_name] = {
+            "audio": RelayTrack("audio", max_frames=AUDIO_QUEUE_FRAMES),
+            "video": RelayTrack("video", max_frames=VIDEO_QUEUE_FRAMES),
+        }
+
     async def negotiate(self, leg_name: str, sdp: str, reply_to: str) -> str:
-        old = self.legs.pop(leg_name, None)
-        if old is not None:  # the participant reconnected: replace its leg
-            await self._close_leg(old)
-            self.outgoing[leg_name] = {
-                "audio": RelayTrack("audio", max_frames=AUDIO_QUEUE_FRAMES),
-                "video": RelayTrack("video", max_frames=VIDEO_QUEUE_FRAMES),
-            }
+        if leg_name in self.legs:  # the participant reconnected (or a new teller took over)
+            await self.drop_leg(leg_name)
         pc = RTCPeerConnection(configuration=ice_configuration())
         leg = Leg(name=leg_name, pc=pc, reply_to=reply_to)
         self.legs[leg_name] = leg
@@ -130,7 +136,7 @@ class CallSession:
 
     async def _pump(self, leg: Leg, track) -> None:
         kind = track.kind
-        relay = self.outgoing[self.other(leg.name)]
+        other = self.other(leg.name)
         recorder = self.recorders.get(leg.name)
         push = None
         if recorder is not None:
@@ -141,7 +147,8 @@ class CallSession:
             except MediaStreamError:
                 return
             leg.frames_in[kind] += 1
-            relay[kind].put(frame)
+            # Looked up per frame: the other side's tracks are replaced when it reconnects.
+            self.outgoing[other][kind].put(frame)
             if push is not None:
                 push(frame, time.monotonic())
 
@@ -236,7 +243,8 @@ class MediaWorker:
             await asyncio.sleep(settings.MEDIA_WORKER_HEARTBEAT_S)
 
     async def _sweep(self) -> None:
-        """Close sessions whose call ended without us hearing the hang-up."""
+        """Close sessions whose call ended without us hearing the hang-up (a call waiting for a
+        new teller after a drop is still open and keeps its session)."""
         checked = list(self.sessions)  # sessions opened while we ask are not judged this round
         if not checked:
             return
@@ -264,6 +272,8 @@ class MediaWorker:
                 await self._offer(message)
             elif kind == "media.hangup":
                 await self._hangup(message["call_id"])
+            elif kind == "media.leg_drop":
+                await self._drop_leg(message["call_id"], message["leg"])
             else:
                 log.warning("media worker: unknown message %r", kind)
         except Exception:
@@ -306,6 +316,13 @@ class MediaWorker:
             message["reply_to"], {"type": "media.answer", "call_id": call_id, "sdp": sdp}
         )
 
+    async def _drop_leg(self, call_id: str, leg_name: str) -> None:
+        """One participant left (e.g. the teller's connection dropped) but the call goes on: the
+        customer stays connected and recorded until another teller takes the call."""
+        session = self.sessions.get(call_id)
+        if session is not None:
+            await session.drop_leg(leg_name)
+
     async def _hangup(self, call_id: str) -> None:
         session = self.sessions.pop(call_id, None)
         self._locks.pop(call_id, None)
@@ -316,11 +333,11 @@ class MediaWorker:
 
 
 def _connected_call_ids(call_ids: list[str]) -> set[str]:
-    from queueing.models import Call, CallStatus
+    from queueing.models import OPEN_CALL_STATUSES, Call
 
     return {
         str(pk)
-        for pk in Call.objects.filter(pk__in=call_ids, status=CallStatus.CONNECTED).values_list(
+        for pk in Call.objects.filter(pk__in=call_ids, status__in=OPEN_CALL_STATUSES).values_list(
             "pk", flat=True
         )
     }

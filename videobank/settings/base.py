@@ -122,3 +122,16 @@ LOGGING = {
         "django.channels.server": {"level": "WARNING"},
     },
 }
+
+# --- queue and routing -------------------------------------------------------------------------
+QUEUE_OFFER_TIMEOUT_S = env.float("QUEUE_OFFER_TIMEOUT_S", default=15.0)
+QUEUE_MAX_MISSED_OFFERS = env.int("QUEUE_MAX_MISSED_OFFERS", default=2)  # in a row → break
+QUEUE_WRAP_UP_S = env.float("QUEUE_WRAP_UP_S", default=10.0)
+QUEUE_MAX_WAIT_S = env.float("QUEUE_MAX_WAIT_S", default=300.0)  # then offer a callback
+QUEUE_PREFER_SAME_TELLER_S = env.float("QUEUE_PREFER_SAME_TELLER_S", default=120.0)
+# A teller who declined or missed a call is not offered that same call again for this long.
+QUEUE_REOFFER_AFTER_S = env.float("QUEUE_REOFFER_AFTER_S", default=60.0)
+QUEUE_DEFAULT_HANDLE_S = env.float("QUEUE_DEFAULT_HANDLE_S", default=180.0)
+QUEUE_TICK_S = env.float("QUEUE_TICK_S", default=0.5)
+QUEUE_TICKER_IN_SERVER = env.bool("QUEUE_TICKER_IN_SERVER", default=True)
+QUEUE_SERVICE_LEVEL_S = 20

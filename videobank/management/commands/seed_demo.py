@@ -3,11 +3,14 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
+from queueing.services import teller_profile_set
+
+# user, role groups, skills (level 1-5), teller groups
 DEMO_USERS = [
-    ("teller1", ["teller"]),
-    ("teller2", ["teller"]),
-    ("supervisor1", ["supervisor", "teller"]),
-    ("qa1", ["qa"]),
+    ("teller1", ["teller"], {"general": 3, "cards": 3, "deposits": 2}, []),
+    ("teller2", ["teller"], {"general": 2, "corporate": 4, "deposits": 3}, []),
+    ("supervisor1", ["supervisor", "teller"], {"general": 2}, ["generalist"]),
+    ("qa1", ["qa"], None, []),
 ]
 
 
@@ -19,11 +22,13 @@ class Command(BaseCommand):
             raise CommandError("Demo accounts are refused on the production profile.")
         password = settings.DEMO_PASSWORD
         User = get_user_model()
-        for username, groups in DEMO_USERS:
+        for username, groups, skills, teller_groups in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=username)
             user.set_password(password)
             user.is_staff = "supervisor" in groups
             user.save()
             user.groups.set([Group.objects.get(name=g) for g in groups])
-        names = ", ".join(u for u, _ in DEMO_USERS)
+            if skills is not None:
+                teller_profile_set(teller=user, skills=skills, groups=teller_groups)
+        names = ", ".join(u for u, *_ in DEMO_USERS)
         self.stdout.write(f"Demo accounts: {names} — password: {password}")
