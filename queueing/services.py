@@ -373,6 +373,9 @@ def call_move(*, call_id: uuid.UUID, teller: AbstractBaseUser, by: AbstractBaseU
             TellerPresence.objects.filter(teller_id=offer.teller_id).update(
                 status=PresenceStatus.AVAILABLE, since=now, current_call=None
             )
+            notify.forward_on_commit(
+                notify.teller_group(offer.teller_id), "presence", status="available"
+            )
         Call.objects.filter(pk=call_id).update(
             preferred_teller=teller,
             preferred_until=now + timedelta(seconds=settings.QUEUE_PREFER_SAME_TELLER_S),
@@ -428,6 +431,9 @@ def queue_route(*, now: datetime | None = None) -> list[Offer]:
                 notify.teller_group(offer.teller_id),
                 "call.offer",
                 **selectors.offer_details(offer, now=now),
+            )
+            notify.forward_on_commit(
+                notify.teller_group(offer.teller_id), "presence", status="offered"
             )
         if offers:
             notify.queue_changed_on_commit()

@@ -192,6 +192,7 @@ class CustomerConsumer(SignalingConsumer):
                     call_id=str(call_id),
                     position=place.position if place else 1,
                     waiting=place.waiting if place else 1,
+                    estimated_wait_s=place.estimated_wait_s if place else 0,
                 )
             )
 
@@ -231,8 +232,8 @@ class TellerConsumer(SignalingConsumer):
         await self.accept()
         await self.channel_layer.group_add(notify.TELLERS_GROUP, self.channel_name)
         await self.channel_layer.group_add(notify.teller_group(user.pk), self.channel_name)
-        presence, snapshot, held = await database_sync_to_async(_teller_state)(user)
-        await self.hello(presence=presence, user={"username": user.get_username()})
+        presence, reason, snapshot, held = await database_sync_to_async(_teller_state)(user)
+        await self.hello(presence=presence, reason=reason, user={"username": user.get_username()})
         for call_id in held:
             await self._join(call_id)
         await self.send_json(server_message("queue.snapshot", calls=snapshot))
@@ -302,13 +303,14 @@ def _end_if_open(call_id: uuid.UUID, *, actor: str, reason: str) -> None:
         services.call_end(call_id=call_id, actor=actor, reason=reason)
 
 
-def _teller_state(user) -> tuple[str, list[dict], list[str]]:
+def _teller_state(user) -> tuple[str, str, list[dict], list[str]]:
     presence = TellerPresence.objects.filter(teller=user).first()
     held = []
     if presence and presence.current_call_id and presence.status == PresenceStatus.BUSY:
         held.append(str(presence.current_call_id))
     status = presence.status if presence else PresenceStatus.OFFLINE
-    return status, selectors.queue_snapshot(), held
+    reason = presence.break_reason if presence else ""
+    return status, reason, selectors.queue_snapshot(), held
 
 
 def _teller_dropped(user) -> None:

@@ -152,7 +152,8 @@ export function exposeStats(currentLeg, remoteVideo) {
  * The media half of a call, the same on both pages: offer to the server once the page has a
  * camera stream, apply the server's answer, follow media state, and show "in call" once media is
  * connected and remote frames decode. `currentCall()` returns the page's call object (or null).
- * Returns `startMedia(call)`; `call.stream` must hold the local camera stream.
+ * Returns `startMedia(call)`; `call.stream` must hold the local camera stream. Calling it again
+ * for the same call (e.g. a new teller after `call.requeued`) replaces the call's leg.
  */
 export function callMedia(signaling, { currentCall, status, remoteVideo }) {
   const isCurrent = (message) => {
@@ -173,7 +174,8 @@ export function callMedia(signaling, { currentCall, status, remoteVideo }) {
       });
     })
     .on("media.state", (message) => {
-      if (!isCurrent(message)) return;
+      // No leg: the call went back to the queue and its old leg was closed on purpose.
+      if (!isCurrent(message) || !currentCall().leg) return;
       if (message.state === "connected") {
         currentCall().mediaConnected = true;
         enterCallIfReady(currentCall());
@@ -183,6 +185,9 @@ export function callMedia(signaling, { currentCall, status, remoteVideo }) {
     });
 
   return async function startMedia(mine) {
+    mine.leg?.close();
+    mine.mediaConnected = false;
+    mine.framesSeen = false;
     mine.leg = new MediaLeg({
       iceServers: signaling.hello?.ice_servers,
       localStream: mine.stream,

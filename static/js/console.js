@@ -1,12 +1,23 @@
-// Teller console: presence, the waiting list, taking a call, talking, hanging up.
+// Teller console: presence, the ringing offer, talking, hanging up, wrap-up. The router picks
+// which teller a call rings; the waiting list is for information only.
 
 import { StatusView, callMedia, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
 import { pick, setLanguageSwitchEnabled, t } from "./i18n.js";
 import { Signaling } from "./signaling.js";
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
-const presenceButton = $("go-available");
 const presenceText = $("presence");
+const presenceControls = document.querySelector("[data-presence-controls]");
+const availableButton = $("go-available");
+const wrapUpDoneButton = $("wrap-up-done");
+const breakControl = document.querySelector("[data-break-control]");
+const breakReason = $("break-reason");
+const breakButton = $("go-break");
+const offlineButton = $("go-offline");
+const wrapUpNote = $("wrap-up-note");
+const offerSlot = document.querySelector("[data-offer-slot]");
+const offerTemplate = document.getElementById("offer-template");
+const offerAnnounce = document.querySelector("[data-offer-announce]");
 const waitingList = $("waiting-list");
 const waitingEmpty = document.querySelector("[data-waiting-empty]");
 const businessText = document.querySelector("[data-call-business]");
@@ -16,76 +27,221 @@ const remoteVideo = $("remote-video");
 const status = new StatusView($("call-status"));
 const signaling = new Signaling("/ws/teller/");
 const offerMedia = callMedia(signaling, { currentCall: () => call, status, remoteVideo });
+const pageTitle = document.title;
 
 let presence = "offline";
+let presenceReason = "";
 let waiting = [];
 let snapshotAt = 0;
-let accepting = null; // call id of a pending call.accept
+// The ringing offer: { id, deadline, total, element, acceptRef, answering }.
+let offer = null;
 // The call this console holds: { id, stream, leg, mediaConnected, framesSeen }.
 let call = null;
 
 exposeStats(() => call?.leg, remoteVideo);
 
-function showPresence(value) {
-  presence = value;
-  presenceText.dataset.presence = value;
-  presenceText.textContent = t(value === "offered" ? "status.busy" : `status.${value}`);
-  presenceButton.textContent = t(value === "available" ? "console.go_offline" : "console.go_available");
-  presenceButton.disabled = !signaling.open || Boolean(call) || !["available", "offline"].includes(value);
-  renderWaiting();
+// --- presence ------------------------------------------------------------------------------
+
+function presenceWords(value, reason) {
+  if (value === "break" && reason) {
+    const known = `break.${reason}`;
+    return t("status.break_reason", { reason: t(known) !== known ? t(known) : reason });
+  }
+  return t(`status.${value}`);
 }
 
-function waitedText(entry) {
-  const seconds = entry.waited_s + Math.round((performance.now() - snapshotAt) / 1000);
-  return t("console.waited", { s: seconds });
+function showPresence(value, reason = "") {
+  presence = value;
+  presenceReason = reason || "";
+  presenceText.dataset.presence = value;
+  presenceText.textContent = presenceWords(value, presenceReason);
+
+  // Which moves make sense from here (the server enforces them too).
+  const hadFocus = presenceControls.contains(document.activeElement);
+  const free = !call && !offer;
+  const show = {
+    available: free && ["offline", "break"].includes(value),
+    wrapUpDone: free && value === "wrap_up",
+    break: free && ["available", "wrap_up"].includes(value),
+    offline: free && ["available", "wrap_up", "break"].includes(value),
+  };
+  availableButton.hidden = !show.available;
+  wrapUpDoneButton.hidden = !show.wrapUpDone;
+  breakControl.hidden = !show.break;
+  offlineButton.hidden = !show.offline;
+  for (const control of [availableButton, wrapUpDoneButton, breakReason, breakButton, offlineButton]) {
+    control.disabled = !signaling.open;
+  }
+  wrapUpNote.hidden = value !== "wrap_up";
+  // Keep keyboard focus in the presence controls when the button it was on goes away.
+  const focused = document.activeElement;
+  if (hadFocus && !(presenceControls.contains(focused) && usable(focused))) firstPresenceControl()?.focus();
+}
+
+const usable = (element) => Boolean(element) && !element.disabled && !element.closest("[hidden]");
+const firstPresenceControl = () => [...presenceControls.querySelectorAll("button")].find(usable);
+
+function setPresence(value, reason) {
+  const fields = { status: value };
+  if (reason) fields.reason = reason;
+  signaling.send("presence.set", fields);
+}
+
+availableButton.addEventListener("click", () => setPresence("available"));
+wrapUpDoneButton.addEventListener("click", () => setPresence("available"));
+breakButton.addEventListener("click", () => setPresence("break", breakReason.value));
+offlineButton.addEventListener("click", () => setPresence("offline"));
+
+// --- the waiting list (information) ------------------------------------------------------------
+
+function secondsSince(entry) {
+  return entry.waited_s + Math.round((performance.now() - snapshotAt) / 1000);
+}
+
+function languageName(code) {
+  const known = `language.${code}`;
+  return t(known) !== known ? t(known) : code;
+}
+
+function waitingMeta(entry) {
+  return [
+    t(`channel.${entry.channel}`),
+    languageName(entry.language),
+    t("console.waited", { s: secondsSince(entry) }),
+  ].join(" · ");
+}
+
+function priorityBadge(priority) {
+  const badge = document.createElement("span");
+  badge.className = "badge";
+  badge.textContent = t(`priority.${priority}`);
+  return badge;
 }
 
 function renderWaiting() {
-  const focusedId = document.activeElement?.dataset?.callId;
-  const canAccept = presence === "available" && !call && !accepting;
   waitingList.replaceChildren(
     ...waiting.map((entry) => {
       const item = document.createElement("li");
-      const business = pick(entry.business_name) || entry.business;
+      item.dataset.testid = "waiting-call";
+      item.dataset.callId = entry.call_id;
       const label = document.createElement("span");
       label.className = "waiting-business";
-      label.textContent = business;
+      label.textContent = pick(entry.business_name) || entry.business;
+      if (entry.priority > 0) label.append(" ", priorityBadge(entry.priority));
       const meta = document.createElement("span");
       meta.className = "waiting-meta";
       meta.dataset.waited = "";
-      meta.textContent = `${t(`channel.${entry.channel}`)} · ${waitedText(entry)}`;
-      const button = document.createElement("button");
-      button.type = "button";
-      button.className = "button-primary";
-      button.dataset.testid = "call-accept";
-      button.dataset.callId = entry.call_id;
-      button.textContent = t("console.accept");
-      button.setAttribute("aria-label", t("console.accept_label", { business }));
-      button.disabled = !canAccept;
-      button.addEventListener("click", () => accept(entry.call_id));
-      item.append(label, meta, button);
+      meta.textContent = waitingMeta(entry);
+      item.append(label, meta);
       return item;
     }),
   );
   waitingEmpty.hidden = waiting.length > 0;
-  // Keep keyboard focus on the same call across re-renders.
-  if (focusedId) waitingList.querySelector(`[data-call-id="${focusedId}"]`)?.focus();
+}
+
+// --- the ringing offer -------------------------------------------------------------------------
+
+function offerSecondsLeft() {
+  return Math.max(0, Math.ceil((offer.deadline - performance.now()) / 1000));
+}
+
+function renderCountdown() {
+  if (!offer) return;
+  const left = offerSecondsLeft();
+  const timer = offer.element.querySelector('[data-testid="offer-countdown"]');
+  timer.dataset.seconds = String(left);
+  timer.textContent = left > 0 ? t("console.offer_countdown", { s: left }) : t("console.offer_expiring");
+  const bar = offer.element.querySelector("[data-offer-progress]");
+  bar.max = offer.total;
+  bar.value = Math.max(0, (offer.deadline - performance.now()) / 1000);
+  offer.element.classList.toggle("offer-urgent", left <= 5);
+  if (left === 0) setOfferButtons(false);
+}
+
+function setOfferButtons(enabled) {
+  for (const button of offer.element.querySelectorAll("button")) button.disabled = !enabled;
+}
+
+function showOffer(message) {
+  clearOffer();
+  const business = pick(message.business_name) || message.business;
+  const expires = Number(message.expires_in_s) || 15;
+  const element = offerTemplate.content.firstElementChild.cloneNode(true);
+  element.dataset.callId = message.call_id;
+  element.querySelector("[data-offer-business]").textContent = business;
+  element.querySelector("[data-offer-channel]").textContent = t(`channel.${message.channel}`);
+  element.querySelector("[data-offer-language]").textContent = languageName(message.language);
+  element.querySelector("[data-offer-waited]").textContent = t("console.seconds", { s: message.waited_s });
+  if (message.priority > 0) {
+    const priority = element.querySelector("[data-offer-priority]");
+    priority.hidden = false;
+    priority.append(priorityBadge(message.priority));
+  }
+  const accept = element.querySelector('[data-testid="call-accept"]');
+  const reject = element.querySelector('[data-testid="call-reject"]');
+  accept.dataset.callId = message.call_id;
+  reject.dataset.callId = message.call_id;
+  accept.setAttribute("aria-label", t("console.accept_label", { business }));
+  reject.setAttribute("aria-label", t("console.reject_label", { business }));
+  accept.addEventListener("click", () => acceptOffer());
+  reject.addEventListener("click", () => rejectOffer());
+
+  const focusWasIdle =
+    !document.activeElement || document.activeElement === document.body ||
+    presenceControls.contains(document.activeElement);
+  offer = {
+    id: message.call_id,
+    deadline: performance.now() + expires * 1000,
+    total: expires,
+    element,
+    acceptRef: null,
+  };
+  offerSlot.replaceChildren(element);
+  renderCountdown();
+  offerAnnounce.textContent = t("console.offer_announce", {
+    business,
+    channel: t(`channel.${message.channel}`),
+    s: message.waited_s,
+  });
+  document.title = `${t("console.offer_title")} · ${pageTitle}`;
+  showPresence(presence, presenceReason);
+  if (focusWasIdle) accept.focus();
+}
+
+function clearOffer() {
+  if (!offer) return;
+  const hadFocus = offer.element.contains(document.activeElement);
+  offer = null;
+  offerSlot.replaceChildren();
+  offerAnnounce.textContent = "";
+  document.title = pageTitle;
+  showPresence(presence, presenceReason);
+  if (hadFocus) (hangupButton.disabled ? firstPresenceControl() : hangupButton)?.focus();
+}
+
+function acceptOffer() {
+  if (!offer) return;
+  setOfferButtons(false);
+  status.callId = null;
+  status.show("connecting", t("status.connecting"));
+  offer.acceptRef = signaling.send("call.accept", { call_id: offer.id });
+}
+
+function rejectOffer() {
+  if (!offer) return;
+  signaling.send("call.reject", { call_id: offer.id });
+  clearOffer();
 }
 
 setInterval(() => {
+  renderCountdown();
   const metas = waitingList.querySelectorAll("[data-waited]");
   waiting.forEach((entry, i) => {
-    if (metas[i]) metas[i].textContent = `${t(`channel.${entry.channel}`)} · ${waitedText(entry)}`;
+    if (metas[i]) metas[i].textContent = waitingMeta(entry);
   });
-}, 1000);
+}, 250);
 
-function accept(callId) {
-  accepting = callId;
-  renderWaiting();
-  status.callId = null;
-  status.show("connecting", t("status.connecting"));
-  signaling.send("call.accept", { call_id: callId });
-}
+// --- the call ----------------------------------------------------------------------------------
 
 function finish(state, words) {
   if (call) {
@@ -93,13 +249,12 @@ function finish(state, words) {
     stopStream(call.stream);
   }
   call = null;
-  accepting = null;
   localVideo.srcObject = null;
   businessText.textContent = "";
   hangupButton.disabled = true;
   setLanguageSwitchEnabled(true);
   status.show(state, words);
-  showPresence(presence);
+  showPresence(presence, presenceReason);
 }
 
 async function startMedia(mine) {
@@ -110,10 +265,6 @@ async function startMedia(mine) {
 
 const current = (message) => call && message.call_id === call.id;
 
-presenceButton.addEventListener("click", () => {
-  signaling.send("presence.set", { status: presence === "available" ? "offline" : "available" });
-});
-
 hangupButton.addEventListener("click", () => {
   if (!call) return;
   hangupButton.disabled = true;
@@ -121,24 +272,37 @@ hangupButton.addEventListener("click", () => {
 });
 
 signaling
-  .on("hello", (message) => showPresence(message.presence || "offline"))
-  .on("presence", (message) => showPresence(message.status))
+  .on("hello", (message) => showPresence(message.presence || "offline", message.reason))
+  .on("presence", (message) => showPresence(message.status, message.reason))
   .on("queue.snapshot", (message) => {
     waiting = message.calls || [];
     snapshotAt = performance.now();
     renderWaiting();
   })
+  .on("call.offer", (message) => {
+    if (call) return;
+    // Being offered a call is a presence of its own (the router set it; no frame says so).
+    presence = "offered";
+    showOffer(message);
+  })
+  .on("offer.withdrawn", (message) => {
+    // A withdrawn offer leaves the teller available; a `presence` frame follows if not (break).
+    if (presence === "offered" && !call) presence = "available";
+    if (offer?.id !== message.call_id) return showPresence(presence, presenceReason);
+    clearOffer();
+    if (!call) status.show("idle", t("console.offer_gone"));
+  })
   .on("call.connected", (message) => {
-    accepting = null;
     const mine = { id: message.call_id, stream: null, leg: null, mediaConnected: false, framesSeen: false };
     call = mine;
     status.callId = mine.id;
     businessText.textContent = `${t("console.business")}: ${pick(message.business_name) || message.business}`;
     hangupButton.disabled = false;
+    clearOffer();
     if (document.activeElement === document.body || !document.activeElement) hangupButton.focus();
     setLanguageSwitchEnabled(false);
     status.show("answered", t("status.teller_answered"));
-    showPresence(presence);
+    showPresence(presence, presenceReason);
     startMedia(mine).catch((error) => {
       console.error(error);
       if (call !== mine) return;
@@ -150,16 +314,19 @@ signaling
     if (current(message)) finish("ended", t("status.ended"));
   })
   .on("error", (message) => {
-    if (accepting) {
-      accepting = null;
-      renderWaiting();
+    if (offer && offer.acceptRef && message.ref === offer.acceptRef) {
+      // The accept failed (e.g. no media worker): the offer may still be ringing; let the
+      // teller try again or decline until it is withdrawn.
+      offer.acceptRef = null;
+      if (offerSecondsLeft() > 0) setOfferButtons(true);
     }
     status.show("error", errorWords(message));
   })
   .on("socket.lost", () => {
-    // The server ends a teller's calls when its console drops.
+    // The server ends a teller's calls and passes on its offer when its console drops.
+    clearOffer();
     if (call) finish("error", t("status.disconnected"));
-    presenceButton.disabled = true;
+    showPresence("offline");
   })
   .on("socket.closed", (message) => {
     if (message.code === 4403) status.show("error", t("error.forbidden"));

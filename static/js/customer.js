@@ -1,4 +1,6 @@
-// Customer page: pick a business, call, wait in the queue, talk, hang up, call again.
+// Customer page: pick a business, call, wait in the queue (position and estimated wait), talk,
+// hang up, call again. A long wait may offer a callback; a teller who drops puts the call back
+// at the head of the queue.
 
 import { StatusView, callMedia, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
 import { lang, setLanguageSwitchEnabled, t } from "./i18n.js";
@@ -7,32 +9,55 @@ import { Signaling } from "./signaling.js";
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 const form = document.getElementById("call-form");
 const businessSelect = $("business-select");
+const priorityBox = $("priority-elderly");
 const startButton = $("call-start");
 const hangupButton = $("call-hangup");
 const positionText = $("queue-position");
+const etaText = $("queue-eta");
+const callbackOffer = document.querySelector("[data-callback-offer]");
+const callbackButton = $("callback-request");
 const localVideo = $("local-video");
 const remoteVideo = $("remote-video");
 const status = new StatusView($("call-status"));
 const signaling = new Signaling("/ws/customer/");
 const startMedia = callMedia(signaling, { currentCall: () => call, status, remoteVideo });
 
-// The call in progress: { id, stream, leg, mediaConnected, framesSeen, cancelled }.
+// The call in progress: { id, stream, leg, mediaConnected, framesSeen }.
 let call = null;
 
 exposeStats(() => call?.leg, remoteVideo);
 
 function setBusy(busy) {
-  const focusLost = [startButton, hangupButton, document.body].includes(document.activeElement);
+  const focusLost = [startButton, hangupButton, callbackButton, document.body].includes(
+    document.activeElement,
+  );
   startButton.disabled = busy;
   businessSelect.disabled = busy;
+  priorityBox.disabled = busy;
   hangupButton.disabled = !busy;
   setLanguageSwitchEnabled(!busy);
   if (focusLost) (busy ? hangupButton : startButton).focus();
 }
 
-function showPosition(position) {
+function etaWords(seconds) {
+  if (seconds < 60) return t("status.eta_soon");
+  return t("status.eta", { minutes: Math.ceil(seconds / 60) });
+}
+
+/** Position and estimated wait; text is only rewritten when it changes (a live region). */
+function showPosition(position, estimatedWaitS) {
+  const words = position ? t("status.position", { position, ahead: position - 1 }) : "";
   positionText.dataset.position = position ?? "";
-  positionText.textContent = position ? t("status.position", { position, ahead: position - 1 }) : "";
+  if (positionText.textContent !== words) positionText.textContent = words;
+  const known = position && Number.isFinite(estimatedWaitS);
+  etaText.dataset.seconds = known ? String(estimatedWaitS) : "";
+  const eta = known ? etaWords(estimatedWaitS) : "";
+  if (etaText.textContent !== eta) etaText.textContent = eta;
+}
+
+function showCallbackOffer(show) {
+  callbackOffer.hidden = !show;
+  callbackButton.disabled = !show;
 }
 
 function finish(state, words) {
@@ -43,6 +68,7 @@ function finish(state, words) {
   call = null;
   localVideo.srcObject = null;
   showPosition(null);
+  showCallbackOffer(false);
   setBusy(false);
   status.show(state, words);
 }
@@ -73,6 +99,7 @@ async function startCall() {
     business: businessSelect.value,
     channel: form.dataset.channel,
     language: lang,
+    priority: priorityBox.checked ? "elderly" : "normal",
   });
 }
 
@@ -94,6 +121,12 @@ hangupButton.addEventListener("click", () => {
   }
 });
 
+callbackButton.addEventListener("click", () => {
+  if (!call?.id) return;
+  callbackButton.disabled = true;
+  signaling.send("callback.request", { call_id: call.id });
+});
+
 signaling
   .on("call.queued", (message) => {
     if (!call || call.id) {
@@ -103,14 +136,30 @@ signaling
     call.id = message.call_id;
     status.callId = call.id;
     status.show("waiting", t("status.waiting"));
-    showPosition(message.position);
+    showPosition(message.position, message.estimated_wait_s);
   })
   .on("queue.position", (message) => {
-    if (current(message) && status.state === "waiting") showPosition(message.position);
+    if (current(message) && status.state === "waiting") {
+      showPosition(message.position, message.estimated_wait_s);
+    }
+  })
+  .on("queue.callback_offer", (message) => {
+    if (current(message) && status.state === "waiting") showCallbackOffer(true);
+  })
+  .on("call.requeued", (message) => {
+    if (!current(message)) return;
+    // The teller dropped: close our leg, keep the camera; the next teller starts media anew.
+    call.leg?.close();
+    call.leg = null;
+    call.mediaConnected = false;
+    call.framesSeen = false;
+    status.show("waiting", t("status.requeued"));
+    showPosition(1, undefined);
   })
   .on("call.answered", (message) => {
     if (!current(message)) return;
     showPosition(null);
+    showCallbackOffer(false);
     status.show("answered", t("status.answered"));
     const mine = call;
     startMedia(mine).catch((error) => {
@@ -119,11 +168,16 @@ signaling
     });
   })
   .on("call.ended", (message) => {
-    if (current(message)) finish("ended", t("status.ended"));
+    if (!current(message)) return;
+    const callback = message.reason === "callback";
+    finish("ended", t(callback ? "status.callback_booked" : "status.ended"));
   })
   .on("error", (message) => {
     if (call && !call.id) finish("error", errorWords(message));
-    else if (call) status.show("error", errorWords(message));
+    else if (call) {
+      status.show("error", errorWords(message));
+      if (!callbackOffer.hidden) callbackButton.disabled = false;
+    }
   })
   .on("socket.lost", () => {
     // The server ends a call whose customer socket drops; say so rather than wait forever.
