@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.customer_page, name="customer"),
     path("kiosk/", views.customer_page, {"kiosk": True}, name="kiosk"),
     path("console/", views.console_page, name="console"),
+    path("console/wallboard/", views.wallboard_page, name="wallboard"),
     path(
         "console/login/",
         auth_views.LoginView.as_view(template_name="console/login.html"),

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -7,6 +8,9 @@ from django.views.decorators.http import require_GET
 from queueing.selectors import business_list
 
 from . import access
+
+# The service level the wallboard measures against (calls answered within the threshold).
+SERVICE_LEVEL_TARGET = 0.8
 
 
 @require_GET
@@ -23,6 +27,21 @@ def console_page(request: HttpRequest) -> HttpResponse:
     if not access.access_teller(request.user):
         raise PermissionDenied("The console is for tellers and supervisors.")
     return render(request, "console/index.html", {})
+
+
+@login_required
+@require_GET
+def wallboard_page(request: HttpRequest) -> HttpResponse:
+    if not access.access_supervisor(request.user):
+        raise PermissionDenied("The wallboard is for supervisors.")
+    return render(
+        request,
+        "console/wallboard.html",
+        {
+            "service_level_target": SERVICE_LEVEL_TARGET,
+            "threshold_s": settings.QUEUE_SERVICE_LEVEL_S,
+        },
+    )
 
 
 @require_GET

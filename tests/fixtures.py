@@ -25,9 +25,12 @@ class SharedStack:
     """The session's shared server stack, started on first use; a test that needs the servers to
     itself (e.g. to kill the only media worker) stops it first with :meth:`stop`."""
 
+    current: SharedStack | None = None  # the session's instance, for module teardown
+
     def __init__(self, log_dir) -> None:
         self.log_dir = log_dir
         self.stack = None
+        SharedStack.current = self
 
     def get(self):
         from tests.livestack import LiveStack
@@ -51,12 +54,22 @@ def shared_stack(django_db_setup, django_db_blocker, tmp_path_factory):
     shared = SharedStack(tmp_path_factory.mktemp("stack-logs"))
     yield shared
     shared.stop()
+    SharedStack.current = None
 
 
 @pytest.fixture
 def live_stack(shared_stack):
     """The real server processes of the current profile, on the test database."""
     return shared_stack.get()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _shared_stack_per_module():
+    """The shared servers live for one test module at most: their queue ticker works on the
+    test database, and tests elsewhere freeze or move the queue's clock themselves."""
+    yield
+    if SharedStack.current is not None:
+        SharedStack.current.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 What ``make run`` serves; nothing to configure.
 """
 
+import os
+
 from .base import *  # noqa: F403
 from .base import VAR_DIR, env
 
@@ -21,7 +23,12 @@ DATABASES = {
             "transaction_mode": "IMMEDIATE",
         },
         # A file, not :memory:, so that test servers started as subprocesses share it.
-        "TEST": {"NAME": env.str("SQLITE_TEST_PATH", default=str(VAR_DIR / "test.sqlite3"))},
+        # One per test run, so that runs side by side do not share (and break) a file.
+        "TEST": {
+            "NAME": env.str(
+                "SQLITE_TEST_PATH", default=str(VAR_DIR / f"test-{os.getpid()}.sqlite3")
+            )
+        },
     }
 }
 
