@@ -176,19 +176,25 @@ def teller_presence_set(
     return presence
 
 
+def _pending_offer(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Offer:
+    """The teller's ringing offer of this call, locked; refused in words otherwise."""
+    offer = (
+        Offer.objects.select_for_update()
+        .filter(call_id=call_id, teller=teller, status=OfferStatus.PENDING)
+        .first()
+    )
+    if offer is None:
+        if Offer.objects.filter(call_id=call_id, status=OfferStatus.PENDING).exists():
+            raise Forbidden("This call is offered to another teller.")
+        raise Conflict("There is no offer of this call for you (it expired or was taken).")
+    return offer
+
+
 def offer_accept(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
     """The ringing teller answers: the call connects, gets a media worker and a recording."""
     now = clock.now()
     with transaction.atomic():
-        offer = (
-            Offer.objects.select_for_update()
-            .filter(call_id=call_id, teller=teller, status=OfferStatus.PENDING)
-            .first()
-        )
-        if offer is None:
-            if Offer.objects.filter(call_id=call_id, status=OfferStatus.PENDING).exists():
-                raise Forbidden("This call is offered to another teller.")
-            raise Conflict("There is no offer of this call for you (it expired or was taken).")
+        offer = _pending_offer(call_id=call_id, teller=teller)
         call = Call.objects.select_for_update().get(pk=call_id)
         media_channel = call.media_channel if media_worker_alive(call.media_channel) else ""
         if not media_channel:
@@ -228,13 +234,7 @@ def offer_reject(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> None:
     """The ringing teller declines: the call goes back to the queue and is offered elsewhere."""
     now = clock.now()
     with transaction.atomic():
-        offer = (
-            Offer.objects.select_for_update()
-            .filter(call_id=call_id, teller=teller, status=OfferStatus.PENDING)
-            .first()
-        )
-        if offer is None:
-            raise Conflict("There is no offer of this call for you.")
+        offer = _pending_offer(call_id=call_id, teller=teller)
         _offer_close(offer, status=OfferStatus.REJECTED, now=now)
         TellerPresence.objects.filter(teller=teller, status=PresenceStatus.OFFERED).update(
             status=PresenceStatus.AVAILABLE, since=now, current_call=None

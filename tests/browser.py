@@ -7,6 +7,7 @@ Debian's ``/usr/bin/chromium`` is used as is (never ``playwright install``).
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -64,6 +65,18 @@ class Participant:
 
     def close(self) -> None:
         self.browser.close()
+
+
+@contextmanager
+def diagnostics(live_stack, *sides: Participant):
+    """On failure, print what the browsers and the servers said (pytest shows it)."""
+    try:
+        yield
+    except BaseException:
+        for side in sides:
+            print(f"--- {side.name} console\n" + "\n".join(side.console[-60:]))
+        print(live_stack.logs())
+        raise
 
 
 def launch(playwright: Playwright, name: str, camera_y4m: Path, *, base_url: str) -> Participant:

@@ -10,18 +10,17 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
-from django.test import Client
 from django.utils import timezone
 
 from queueing.models import Call, CallStatus, PresenceStatus, TellerPresence
 from signaling import access
 from signaling.models import MediaWorker
-from tests.factories import catalogue_seed, staff_user
+from tests.factories import catalogue_seed
+from tests.sockets import ORIGIN, Socket, session_cookie
 from videobank.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
-ORIGIN = (b"origin", b"http://127.0.0.1")
 
 
 @pytest.fixture(autouse=True)
@@ -47,60 +46,6 @@ async def seeded():
     await sync_to_async(catalogue_seed)()
 
 
-def _session_cookie(username: str, *groups: str) -> bytes:
-    user = staff_user(username, *groups)
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-class Socket:
-    """A communicator that speaks protocol v1."""
-
-    def __init__(self, path: str, cookie: bytes | None = None) -> None:
-        headers = [ORIGIN] + ([(b"cookie", cookie)] if cookie else [])
-        self.comm = WebsocketCommunicator(application, path, headers=headers)
-
-    async def open(self) -> dict:
-        connected, _ = await self.comm.connect()
-        assert connected
-        hello = await self.recv()
-        assert hello["type"] == "hello"
-        return hello
-
-    async def send(self, type_: str, **fields) -> None:
-        await self.comm.send_to(text_data=json.dumps({"type": type_, "v": 1, **fields}))
-
-    async def send_raw(self, text: str | None = None, binary: bytes | None = None) -> None:
-        await self.comm.send_to(text_data=text, bytes_data=binary)
-
-    async def recv(self, timeout: float = 5) -> dict:
-        return json.loads(await self.comm.receive_from(timeout=timeout))
-
-    async def expect(self, type_: str, timeout: float = 5) -> dict:
-        """Next frame of ``type_``; frames of other types in between are skipped."""
-        while True:
-            message = await self.recv(timeout)
-            if message["type"] == type_:
-                return message
-            assert message["type"] != "error", message
-
-    async def pending(self) -> list[dict]:
-        """Every frame already delivered and not yet read."""
-        frames = []
-        while not await self.comm.receive_nothing(timeout=0.2):
-            frames.append(await self.recv())
-        return frames
-
-    async def alive(self) -> None:
-        """The socket still answers after whatever came before."""
-        await self.send("ping")
-        assert (await self.expect("pong"))["type"] == "pong"
-
-    async def close(self) -> None:
-        await self.comm.disconnect()
-
-
 async def customer_socket() -> Socket:
     sock = Socket("/ws/customer/")
     await sock.open()
@@ -108,7 +53,7 @@ async def customer_socket() -> Socket:
 
 
 async def teller_socket(username: str = "teller1", *groups: str) -> Socket:
-    cookie = await sync_to_async(_session_cookie)(username, *(groups or ("teller",)))
+    cookie = await sync_to_async(session_cookie)(username, *(groups or ("teller",)))
     sock = Socket("/ws/teller/", cookie)
     await sock.open()
     return sock
@@ -342,7 +287,7 @@ async def test_teller_dropping_mid_call_requeues_the_customer(seeded, media_chan
 async def test_teller_socket_needs_the_teller_group(seeded, groups):
     cookie = None
     if groups:
-        cookie = await sync_to_async(_session_cookie)("qa-user", *groups)
+        cookie = await sync_to_async(session_cookie)("qa-user", *groups)
     comm = WebsocketCommunicator(
         application, "/ws/teller/", headers=[ORIGIN] + ([(b"cookie", cookie)] if cookie else [])
     )

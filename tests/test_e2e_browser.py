@@ -8,14 +8,13 @@ server's aiortc media worker. Each call must carry video and audio both ways.
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from queueing.models import Call, CallStatus
-from tests.browser import Participant, launch, off_loop
+from tests.browser import Participant, diagnostics, launch, off_loop
 from tests.factories import staff_user
 from tests.media import face_y4m, pattern_y4m
 from tests.recording_checks import check_call_recording
@@ -63,18 +62,6 @@ def participants(live_stack, cameras, teller_account):
         finally:
             customer.close()
             teller.close()
-
-
-@contextmanager
-def diagnostics(live_stack, *sides: Participant):
-    """On failure, print what the browsers and the servers said (pytest shows it)."""
-    try:
-        yield
-    except BaseException:
-        for side in sides:
-            print(f"--- {side.name} console\n" + "\n".join(side.console[-60:]))
-        print(live_stack.logs())
-        raise
 
 
 def teller_signs_in_and_goes_available(teller: Participant) -> None:

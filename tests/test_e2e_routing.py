@@ -11,13 +11,12 @@ few seconds of waiting here prove the router skipped it rather than that it was 
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from queueing.models import Call, CallStatus
-from tests.browser import Participant, launch, off_loop
+from tests.browser import Participant, diagnostics, launch, off_loop
 from tests.factories import staff_user
 from tests.media import face_y4m, pattern_y4m
 
@@ -58,18 +57,6 @@ def browsers(live_stack, routing_cameras, tellers):
         finally:
             for person in people.values():
                 person.close()
-
-
-@contextmanager
-def diagnostics(live_stack, *sides: Participant):
-    """On failure, print what the browsers and the servers said (pytest shows it)."""
-    try:
-        yield
-    except BaseException:
-        for side in sides:
-            print(f"--- {side.name} console\n" + "\n".join(side.console[-60:]))
-        print(live_stack.logs())
-        raise
 
 
 def sign_in(teller: Participant) -> None:

@@ -31,9 +31,9 @@ from signaling.client import CustomerClient, TellerClient
 from signaling.consumers import SupervisorConsumer
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, off_loop
 from tests.factories import catalogue_seed, staff_user
+from tests.sockets import ORIGIN, Socket, session_cookie
 from videobank.asgi import application
 
-ORIGIN = (b"origin", b"http://127.0.0.1")
 BANK_TZ = ZoneInfo("Asia/Shanghai")
 # A weekday afternoon in the bank's time zone; "today" starts at local midnight.
 NOW = datetime(2025, 3, 10, 15, 30, tzinfo=BANK_TZ)
@@ -231,42 +231,8 @@ def sockets_settings(settings, monkeypatch):
     monkeypatch.setattr(SupervisorConsumer, "push_every_s", 0.2)
 
 
-def _session_cookie(username: str, *groups: str) -> bytes:
-    client = Client()
-    client.force_login(staff_user(username, *groups))
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-class Socket:
-    def __init__(self, path: str, cookie: bytes | None = None) -> None:
-        headers = [ORIGIN] + ([(b"cookie", cookie)] if cookie else [])
-        self.comm = WebsocketCommunicator(application, path, headers=headers)
-
-    async def open(self) -> dict:
-        connected, _ = await self.comm.connect()
-        assert connected
-        hello = json.loads(await self.comm.receive_from(timeout=5))
-        assert hello["type"] == "hello"
-        return hello
-
-    async def send(self, type_: str, **fields) -> None:
-        await self.comm.send_to(text_data=json.dumps({"type": type_, "v": 1, **fields}))
-
-    async def expect(self, type_: str, timeout: float = 5, where=lambda m: True) -> dict:
-        """The next frame of ``type_`` that ``where`` accepts; others are skipped, errors fail
-        (unless an error is what is expected)."""
-        while True:
-            message = json.loads(await self.comm.receive_from(timeout=timeout))
-            assert message["type"] != "error" or type_ == "error", message
-            if message["type"] == type_ and where(message):
-                return message
-
-    async def close(self) -> None:
-        await self.comm.disconnect()
-
-
 async def _staff_socket(path: str, username: str, *groups: str) -> Socket:
-    sock = Socket(path, await sync_to_async(_session_cookie)(username, *groups))
+    sock = Socket(path, await sync_to_async(session_cookie)(username, *groups))
     await sock.open()
     return sock
 
@@ -362,7 +328,7 @@ async def test_a_call_cannot_be_moved_to_a_non_teller(sockets_settings):
 @pytest.mark.parametrize("groups", [None, ("teller",), ("qa",)])
 async def test_supervisor_socket_refuses_others(sockets_settings, groups):
     await sync_to_async(catalogue_seed)()
-    cookie = None if groups is None else await sync_to_async(_session_cookie)("user-x", *groups)
+    cookie = None if groups is None else await sync_to_async(session_cookie)("user-x", *groups)
     comm = WebsocketCommunicator(
         application, "/ws/supervisor/", headers=[ORIGIN] + ([(b"cookie", cookie)] if cookie else [])
     )
