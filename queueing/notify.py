@@ -3,16 +3,23 @@
 Group names are the contract between services and the socket consumers:
 ``call-<id>`` holds the customer and the teller of one call, ``tellers`` every teller console,
 ``teller-<user id>`` one teller's consoles. Consumers turn ``signal.forward`` into a frame.
+
+Messages are collected in an outbox per transaction and sent once it commits, in one go: groups
+concurrently, each group's messages in order. Queue-position broadcasts are coalesced to one per
+transaction. The thread that ran the transaction waits for one round of sends, not one per
+message — it is the server's only database thread.
 """
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
 
 from signaling.protocol import server_message
 
@@ -20,6 +27,9 @@ from . import selectors
 
 TELLERS_GROUP = "tellers"
 SUPERVISORS_GROUP = "supervisors"
+
+SEND_CONCURRENCY = 8
+_local = threading.local()
 
 
 def call_group(call_id: uuid.UUID | str) -> str:
@@ -30,56 +40,155 @@ def teller_group(teller_id: int) -> str:
     return f"teller-{teller_id}"
 
 
-def _send_now(group: str, message: dict[str, Any]) -> None:
-    async_to_sync(get_channel_layer().group_send)(group, message)
+def forward(type_: str, **fields: Any) -> dict[str, Any]:
+    return {"type": "signal.forward", "message": server_message(type_, **fields)}
+
+
+class _Outbox:
+    def __init__(self) -> None:
+        self.group_messages: list[tuple[str, dict]] = []
+        self.channel_messages: list[tuple[str, dict]] = []
+        self.queue_changed = False
+
+    def flush(self) -> None:
+        if getattr(_local, "outbox", None) is self:
+            _local.owner = _local.outbox = None
+        messages = list(self.group_messages)
+        if self.queue_changed:
+            if _broadcaster.deferred:
+                _broadcaster.dirty = True
+            else:
+                messages += _broadcaster.changes()
+        if messages or self.channel_messages:
+            async_to_sync(_send_all)(messages, self.channel_messages)
+
+
+class _Broadcaster:
+    """Queue positions and the waiting list, sent only where they changed.
+
+    With a queue ticker in the process (``deferred``), a change only marks the queue dirty and
+    the ticker sends at most one broadcast per tick: under load, a broadcast per change would send
+    O(waiting) messages for every call placed, offered or ended.
+    """
+
+    def __init__(self) -> None:
+        self.deferred = False
+        self.dirty = False
+        self.lock = threading.Lock()
+        self.sent: dict[str, tuple[int, int, int]] = {}
+        self.sent_snapshot: list[dict] | None = None
+
+    def changes(self) -> list[tuple[str, dict]]:
+        with self.lock:
+            self.dirty = False
+            messages = []
+            current = {}
+            for place in selectors.queue_places():
+                key = str(place.call_id)
+                figures = (place.position, place.waiting, place.estimated_wait_s)
+                current[key] = figures
+                if self.sent.get(key) != figures:
+                    messages.append(
+                        (
+                            call_group(place.call_id),
+                            forward(
+                                "queue.position",
+                                call_id=key,
+                                position=place.position,
+                                waiting=place.waiting,
+                                estimated_wait_s=place.estimated_wait_s,
+                            ),
+                        )
+                    )
+            self.sent = current
+            snapshot = selectors.queue_snapshot()
+            shape = [(c["call_id"], c["priority"]) for c in snapshot]
+            if shape != self.sent_snapshot:
+                self.sent_snapshot = shape
+                messages.append((TELLERS_GROUP, forward("queue.snapshot", calls=snapshot)))
+            return messages
+
+
+_broadcaster = _Broadcaster()
+
+
+def defer_queue_broadcasts() -> None:
+    """This process runs a queue ticker: broadcasts wait for it (see ``_Broadcaster``)."""
+    _broadcaster.deferred = True
+
+
+def queue_broadcast_if_changed() -> None:
+    """Called by the ticker: send what changed in the queue since the last broadcast."""
+    if _broadcaster.dirty:
+        messages = _broadcaster.changes()
+        if messages:
+            async_to_sync(_send_all)(messages, [])
+
+
+def _outbox() -> _Outbox:
+    """The outbox of the current atomic block, flushed when the transaction commits. Tied to the
+    innermost block so that a rolled-back savepoint drops its own messages with its on_commit."""
+    owner = connection.atomic_blocks[-1]
+    if getattr(_local, "owner", None) is not owner:  # another block (or the last transaction
+        _local.owner = owner  # rolled back, dropping its on_commit along with its messages)
+        _local.outbox = _Outbox()
+        transaction.on_commit(_local.outbox.flush)
+    return _local.outbox
+
+
+def _add(*, group=None, channel=None, message=None, queue_changed: bool = False) -> None:
+    in_transaction = connection.in_atomic_block
+    box = _outbox() if in_transaction else _Outbox()
+    if group is not None:
+        box.group_messages.append((group, message))
+    if channel is not None:
+        box.channel_messages.append((channel, message))
+    box.queue_changed |= queue_changed
+    if not in_transaction:  # autocommit: the change is already committed
+        box.flush()
+
+
+async def _send_all(group_messages: list[tuple[str, dict]], channel_messages) -> None:
+    layer = get_channel_layer()
+    by_group: dict[str, list[dict]] = {}
+    for group, message in group_messages:
+        by_group.setdefault(group, []).append(message)
+
+    # A few at a time: each send holds a connection of the channel layer's (bounded) pool.
+    slots = asyncio.Semaphore(SEND_CONCURRENCY)
+
+    async def in_order(group: str, messages: list[dict]) -> None:
+        async with slots:
+            for message in messages:
+                await layer.group_send(group, message)
+
+    async def one(channel: str, message: dict) -> None:
+        async with slots:
+            await layer.send(channel, message)
+
+    await asyncio.gather(
+        *(in_order(group, messages) for group, messages in by_group.items()),
+        *(one(channel, message) for channel, message in channel_messages),
+    )
 
 
 def send_on_commit(group: str, message: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: _send_now(group, message))
+    _add(group=group, message=message)
 
 
 def forward_on_commit(group: str, type_: str, **fields: Any) -> None:
     """Deliver a protocol message to every socket in ``group`` once the transaction commits."""
-    send_on_commit(group, {"type": "signal.forward", "message": server_message(type_, **fields)})
-
-
-def queue_changed_on_commit() -> None:
-    """Push fresh positions to waiting customers and the waiting list to tellers."""
-
-    def push() -> None:
-        layer = get_channel_layer()
-        send = async_to_sync(layer.group_send)
-        for place in selectors.queue_places():
-            send(
-                call_group(place.call_id),
-                {
-                    "type": "signal.forward",
-                    "message": server_message(
-                        "queue.position",
-                        call_id=str(place.call_id),
-                        position=place.position,
-                        waiting=place.waiting,
-                        estimated_wait_s=place.estimated_wait_s,
-                    ),
-                },
-            )
-        send(
-            TELLERS_GROUP,
-            {
-                "type": "signal.forward",
-                "message": server_message("queue.snapshot", calls=selectors.queue_snapshot()),
-            },
-        )
-
-    transaction.on_commit(push)
-
-
-def channel_send_now(channel_name: str, message: dict[str, Any]) -> None:
-    async_to_sync(get_channel_layer().send)(channel_name, message)
+    send_on_commit(group, forward(type_, **fields))
 
 
 def channel_send_on_commit(channel_name: str, message: dict[str, Any]) -> None:
-    transaction.on_commit(lambda: channel_send_now(channel_name, message))
+    _add(channel=channel_name, message=message)
+
+
+def queue_changed_on_commit() -> None:
+    """Push fresh positions to waiting customers and the waiting list to tellers (once per
+    transaction, however many changes it made)."""
+    _add(queue_changed=True)
 
 
 def presence_on_commit(presence, *, by=None) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -37,7 +38,21 @@ def waiting_calls() -> list[Call]:
     )
 
 
+_policies_cache: tuple[float, dict[str, routing.Policy]] | None = None
+POLICY_CACHE_S = 5.0  # admin edits to skills and steps reach routing within this
+
+
 def routing_policies() -> dict[str, routing.Policy]:
+    global _policies_cache
+    now = time.monotonic()
+    if _policies_cache is not None and now - _policies_cache[0] < POLICY_CACHE_S:
+        return _policies_cache[1]
+    policies = _load_policies()
+    _policies_cache = (now, policies)
+    return policies
+
+
+def _load_policies() -> dict[str, routing.Policy]:
     policies: dict[str, routing.Policy] = {}
     for business in Business.objects.prefetch_related("requirements__skill", "steps"):
         requirements = tuple(
@@ -124,8 +139,23 @@ class QueuePlace:
     estimated_wait_s: int
 
 
+_handle_cache: dict[int, tuple[float, float]] = {}
+HANDLE_CACHE_S = 10.0
+
+
 def handle_time_s(business_id: int) -> float:
-    """Average handle time of the business's recent calls (answered → ended)."""
+    """Average handle time of the business's recent calls (answered → ended), cached briefly:
+    it moves slowly and every queue broadcast asks for it."""
+    now = time.monotonic()
+    cached = _handle_cache.get(business_id)
+    if cached is not None and now - cached[0] < HANDLE_CACHE_S:
+        return cached[1]
+    value = _handle_time_s(business_id)
+    _handle_cache[business_id] = (now, value)
+    return value
+
+
+def _handle_time_s(business_id: int) -> float:
     recent = (
         Call.objects.filter(
             business_id=business_id, status=CallStatus.ENDED, answered_at__isnull=False

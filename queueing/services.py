@@ -63,6 +63,7 @@ def _routing_lock() -> None:
 def call_enqueue(
     *,
     business_key: str,
+    call_id: uuid.UUID | None = None,
     channel: str = "web",
     language: str = "zh",
     priority: int = Priority.NORMAL,
@@ -75,6 +76,7 @@ def call_enqueue(
     now = clock.now()
     with transaction.atomic():
         call = Call.objects.create(
+            id=call_id or uuid.uuid4(),
             business=business,
             channel=channel,
             language=language,
@@ -171,8 +173,9 @@ def teller_presence_set(
                 presence.missed_offers = 0
             presence.save()
         notify.presence_on_commit(presence, by=by)
-    if status == PresenceStatus.AVAILABLE:
-        queue_route()
+        if status == PresenceStatus.AVAILABLE:
+            # In the same transaction: the offer leaves with the same commit, one round trip.
+            queue_route()
     return presence
 
 

@@ -13,6 +13,7 @@ import logging
 from channels.db import database_sync_to_async
 from django.conf import settings
 
+from . import notify
 from .services import queue_tick
 
 log = logging.getLogger(__name__)
@@ -20,10 +21,16 @@ log = logging.getLogger(__name__)
 _tasks: dict[int, asyncio.Task] = {}
 
 
+def _tick() -> None:
+    queue_tick()
+    notify.queue_broadcast_if_changed()
+
+
 async def _run() -> None:
+    notify.defer_queue_broadcasts()
     while True:
         try:
-            await database_sync_to_async(queue_tick)()
+            await database_sync_to_async(_tick)()
         except Exception:
             log.exception("queue tick failed")
         await asyncio.sleep(settings.QUEUE_TICK_S)  # a period, not a wait for an event

@@ -115,6 +115,7 @@ class CustomerConsumer(SignalingConsumer):
 
     role = "customer"
     call_id: uuid.UUID | None = None
+    _held: list[dict] | None = None  # call messages that arrived before `call.queued` went out
 
     async def connect(self):
         await self.accept()
@@ -147,26 +148,47 @@ class CustomerConsumer(SignalingConsumer):
         preferred = None
         if message.get("previous_token"):
             preferred = await database_sync_to_async(_previous_teller)(message["previous_token"])
-        call = await database_sync_to_async(services.call_enqueue)(
-            business_key=message["business"],
-            channel=message.get("channel", "web"),
-            language=message.get("language", "zh"),
-            priority=Priority.ELDERLY if message.get("priority") == "elderly" else Priority.NORMAL,
-            preferred_teller_id=preferred,
-            customer_ip=client[0],
-        )
-        await self._bind(call.id)
-        place = await database_sync_to_async(selectors.queue_place)(call_id=call.id)
-        await self.send_json(
-            server_message(
-                "call.queued",
-                call_id=str(call.id),
-                token=access.customer_token_issue(call_id=call.id),
-                position=place.position if place else 1,
-                waiting=place.waiting if place else 1,
-                estimated_wait_s=place.estimated_wait_s if place else 0,
+        # Listen to the call's group before the call exists, since the router may answer it at
+        # once; what arrives before `call.queued` is held back and sent right after it.
+        call_id = uuid.uuid4()
+        self._held = []
+        await self._bind(call_id)
+        try:
+            call = await database_sync_to_async(services.call_enqueue)(
+                call_id=call_id,
+                business_key=message["business"],
+                channel=message.get("channel", "web"),
+                language=message.get("language", "zh"),
+                priority=(
+                    Priority.ELDERLY if message.get("priority") == "elderly" else Priority.NORMAL
+                ),
+                preferred_teller_id=preferred,
+                customer_ip=client[0],
             )
-        )
+            place = await database_sync_to_async(selectors.queue_place)(call_id=call.id)
+            await self.send_json(
+                server_message(
+                    "call.queued",
+                    call_id=str(call.id),
+                    token=access.customer_token_issue(call_id=call.id),
+                    position=place.position if place else 1,
+                    waiting=place.waiting if place else 1,
+                    estimated_wait_s=place.estimated_wait_s if place else 0,
+                )
+            )
+        except BaseException:
+            self._held = None
+            await self.call_left(str(call_id))
+            raise
+        held, self._held = self._held, None
+        for event in held:
+            await self.signal_forward(event)
+
+    async def signal_forward(self, event: dict) -> None:
+        if self._held is not None:
+            self._held.append(event)
+            return
+        await super().signal_forward(event)
 
     async def on_call_resume(self, message: dict) -> None:
         try:

@@ -168,7 +168,7 @@ class LiveStack:
                 proc.popen.terminate()
         for proc in self.processes:
             try:
-                proc.popen.wait(timeout=15)
+                proc.popen.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 proc.popen.kill()
                 proc.popen.wait()

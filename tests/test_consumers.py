@@ -22,7 +22,6 @@ from videobank.asgi import application
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
 
-
 @pytest.fixture(autouse=True)
 def _no_embedded_media(settings):
     # The media worker is replaced by a channel the test reads, to check what reaches it; time
@@ -172,7 +171,7 @@ async def test_full_call_through_the_sockets(seeded, media_channel):
     offer = await teller.expect("call.offer")
     assert (offer["call_id"], offer["business"]) == (queued["call_id"], "card_loss")
     assert offer["expires_in_s"] > 0
-    assert (await second.expect("queue.position"))["position"] == 1
+    await second.expect("queue.position", where=lambda m: m["position"] == 1)
 
     await teller.send("call.accept", call_id=queued["call_id"])
     connected = await teller.expect("call.connected")

@@ -8,7 +8,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -17,84 +16,234 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Business',
+            name="Business",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(max_length=64, unique=True)),
-                ('name_zh', models.CharField(max_length=100)),
-                ('name_en', models.CharField(max_length=100)),
-                ('active', models.BooleanField(default=True)),
-                ('sort_order', models.PositiveSmallIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.SlugField(max_length=64, unique=True)),
+                ("name_zh", models.CharField(max_length=100)),
+                ("name_en", models.CharField(max_length=100)),
+                ("active", models.BooleanField(default=True)),
+                ("sort_order", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'verbose_name_plural': 'businesses',
-                'ordering': ['sort_order', 'key'],
+                "verbose_name_plural": "businesses",
+                "ordering": ["sort_order", "key"],
             },
         ),
         migrations.CreateModel(
-            name='Call',
+            name="Call",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('channel', models.CharField(choices=[('web', 'Web'), ('app', 'App'), ('vtm', 'VTM')], default='web', max_length=8)),
-                ('language', models.CharField(default='zh', max_length=16)),
-                ('status', models.CharField(choices=[('waiting', 'Waiting'), ('offered', 'Offered'), ('connected', 'Connected'), ('ended', 'Ended'), ('abandoned', 'Abandoned')], db_index=True, default='waiting', max_length=16)),
-                ('enqueued_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('answered_at', models.DateTimeField(blank=True, null=True)),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('end_reason', models.CharField(blank=True, max_length=32)),
-                ('media_channel', models.CharField(blank=True, max_length=200)),
-                ('customer_ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('business', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='calls', to='queueing.business')),
-                ('teller', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='calls', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                (
+                    "channel",
+                    models.CharField(
+                        choices=[("web", "Web"), ("app", "App"), ("vtm", "VTM")],
+                        default="web",
+                        max_length=8,
+                    ),
+                ),
+                ("language", models.CharField(default="zh", max_length=16)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("waiting", "Waiting"),
+                            ("offered", "Offered"),
+                            ("connected", "Connected"),
+                            ("ended", "Ended"),
+                            ("abandoned", "Abandoned"),
+                        ],
+                        db_index=True,
+                        default="waiting",
+                        max_length=16,
+                    ),
+                ),
+                ("enqueued_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("answered_at", models.DateTimeField(blank=True, null=True)),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("end_reason", models.CharField(blank=True, max_length=32)),
+                ("media_channel", models.CharField(blank=True, max_length=200)),
+                ("customer_ip", models.GenericIPAddressField(blank=True, null=True)),
+                (
+                    "business",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="calls",
+                        to="queueing.business",
+                    ),
+                ),
+                (
+                    "teller",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="calls",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['enqueued_at'],
+                "ordering": ["enqueued_at"],
             },
         ),
         migrations.CreateModel(
-            name='CallEvent',
+            name="CallEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('enqueued', 'Enqueued'), ('offered', 'Offered'), ('answered', 'Answered'), ('joined', 'Joined'), ('media_connected', 'Media connected'), ('media_failed', 'Media failed'), ('hung_up', 'Hung up'), ('abandoned', 'Abandoned'), ('disconnected', 'Disconnected'), ('recording_started', 'Recording started'), ('recording_finalised', 'Recording finalised')], max_length=32)),
-                ('actor', models.CharField(blank=True, max_length=32)),
-                ('at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('data', models.JSONField(blank=True, default=dict)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='queueing.call')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("enqueued", "Enqueued"),
+                            ("offered", "Offered"),
+                            ("answered", "Answered"),
+                            ("joined", "Joined"),
+                            ("media_connected", "Media connected"),
+                            ("media_failed", "Media failed"),
+                            ("hung_up", "Hung up"),
+                            ("abandoned", "Abandoned"),
+                            ("disconnected", "Disconnected"),
+                            ("recording_started", "Recording started"),
+                            ("recording_finalised", "Recording finalised"),
+                        ],
+                        max_length=32,
+                    ),
+                ),
+                ("actor", models.CharField(blank=True, max_length=32)),
+                ("at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("data", models.JSONField(blank=True, default=dict)),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="queueing.call",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.CreateModel(
-            name='Offer',
+            name="Offer",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('pending', 'Pending'), ('accepted', 'Accepted'), ('rejected', 'Rejected'), ('expired', 'Expired'), ('withdrawn', 'Withdrawn')], default='pending', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('responded_at', models.DateTimeField(blank=True, null=True)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='offers', to='queueing.call')),
-                ('teller', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='offers', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("pending", "Pending"),
+                            ("accepted", "Accepted"),
+                            ("rejected", "Rejected"),
+                            ("expired", "Expired"),
+                            ("withdrawn", "Withdrawn"),
+                        ],
+                        default="pending",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("responded_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="offers",
+                        to="queueing.call",
+                    ),
+                ),
+                (
+                    "teller",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="offers",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['created_at'],
+                "ordering": ["created_at"],
             },
         ),
         migrations.CreateModel(
-            name='TellerPresence',
+            name="TellerPresence",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('offline', 'Offline'), ('available', 'Available'), ('offered', 'Offered'), ('busy', 'Busy'), ('wrap_up', 'Wrap-up'), ('break', 'Break')], default='offline', max_length=16)),
-                ('since', models.DateTimeField(auto_now_add=True)),
-                ('current_call', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='queueing.call')),
-                ('teller', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='presence', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("offline", "Offline"),
+                            ("available", "Available"),
+                            ("offered", "Offered"),
+                            ("busy", "Busy"),
+                            ("wrap_up", "Wrap-up"),
+                            ("break", "Break"),
+                        ],
+                        default="offline",
+                        max_length=16,
+                    ),
+                ),
+                ("since", models.DateTimeField(auto_now_add=True)),
+                (
+                    "current_call",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="queueing.call",
+                    ),
+                ),
+                (
+                    "teller",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="presence",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
         ),
         migrations.AddIndex(
-            model_name='call',
-            index=models.Index(fields=['status', 'business', 'enqueued_at'], name='queueing_ca_status_02ebfb_idx'),
+            model_name="call",
+            index=models.Index(
+                fields=["status", "business", "enqueued_at"], name="queueing_ca_status_02ebfb_idx"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offer',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'pending')), fields=('call',), name='one_pending_offer_per_call'),
+            model_name="offer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "pending")),
+                fields=("call",),
+                name="one_pending_offer_per_call",
+            ),
         ),
     ]

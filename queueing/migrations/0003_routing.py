@@ -7,189 +7,335 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('queueing', '0002_seed_catalogue'),
+        ("queueing", "0002_seed_catalogue"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BusinessSkill',
+            name="BusinessSkill",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('min_level', models.PositiveSmallIntegerField(choices=[(1, '1'), (2, '2'), (3, '3'), (4, '4'), (5, '5')], default=1)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "min_level",
+                    models.PositiveSmallIntegerField(
+                        choices=[(1, "1"), (2, "2"), (3, "3"), (4, "4"), (5, "5")], default=1
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='CallbackRequest',
+            name="CallbackRequest",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('done_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("done_at", models.DateTimeField(blank=True, null=True)),
             ],
         ),
         migrations.CreateModel(
-            name='RelaxationStep',
+            name="RelaxationStep",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('after_s', models.PositiveIntegerField()),
-                ('kind', models.CharField(choices=[('lower', 'Accept N levels lower'), ('any', 'Any level of the skill'), ('group', 'A teller group, whatever its skills')], max_length=8)),
-                ('value', models.CharField(blank=True, help_text="levels for 'lower'; group name for 'group'", max_length=64)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("after_s", models.PositiveIntegerField()),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("lower", "Accept N levels lower"),
+                            ("any", "Any level of the skill"),
+                            ("group", "A teller group, whatever its skills"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "value",
+                    models.CharField(
+                        blank=True,
+                        help_text="levels for 'lower'; group name for 'group'",
+                        max_length=64,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['business', 'after_s'],
+                "ordering": ["business", "after_s"],
             },
         ),
         migrations.CreateModel(
-            name='Skill',
+            name="Skill",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('key', models.SlugField(max_length=64, unique=True)),
-                ('name_zh', models.CharField(max_length=100)),
-                ('name_en', models.CharField(max_length=100)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("key", models.SlugField(max_length=64, unique=True)),
+                ("name_zh", models.CharField(max_length=100)),
+                ("name_en", models.CharField(max_length=100)),
             ],
             options={
-                'ordering': ['key'],
+                "ordering": ["key"],
             },
         ),
         migrations.CreateModel(
-            name='TellerProfile',
+            name="TellerProfile",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('languages', models.JSONField(default=list, help_text='e.g. ["zh", "en"]')),
-                ('channels', models.JSONField(default=list, help_text='e.g. ["web", "app", "vtm"]')),
-                ('groups', models.JSONField(blank=True, default=list, help_text='e.g. ["generalist"]')),
-                ('capacity', models.PositiveSmallIntegerField(default=1)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("languages", models.JSONField(default=list, help_text='e.g. ["zh", "en"]')),
+                (
+                    "channels",
+                    models.JSONField(default=list, help_text='e.g. ["web", "app", "vtm"]'),
+                ),
+                (
+                    "groups",
+                    models.JSONField(blank=True, default=list, help_text='e.g. ["generalist"]'),
+                ),
+                ("capacity", models.PositiveSmallIntegerField(default=1)),
             ],
         ),
         migrations.CreateModel(
-            name='TellerSkill',
+            name="TellerSkill",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('level', models.PositiveSmallIntegerField(choices=[(1, '1'), (2, '2'), (3, '3'), (4, '4'), (5, '5')])),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "level",
+                    models.PositiveSmallIntegerField(
+                        choices=[(1, "1"), (2, "2"), (3, "3"), (4, "4"), (5, "5")]
+                    ),
+                ),
             ],
         ),
         migrations.AddField(
-            model_name='business',
-            name='max_wait_s',
+            model_name="business",
+            name="max_wait_s",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='call',
-            name='callback_offered_at',
+            model_name="call",
+            name="callback_offered_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='call',
-            name='head',
+            model_name="call",
+            name="head",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='call',
-            name='preferred_teller',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="call",
+            name="preferred_teller",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='call',
-            name='preferred_until',
+            model_name="call",
+            name="preferred_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='call',
-            name='priority',
-            field=models.PositiveSmallIntegerField(choices=[(0, 'Normal'), (1, 'Elderly / accessibility'), (2, 'VIP')], default=0),
+            model_name="call",
+            name="priority",
+            field=models.PositiveSmallIntegerField(
+                choices=[(0, "Normal"), (1, "Elderly / accessibility"), (2, "VIP")], default=0
+            ),
         ),
         migrations.AddField(
-            model_name='offer',
-            name='expires_at',
+            model_name="offer",
+            name="expires_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='tellerpresence',
-            name='break_reason',
+            model_name="tellerpresence",
+            name="break_reason",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='tellerpresence',
-            name='idle_since',
+            model_name="tellerpresence",
+            name="idle_since",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='tellerpresence',
-            name='missed_offers',
+            model_name="tellerpresence",
+            name="missed_offers",
             field=models.PositiveSmallIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='tellerpresence',
-            name='wrap_up_until',
+            model_name="tellerpresence",
+            name="wrap_up_until",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AlterField(
-            model_name='call',
-            name='enqueued_at',
+            model_name="call",
+            name="enqueued_at",
             field=models.DateTimeField(db_index=True, default=django.utils.timezone.now),
         ),
         migrations.AlterField(
-            model_name='call',
-            name='status',
-            field=models.CharField(choices=[('waiting', 'Waiting'), ('offered', 'Offered'), ('connected', 'Connected'), ('ended', 'Ended'), ('abandoned', 'Abandoned'), ('callback', 'Callback requested')], db_index=True, default='waiting', max_length=16),
+            model_name="call",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("waiting", "Waiting"),
+                    ("offered", "Offered"),
+                    ("connected", "Connected"),
+                    ("ended", "Ended"),
+                    ("abandoned", "Abandoned"),
+                    ("callback", "Callback requested"),
+                ],
+                db_index=True,
+                default="waiting",
+                max_length=16,
+            ),
         ),
         migrations.AlterField(
-            model_name='callevent',
-            name='kind',
-            field=models.CharField(choices=[('enqueued', 'Enqueued'), ('offered', 'Offered'), ('answered', 'Answered'), ('joined', 'Joined'), ('media_connected', 'Media connected'), ('media_failed', 'Media failed'), ('hung_up', 'Hung up'), ('abandoned', 'Abandoned'), ('disconnected', 'Disconnected'), ('recording_started', 'Recording started'), ('recording_finalised', 'Recording finalised'), ('offer_rejected', 'Offer rejected'), ('offer_expired', 'Offer expired'), ('requeued', 'Re-queued'), ('callback_offered', 'Callback offered'), ('callback_requested', 'Callback requested'), ('moved', 'Moved by a supervisor')], max_length=32),
+            model_name="callevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("enqueued", "Enqueued"),
+                    ("offered", "Offered"),
+                    ("answered", "Answered"),
+                    ("joined", "Joined"),
+                    ("media_connected", "Media connected"),
+                    ("media_failed", "Media failed"),
+                    ("hung_up", "Hung up"),
+                    ("abandoned", "Abandoned"),
+                    ("disconnected", "Disconnected"),
+                    ("recording_started", "Recording started"),
+                    ("recording_finalised", "Recording finalised"),
+                    ("offer_rejected", "Offer rejected"),
+                    ("offer_expired", "Offer expired"),
+                    ("requeued", "Re-queued"),
+                    ("callback_offered", "Callback offered"),
+                    ("callback_requested", "Callback requested"),
+                    ("moved", "Moved by a supervisor"),
+                ],
+                max_length=32,
+            ),
         ),
         migrations.AlterField(
-            model_name='offer',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Pending'), ('accepted', 'Accepted'), ('rejected', 'Rejected'), ('expired', 'Expired'), ('withdrawn', 'Withdrawn'), ('dropped', 'Dropped')], default='pending', max_length=16),
+            model_name="offer",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Pending"),
+                    ("accepted", "Accepted"),
+                    ("rejected", "Rejected"),
+                    ("expired", "Expired"),
+                    ("withdrawn", "Withdrawn"),
+                    ("dropped", "Dropped"),
+                ],
+                default="pending",
+                max_length=16,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='offer',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'pending')), fields=('teller',), name='one_pending_offer_per_teller'),
+            model_name="offer",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "pending")),
+                fields=("teller",),
+                name="one_pending_offer_per_teller",
+            ),
         ),
         migrations.AddField(
-            model_name='businessskill',
-            name='business',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='requirements', to='queueing.business'),
+            model_name="businessskill",
+            name="business",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="requirements",
+                to="queueing.business",
+            ),
         ),
         migrations.AddField(
-            model_name='callbackrequest',
-            name='call',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='callback', to='queueing.call'),
+            model_name="callbackrequest",
+            name="call",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="callback",
+                to="queueing.call",
+            ),
         ),
         migrations.AddField(
-            model_name='relaxationstep',
-            name='business',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='steps', to='queueing.business'),
+            model_name="relaxationstep",
+            name="business",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="steps",
+                to="queueing.business",
+            ),
         ),
         migrations.AddField(
-            model_name='businessskill',
-            name='skill',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='queueing.skill'),
+            model_name="businessskill",
+            name="skill",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT, related_name="+", to="queueing.skill"
+            ),
         ),
         migrations.AddField(
-            model_name='tellerprofile',
-            name='teller',
-            field=models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='teller_profile', to=settings.AUTH_USER_MODEL),
+            model_name="tellerprofile",
+            name="teller",
+            field=models.OneToOneField(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="teller_profile",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='tellerskill',
-            name='skill',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='queueing.skill'),
+            model_name="tellerskill",
+            name="skill",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE, related_name="+", to="queueing.skill"
+            ),
         ),
         migrations.AddField(
-            model_name='tellerskill',
-            name='teller',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='teller_skills', to=settings.AUTH_USER_MODEL),
+            model_name="tellerskill",
+            name="teller",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="teller_skills",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='businessskill',
-            constraint=models.UniqueConstraint(fields=('business', 'skill'), name='one_requirement_per_skill'),
+            model_name="businessskill",
+            constraint=models.UniqueConstraint(
+                fields=("business", "skill"), name="one_requirement_per_skill"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='tellerskill',
-            constraint=models.UniqueConstraint(fields=('teller', 'skill'), name='one_level_per_skill'),
+            model_name="tellerskill",
+            constraint=models.UniqueConstraint(
+                fields=("teller", "skill"), name="one_level_per_skill"
+            ),
         ),
     ]

@@ -13,10 +13,19 @@ SKILLS = [
 # business: [(skill, min level)], [(after_s, kind, value)]
 REQUIREMENTS = {
     "password_reset": ([("general", 1)], [(60, "any", ""), (180, "group", "generalist")]),
-    "card_loss": ([("cards", 2)], [(30, "lower", "1"), (90, "any", ""), (180, "group", "generalist")]),
+    "card_loss": (
+        [("cards", 2)],
+        [(30, "lower", "1"), (90, "any", ""), (180, "group", "generalist")],
+    ),
     "account_change": ([("general", 2)], [(30, "lower", "1"), (180, "group", "generalist")]),
-    "time_deposit": ([("deposits", 2)], [(30, "lower", "1"), (90, "any", ""), (180, "group", "generalist")]),
-    "corporate_account": ([("corporate", 3)], [(30, "lower", "1"), (90, "any", ""), (180, "group", "generalist")]),
+    "time_deposit": (
+        [("deposits", 2)],
+        [(30, "lower", "1"), (90, "any", ""), (180, "group", "generalist")],
+    ),
+    "corporate_account": (
+        [("corporate", 3)],
+        [(30, "lower", "1"), (90, "any", ""), (180, "group", "generalist")],
+    ),
     "consultation": ([("general", 1)], [(60, "group", "generalist")]),
 }
 
