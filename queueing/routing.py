@@ -146,6 +146,9 @@ def next_step_at(policy: Policy, call: CallState, now: float) -> float | None:
     return None
 
 
+_UNKNOWN = object()
+
+
 @dataclass
 class Router:
     """Decisions over one snapshot of the queue. ``logged_in`` are all tellers not offline (for
@@ -156,14 +159,24 @@ class Router:
     logged_in: Sequence[TellerState]
     now: float
     _levels: dict = field(default_factory=dict, init=False, repr=False)
+    _fits: dict = field(default_factory=dict, init=False, repr=False)
 
     def score(self, call: CallState, teller: TellerState, level: int) -> tuple | None:
         if call.preferred_teller is not None and self.now < call.preferred_until:
             if teller.id != call.preferred_teller:
                 return None
-        if teller.id in call.excluded or not _serves(call, teller):
+        if teller.id in call.excluded:
             return None
-        surplus = _meets(self.policies[call.business], teller, level)
+        # Calls alike in business, step, language and channel fit a teller alike.
+        key = (call.business, level, call.language, call.channel, teller.id)
+        surplus = self._fits.get(key, _UNKNOWN)
+        if surplus is _UNKNOWN:
+            surplus = (
+                _meets(self.policies[call.business], teller, level)
+                if _serves(call, teller)
+                else None
+            )
+            self._fits[key] = surplus
         if surplus is None:
             return None
         return (surplus, teller.idle_since, teller.id)

@@ -42,10 +42,19 @@ _policies_cache: tuple[float, dict[str, routing.Policy]] | None = None
 POLICY_CACHE_S = 5.0  # admin edits to skills and steps reach routing within this
 
 
-def routing_policies() -> dict[str, routing.Policy]:
+def routing_policies(
+    *, needed: set[str] = frozenset(), fresh: bool = False
+) -> dict[str, routing.Policy]:
+    """Every business's policy, cached briefly; reloaded at once when asked ``fresh`` or when a
+    business in ``needed`` is not in the cache (just added)."""
     global _policies_cache
     now = time.monotonic()
-    if _policies_cache is not None and now - _policies_cache[0] < POLICY_CACHE_S:
+    if (
+        not fresh
+        and _policies_cache is not None
+        and now - _policies_cache[0] < POLICY_CACHE_S
+        and needed <= _policies_cache[1].keys()
+    ):
         return _policies_cache[1]
     policies = _load_policies()
     _policies_cache = (now, policies)
@@ -127,7 +136,8 @@ def routing_snapshot(*, now: datetime) -> RoutingSnapshot:
         )
         for call in calls
     ]
-    router = routing.Router(routing_policies(), logged_in, clock.seconds(now))
+    policies = routing_policies(needed={call.business for call in waiting})
+    router = routing.Router(policies, logged_in, clock.seconds(now))
     return RoutingSnapshot(router, waiting, [t for t in logged_in if t.id in free_ids])
 
 

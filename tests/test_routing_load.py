@@ -316,7 +316,7 @@ async def orm(fn, *args, **kwargs):
 
 
 def prepare(rng: random.Random) -> tuple[list[TellerPlan], list[str], list[str]]:
-    policies = routing_policies()
+    policies = routing_policies(fresh=True)
     plans = teller_plans(rng, policies)
     cookies = []
     for plan in plans:
