@@ -43,7 +43,7 @@ from queueing.models import (
 from queueing.selectors import routing_policies
 from signaling.client import CustomerClient, TellerClient
 from tests.calls import teller_cookie, until
-from tests.factories import staff_user
+from tests.factories import catalogue_seed, staff_user
 from tests.livestack import LiveStack
 
 pytestmark = [
@@ -316,6 +316,7 @@ async def orm(fn, *args, **kwargs):
 
 
 def prepare(rng: random.Random) -> tuple[list[TellerPlan], list[str], list[str]]:
+    catalogue_seed()  # an earlier transactional test may have flushed it
     policies = routing_policies(fresh=True)
     plans = teller_plans(rng, policies)
     cookies = []
