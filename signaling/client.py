@@ -178,11 +178,18 @@ class _Client:
                 del self._backlog[i]
                 return self._check(message, wanted)
         future = asyncio.get_running_loop().create_future()
-        self._waiters.append((wanted, future))
+        entry = (wanted, future)
+        self._waiters.append(entry)
         try:
-            message = await asyncio.wait_for(future, timeout)
+            # Shielded: a message handed over while the timeout fires must not be lost.
+            message = await asyncio.wait_for(asyncio.shield(future), timeout)
         except TimeoutError:
-            raise TimeoutError(f"no {sorted(wanted)} within {timeout} s") from None
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+            if not future.done():
+                future.cancel()
+                raise TimeoutError(f"no {sorted(wanted)} within {timeout} s") from None
+            message = future.result()  # it arrived at the last moment
         return self._check(message, wanted)
 
     @staticmethod
