@@ -126,9 +126,9 @@ def queue_broadcast_if_changed() -> None:
 
 
 def _outbox() -> _Outbox:
-    """The outbox of the current atomic block, flushed when the transaction commits. Tied to the
-    innermost block so that a rolled-back savepoint drops its own messages with its on_commit."""
-    owner = connection.atomic_blocks[-1]
+    """The outbox of the current transaction, flushed once when it commits. (Services add
+    messages outside their savepoints: a rolled-back savepoint has none to take back.)"""
+    owner = connection.atomic_blocks[0]
     if getattr(_local, "owner", None) is not owner:  # another block (or the last transaction
         _local.owner = owner  # rolled back, dropping its on_commit along with its messages)
         _local.outbox = _Outbox()

@@ -400,6 +400,12 @@ def queue_route(*, now: datetime | None = None) -> list[Offer]:
     """Offer waiting calls to free tellers, as the routing policy decides."""
     now = now or clock.now()
     offers: list[Offer] = []
+    # Cheap look first: most ticks find nobody waiting or nobody free, and need no lock.
+    if not (
+        Call.objects.filter(status=CallStatus.WAITING).exists()
+        and TellerPresence.objects.filter(status=PresenceStatus.AVAILABLE).exists()
+    ):
+        return offers
     with transaction.atomic():
         _routing_lock()
         snapshot = selectors.routing_snapshot(now=now)
