@@ -233,3 +233,28 @@ def offer_details(offer: Offer, *, now: datetime) -> dict:
         "waited_s": int((now - call.enqueued_at).total_seconds()),
         "expires_in_s": max(0, int((offer.expires_at - now).total_seconds())),
     }
+
+
+def teller_by_name(*, username: str):
+    """A teller (or supervisor) by user name; refused for anyone else."""
+    from django.contrib.auth import get_user_model
+
+    from signaling.access import access_teller
+
+    from .errors import Conflict
+
+    teller = get_user_model().objects.filter(username=username).first()
+    if teller is None or not access_teller(teller):
+        raise Conflict(f"No teller named {username!r}.")
+    return teller
+
+
+def teller_console_state(*, teller) -> tuple[str, str, list[dict], list[str]]:
+    """What a teller console starts from: presence, break reason, waiting list, held calls."""
+    presence = TellerPresence.objects.filter(teller=teller).first()
+    held = []
+    if presence and presence.current_call_id and presence.status == PresenceStatus.BUSY:
+        held.append(str(presence.current_call_id))
+    status = presence.status if presence else PresenceStatus.OFFLINE
+    reason = presence.break_reason if presence else ""
+    return status, reason, queue_snapshot(), held

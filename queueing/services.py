@@ -506,3 +506,42 @@ def access_call_for_teller(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> C
     if call is None or call.teller_id != teller.pk:
         raise Forbidden("This call is not assigned to you.")
     return call
+
+
+def call_leave(*, call_id: uuid.UUID, actor: str, reason: str) -> None:
+    """A participant's socket closed: end (or abandon) the call if it is still open."""
+    try:
+        call_end(call_id=call_id, actor=actor, reason=reason)
+    except NotFound:  # the call was never created (its enqueue failed)
+        pass
+
+
+def teller_disconnected(*, teller: AbstractBaseUser) -> None:
+    """The teller's console closed: a call in progress goes back to the head of the queue, a
+    ringing offer goes to the next teller, and the teller is offline."""
+    presence = TellerPresence.objects.filter(teller=teller).first()
+    if presence is None:
+        return
+    if presence.status == PresenceStatus.BUSY and presence.current_call_id:
+        call_requeue_after_teller_drop(call_id=presence.current_call_id, teller=teller)
+    elif presence.status == PresenceStatus.OFFERED and presence.current_call_id:
+        try:
+            offer_reject(call_id=presence.current_call_id, teller=teller)
+        except Conflict:  # the offer expired or was withdrawn meanwhile
+            pass
+    presence.refresh_from_db()
+    if presence.status in (PresenceStatus.AVAILABLE, PresenceStatus.WRAP_UP, PresenceStatus.BREAK):
+        teller_presence_set(teller=teller, status=PresenceStatus.OFFLINE)
+
+
+def teller_presence_set_by_name(
+    *, username: str, status: str, reason: str, by: AbstractBaseUser
+) -> TellerPresence:
+    """A supervisor sets a named teller's presence."""
+    return teller_presence_set(
+        teller=selectors.teller_by_name(username=username), status=status, reason=reason, by=by
+    )
+
+
+def call_move_by_name(*, call_id: uuid.UUID, username: str, by: AbstractBaseUser) -> Call:
+    return call_move(call_id=call_id, teller=selectors.teller_by_name(username=username), by=by)

@@ -11,7 +11,6 @@ TELLER_GROUP = "teller"
 SUPERVISOR_GROUP = "supervisor"
 QA_GROUP = "qa"
 ADMIN_GROUP = "admin"
-ROLE_GROUPS = (TELLER_GROUP, SUPERVISOR_GROUP, QA_GROUP, ADMIN_GROUP)
 
 _TOKEN_SALT = "videobank.customer-call"  # noqa: S105 - a salt, not a secret
 

@@ -283,17 +283,6 @@ class TellerClient(_Client):
         await self.send("presence.set", status="available")
         await self.wait_for("presence")
 
-    async def next_waiting_call(self, business: str | None = None, timeout: float = 20.0) -> dict:
-        """Wait for a queue snapshot listing a call (of ``business`` if given); return it."""
-        deadline = time.monotonic() + timeout
-        while True:
-            snapshot = await self.wait_for(
-                "queue.snapshot", timeout=max(0.1, deadline - time.monotonic())
-            )
-            for call in snapshot["calls"]:
-                if business is None or call["business"] == business:
-                    return call
-
     async def next_offer(self, call_id: str | None = None, timeout: float = 20.0) -> dict:
         """Wait until the router rings this teller (for ``call_id`` if given); the offer."""
         deadline = time.monotonic() + timeout

@@ -8,7 +8,6 @@ open.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -23,9 +22,7 @@ from queueing.errors import Forbidden, QueueingError
 from queueing.models import (
     OPEN_CALL_STATUSES,
     CallStatus,
-    PresenceStatus,
     Priority,
-    TellerPresence,
 )
 
 from . import access
@@ -126,8 +123,8 @@ class CustomerConsumer(SignalingConsumer):
             await self.channel_layer.group_discard(
                 notify.call_group(self.call_id), self.channel_name
             )
-            await database_sync_to_async(_end_if_open)(
-                self.call_id, actor="customer", reason="customer_left"
+            await database_sync_to_async(services.call_leave)(
+                call_id=self.call_id, actor="customer", reason="customer_left"
             )
 
     def _bound(self, message: dict) -> uuid.UUID:
@@ -254,7 +251,9 @@ class TellerConsumer(SignalingConsumer):
         await self.accept()
         await self.channel_layer.group_add(notify.TELLERS_GROUP, self.channel_name)
         await self.channel_layer.group_add(notify.teller_group(user.pk), self.channel_name)
-        presence, reason, snapshot, held = await database_sync_to_async(_teller_state)(user)
+        presence, reason, snapshot, held = await database_sync_to_async(
+            selectors.teller_console_state
+        )(teller=user)
         await self.hello(presence=presence, reason=reason, user={"username": user.get_username()})
         for call_id in held:
             await self._join(call_id)
@@ -268,7 +267,7 @@ class TellerConsumer(SignalingConsumer):
         await self.channel_layer.group_discard(notify.teller_group(user.pk), self.channel_name)
         for call_id in list(self.call_ids):
             await self.channel_layer.group_discard(notify.call_group(call_id), self.channel_name)
-        await database_sync_to_async(_teller_dropped)(user)
+        await database_sync_to_async(services.teller_disconnected)(teller=user)
 
     async def _join(self, call_id: str) -> None:
         self.call_ids.add(call_id)
@@ -319,42 +318,6 @@ class TellerConsumer(SignalingConsumer):
         self.call_ids.discard(call_id)
 
 
-def _end_if_open(call_id: uuid.UUID, *, actor: str, reason: str) -> None:
-    call = selectors.call_get(call_id=call_id)
-    if call is not None and call.status in OPEN_CALL_STATUSES:
-        services.call_end(call_id=call_id, actor=actor, reason=reason)
-
-
-def _teller_state(user) -> tuple[str, str, list[dict], list[str]]:
-    presence = TellerPresence.objects.filter(teller=user).first()
-    held = []
-    if presence and presence.current_call_id and presence.status == PresenceStatus.BUSY:
-        held.append(str(presence.current_call_id))
-    status = presence.status if presence else PresenceStatus.OFFLINE
-    reason = presence.break_reason if presence else ""
-    return status, reason, selectors.queue_snapshot(), held
-
-
-def _teller_dropped(user) -> None:
-    """The teller's socket closed: a call in progress goes back to the head of the queue, a
-    ringing offer goes to the next teller, and the teller is offline."""
-    presence = TellerPresence.objects.filter(teller=user).first()
-    if presence is None:
-        return
-    if presence.status == PresenceStatus.BUSY and presence.current_call_id:
-        services.call_requeue_after_teller_drop(call_id=presence.current_call_id, teller=user)
-    elif presence.status == PresenceStatus.OFFERED and presence.current_call_id:
-        with contextlib.suppress(QueueingError):
-            services.offer_reject(call_id=presence.current_call_id, teller=user)
-    presence.refresh_from_db()
-    if presence.status in (
-        PresenceStatus.AVAILABLE,
-        PresenceStatus.WRAP_UP,
-        PresenceStatus.BREAK,
-    ):
-        services.teller_presence_set(teller=user, status=PresenceStatus.OFFLINE)
-
-
 def _previous_teller(token: str) -> int | None:
     """The teller of the customer's previous call, for "continue with the same teller"."""
     try:
@@ -400,30 +363,14 @@ class SupervisorConsumer(SignalingConsumer):
             await asyncio.sleep(self.push_every_s)  # a refresh period
 
     async def on_presence_set_for(self, message: dict) -> None:
-        await database_sync_to_async(_presence_set_for)(
-            self.user, message["teller"], message["status"], message.get("reason", "")
+        await database_sync_to_async(services.teller_presence_set_by_name)(
+            username=message["teller"],
+            status=message["status"],
+            reason=message.get("reason", ""),
+            by=self.user,
         )
 
     async def on_call_move(self, message: dict) -> None:
-        await database_sync_to_async(_call_move)(
-            self.user, uuid.UUID(message["call_id"]), message["teller"]
+        await database_sync_to_async(services.call_move_by_name)(
+            call_id=uuid.UUID(message["call_id"]), username=message["teller"], by=self.user
         )
-
-
-def _staff_user(username: str):
-    from django.contrib.auth import get_user_model
-
-    teller = get_user_model().objects.filter(username=username).first()
-    if teller is None or not access.access_teller(teller):
-        raise QueueingError(f"No teller named {username!r}.")
-    return teller
-
-
-def _presence_set_for(supervisor, username: str, status: str, reason: str) -> None:
-    services.teller_presence_set(
-        teller=_staff_user(username), status=status, reason=reason, by=supervisor
-    )
-
-
-def _call_move(supervisor, call_id: uuid.UUID, username: str) -> None:
-    services.call_move(call_id=call_id, teller=_staff_user(username), by=supervisor)

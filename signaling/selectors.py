@@ -8,11 +8,6 @@ from django.utils import timezone
 from .models import MediaWorker
 
 
-def media_workers_alive() -> list[MediaWorker]:
-    fresh_after = timezone.now() - timedelta(seconds=settings.MEDIA_WORKER_STALE_S)
-    return list(MediaWorker.objects.filter(heartbeat_at__gte=fresh_after))
-
-
 def media_worker_pick() -> MediaWorker | None:
     """The live media worker with the fewest sessions (ties: the freshest heartbeat)."""
     fresh_after = timezone.now() - timedelta(seconds=settings.MEDIA_WORKER_STALE_S)
