@@ -27,6 +27,9 @@ INSTALLED_APPS = [
     "signaling",
     "queueing",
     "recordings",
+    "kyc",
+    "kyc.national",
+    "kyc.national_stub",
 ]
 
 MIDDLEWARE = [

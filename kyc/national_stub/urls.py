@@ -1,0 +1,1 @@
+urlpatterns: list = []  # filled by the stub service (kyc/national_stub/views.py)
