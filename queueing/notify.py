@@ -53,7 +53,7 @@ class _Outbox:
     def flush(self) -> None:
         if getattr(_local, "outbox", None) is self:
             _local.owner = _local.outbox = None
-        messages = list(self.group_messages)
+        messages = _superseded_presence_dropped(self.group_messages)
         if self.queue_changed:
             if _broadcaster.deferred:
                 _broadcaster.dirty = True
@@ -61,6 +61,26 @@ class _Outbox:
                 messages += _broadcaster.changes()
         if messages or self.channel_messages:
             async_to_sync(_send_all)(messages, self.channel_messages)
+
+
+def _superseded_presence_dropped(messages: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """A console needs only the last presence of a transaction: "available" then "offered" in
+    one commit reaches it as "offered" alone (one send less in front of the ringing offer)."""
+    last: dict[str, int] = {}
+    for i, (group, message) in enumerate(messages):
+        if _forwarded_type(message) == "presence":
+            last[group] = i
+    return [
+        (group, message)
+        for i, (group, message) in enumerate(messages)
+        if _forwarded_type(message) != "presence" or last[group] == i
+    ]
+
+
+def _forwarded_type(message: dict) -> str | None:
+    if message.get("type") != "signal.forward":
+        return None
+    return message["message"].get("type")
 
 
 class _Broadcaster:
@@ -117,12 +137,24 @@ def defer_queue_broadcasts() -> None:
     _broadcaster.deferred = True
 
 
+def leave_queue_broadcasts_to_ticker() -> None:
+    """The queue ticker is a process of its own and recomputes positions every tick: this
+    process sends none (its dirty flag is never read)."""
+    _broadcaster.deferred = True
+
+
 def queue_broadcast_if_changed() -> None:
-    """Called by the ticker: send what changed in the queue since the last broadcast."""
+    """Called by an in-process ticker: send what changed in the queue since the last broadcast,
+    if this process changed the queue."""
     if _broadcaster.dirty:
-        messages = _broadcaster.changes()
-        if messages:
-            async_to_sync(_send_all)(messages, [])
+        queue_broadcast()
+
+
+def queue_broadcast() -> None:
+    """Send the positions and waiting list that differ from what this process last sent."""
+    messages = _broadcaster.changes()
+    if messages:
+        async_to_sync(_send_all)(messages, [])
 
 
 def _outbox() -> _Outbox:

@@ -172,10 +172,11 @@ def teller_presence_set(
                 presence.idle_since = now
                 presence.missed_offers = 0
             presence.save()
+        presence.teller = teller  # for the notice's user name, without a query
         notify.presence_on_commit(presence, by=by)
         if status == PresenceStatus.AVAILABLE:
             # In the same transaction: the offer leaves with the same commit, one round trip.
-            queue_route()
+            queue_route(teller_freed=True)
     return presence
 
 
@@ -396,12 +397,19 @@ def call_move(*, call_id: uuid.UUID, teller: AbstractBaseUser, by: AbstractBaseU
 # --- routing and time ---------------------------------------------------------------------------
 
 
-def queue_route(*, now: datetime | None = None) -> list[Offer]:
-    """Offer waiting calls to free tellers, as the routing policy decides."""
+def queue_route(*, now: datetime | None = None, teller_freed: bool = False) -> list[Offer]:
+    """Offer waiting calls to free tellers, as the routing policy decides.
+
+    Runs on the path of every offer (a teller frees → its console rings), so it keeps round trips
+    few: one look before the lock, four reads for the snapshot, and per offer two conditional
+    updates and two inserts. The caller says ``teller_freed`` when it just made a teller
+    available in this transaction (no need to look for one).
+    """
     now = now or clock.now()
     offers: list[Offer] = []
-    # Cheap look first: most ticks find nobody waiting or nobody free, and need no lock.
-    if not (
+    # Cheap look first: most ticks find nobody waiting or nobody free, and need no lock. (A
+    # teller just freed goes straight to the snapshot: there is likely work for them.)
+    if not teller_freed and not (
         Call.objects.filter(status=CallStatus.WAITING).exists()
         and TellerPresence.objects.filter(status=PresenceStatus.AVAILABLE).exists()
     ):
@@ -414,32 +422,31 @@ def queue_route(*, now: datetime | None = None) -> list[Offer]:
         pairs = snapshot.router.assign(snapshot.waiting, snapshot.free)
         expires_at = now + timedelta(seconds=settings.QUEUE_OFFER_TIMEOUT_S)
         for call_state, teller_state in pairs:
-            with transaction.atomic():  # a savepoint: one lost race does not undo the others
-                took_teller = TellerPresence.objects.filter(
-                    teller_id=teller_state.id, status=PresenceStatus.AVAILABLE
-                ).update(status=PresenceStatus.OFFERED, since=now, current_call_id=call_state.id)
-                took_call = took_teller and Call.objects.filter(
-                    pk=call_state.id, status=CallStatus.WAITING
-                ).update(status=CallStatus.OFFERED)
-                if not took_call:
-                    transaction.set_rollback(True)
-                    continue
-                offer = Offer.objects.create(
-                    call_id=call_state.id, teller_id=teller_state.id, expires_at=expires_at
+            # Conditional updates instead of a savepoint: under the router's lock only a hang-up
+            # (call) or a presence change (teller) can race us, and each shows as 0 rows.
+            if not Call.objects.filter(pk=call_state.id, status=CallStatus.WAITING).update(
+                status=CallStatus.OFFERED
+            ):
+                continue
+            if not TellerPresence.objects.filter(
+                teller_id=teller_state.id, status=PresenceStatus.AVAILABLE
+            ).update(status=PresenceStatus.OFFERED, since=now, current_call_id=call_state.id):
+                Call.objects.filter(pk=call_state.id, status=CallStatus.OFFERED).update(
+                    status=CallStatus.WAITING
                 )
-                call_event_record(
-                    call_id=call_state.id,
-                    kind=CallEventKind.OFFERED,
-                    data={"teller": teller_state.id},
-                )
+                continue
+            offer = Offer.objects.create(
+                call_id=call_state.id, teller_id=teller_state.id, expires_at=expires_at
+            )
+            call_event_record(
+                call_id=call_state.id, kind=CallEventKind.OFFERED, data={"teller": teller_state.id}
+            )
             offers.append(offer)
-        for offer in Offer.objects.filter(pk__in=[o.pk for o in offers]).select_related(
-            "call__business"
-        ):
+            # The offer first: it is what the freed teller waits for (see notify's outbox).
             notify.forward_on_commit(
                 notify.teller_group(offer.teller_id),
                 "call.offer",
-                **selectors.offer_details(offer, now=now),
+                **selectors.offer_details(offer, now=now, call=snapshot.calls[call_state.id]),
             )
             notify.forward_on_commit(
                 notify.teller_group(offer.teller_id), "presence", status="offered"

@@ -84,6 +84,9 @@ class LiveStack:
         try:
             for i in range(media):
                 self._spawn(f"media-{i}", [str(BIN / "python"), "manage.py", "media_worker"], env)
+            ticker = self.production and env.get("QUEUE_TICKER", "process") == "process"
+            if ticker:
+                self._spawn("ticker", [str(BIN / "python"), "manage.py", "queue_ticker"], env)
             if celery:
                 self._spawn(
                     "celery",
@@ -120,6 +123,8 @@ class LiveStack:
                 self.wait_log(f"media-{i}", r"media worker listening")
             if celery:
                 self.wait_log("celery", r"ready\.")
+            if ticker:
+                self.wait_log("ticker", r"queue ticker running")
             for url in self.urls:
                 self._wait_http(url + "/healthz")
         except BaseException:

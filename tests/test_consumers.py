@@ -27,7 +27,7 @@ def _no_embedded_media(settings):
     # The media worker is replaced by a channel the test reads, to check what reaches it; time
     # does not pass for the queue (no ticker) unless a test says so.
     settings.MEDIA_WORKER_EMBEDDED = False
-    settings.QUEUE_TICKER_IN_SERVER = False
+    settings.QUEUE_TICKER = "off"
 
 
 @pytest.fixture

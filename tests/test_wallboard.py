@@ -226,7 +226,7 @@ def test_wallboard_page_needs_the_supervisor_group():
 @pytest.fixture
 def sockets_settings(settings, monkeypatch):
     settings.MEDIA_WORKER_EMBEDDED = False
-    settings.QUEUE_TICKER_IN_SERVER = False
+    settings.QUEUE_TICKER = "off"
     # Fresh figures quickly, so a test sees the effect of an action without a 2 s wait.
     monkeypatch.setattr(SupervisorConsumer, "push_every_s", 0.2)
 

@@ -1,8 +1,8 @@
 """ASGI entry point for daphne.
 
-Each server process runs the queue ticker; on the embedded profile the media worker lives inside
-this process too, started on the first connection inside daphne's event loop. In production the
-media worker is a process of its own (``manage.py media_worker``).
+On the embedded profile the queue ticker and the media worker live inside this process, started
+on the first connection inside daphne's event loop. In production both are processes of their own
+(``manage.py queue_ticker``, ``manage.py media_worker``).
 """
 
 import os
@@ -22,14 +22,15 @@ from signaling.routing import websocket_urlpatterns  # noqa: E402
 
 
 class BackgroundLoops:
-    """Starts this process's background loops on the first ASGI call: the queue ticker always,
-    the media worker only on the embedded profile (in production it is its own process)."""
+    """Starts this process's background loops on the first ASGI call: the queue ticker (or, when
+    it is a process of its own, hands it the queue broadcasts) and, on the embedded profile, the
+    media worker."""
 
     def __init__(self, app):
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        if settings.QUEUE_TICKER_IN_SERVER:
+        if settings.QUEUE_TICKER != "off":
             from queueing.ticker import ensure_ticker
 
             ensure_ticker()

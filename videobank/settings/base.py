@@ -136,5 +136,8 @@ QUEUE_PREFER_SAME_TELLER_S = env.float("QUEUE_PREFER_SAME_TELLER_S", default=120
 QUEUE_REOFFER_AFTER_S = env.float("QUEUE_REOFFER_AFTER_S", default=60.0)
 QUEUE_DEFAULT_HANDLE_S = env.float("QUEUE_DEFAULT_HANDLE_S", default=180.0)
 QUEUE_TICK_S = env.float("QUEUE_TICK_S", default=0.5)
-QUEUE_TICKER_IN_SERVER = env.bool("QUEUE_TICKER_IN_SERVER", default=True)
+# Where the queue ticker runs: "server" (a loop inside each daphne process: the embedded
+# profile), "process" (its own process, `manage.py queue_ticker`: production, so that servers
+# spend their time on what users wait for), "off" (tests that move time themselves).
+QUEUE_TICKER = env.str("QUEUE_TICKER", default="server")
 QUEUE_SERVICE_LEVEL_S = 20

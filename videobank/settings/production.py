@@ -36,6 +36,8 @@ CHANNEL_LAYERS = {
 
 # Media runs in its own worker processes (``manage.py media_worker``).
 MEDIA_WORKER_EMBEDDED = env.bool("MEDIA_WORKER_EMBEDDED", default=False)
+# The queue ticker is its own process too (``manage.py queue_ticker``; see queueing/ticker.py).
+QUEUE_TICKER = env.str("QUEUE_TICKER", default="process")
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = False
