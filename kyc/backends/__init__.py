@@ -1,0 +1,1 @@
+"""Swappable engines of the identity checks, chosen by dotted path in settings."""

@@ -1,0 +1,1 @@
+"""Second-generation resident identity cards: numbers, regions, validation, synthetic cards."""
