@@ -268,6 +268,16 @@ class CallEventKind(models.TextChoices):
     CALLBACK_OFFERED = "callback_offered", "Callback offered"
     CALLBACK_REQUESTED = "callback_requested", "Callback requested"
     MOVED = "moved", "Moved by a supervisor"
+    # Identity check (kyc/): what the teller did and what the checks found.
+    KYC_CONSENT = "kyc_consent", "Identity check: consent"
+    KYC_CAPTURE = "kyc_capture", "Identity check: picture captured"
+    KYC_OCR = "kyc_ocr", "Identity check: card read"
+    KYC_FIELDS = "kyc_fields", "Identity check: fields confirmed"
+    KYC_FACE_MATCH = "kyc_face_match", "Identity check: face match"
+    KYC_LIVENESS = "kyc_liveness", "Identity check: liveness"
+    KYC_NATIONAL = "kyc_national", "Identity check: national ID check"
+    KYC_RESULT = "kyc_result", "Identity check: result"
+    PERIPHERAL = "peripheral", "Kiosk peripheral event"
 
 
 class CallEvent(models.Model):

@@ -280,9 +280,11 @@ def _write(
             ensure_ascii=False,
         ).encode(),
     )
+    identity = _export_identity_evidence(recording, out_dir, result)
     manifest = {
         "recording_id": str(recording.id),
         "call_id": str(recording.call_id),
+        "identity_evidence": identity,
         "status": recording.status,
         "started_at": recording.started_at.isoformat(),
         "ended_at": recording.ended_at.isoformat() if recording.ended_at else None,
@@ -322,6 +324,48 @@ def _write(
     _write_private(
         out_dir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False).encode()
     )
+
+
+def _export_identity_evidence(recording: Recording, out_dir: Path, result: ExportResult) -> int:
+    """The identity check's pictures (card, portrait, sampled face and liveness frames), sealed
+    with this recording's key: written to ``identity/`` beside the recording, each checked
+    against its SHA-256, with ``identity/evidence.json`` saying what each one is and scored."""
+    from kyc.models import IdentityEvidence
+    from kyc.services import identity_evidence_open
+
+    items = list(
+        IdentityEvidence.objects.filter(identity_check__call_id=recording.call_id)
+        .select_related("identity_check")
+        .order_by("captured_at")
+    )
+    if not items:
+        return 0
+    folder = out_dir / "identity"
+    folder.mkdir(exist_ok=True)
+    listing = []
+    for item in items:
+        jpeg = identity_evidence_open(evidence=item)
+        if hashlib.sha256(jpeg).hexdigest() != item.sha256:
+            result.warnings.append(f"identity evidence {item.id}: SHA-256 mismatch, not exported")
+            continue
+        name = f"{item.captured_at:%H%M%S%f}-{item.kind}-{str(item.id)[:8]}.jpg"
+        _write_private(folder / name, jpeg)
+        listing.append(
+            {
+                "file": f"identity/{name}",
+                "kind": item.kind,
+                "source": item.source,
+                "offset_ms": item.offset_ms,
+                "captured_at": item.captured_at.isoformat(),
+                "sha256": item.sha256,
+                "meta": item.meta,
+                "check_id": str(item.identity_check_id),
+            }
+        )
+    _write_private(
+        folder / "evidence.json", json.dumps(listing, indent=2, ensure_ascii=False).encode()
+    )
+    return len(listing)
 
 
 def _write_private(path: Path, data: bytes) -> None:

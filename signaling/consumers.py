@@ -17,6 +17,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from kyc import services as kyc
+from kyc.errors import KycError
 from queueing import notify, selectors, services
 from queueing.errors import Forbidden, QueueingError
 from queueing.models import (
@@ -44,6 +46,8 @@ class SignalingConsumer(AsyncWebsocketConsumer):
             await self.send_error(exc.code, exc.detail, message or {"id": exc.ref})
         except QueueingError as exc:
             await self.send_error(exc.code, exc.detail, message)
+        except KycError as exc:
+            await self.send_error(exc.code, f"{exc.detail} / {exc.detail_zh}", message)
         except Exception:
             log.exception("%s socket: unexpected failure on %s", self.role, _kind(message))
             await self.send_error("internal", "The server could not handle that message.", message)
@@ -230,6 +234,25 @@ class CustomerConsumer(SignalingConsumer):
         call_id = self._bound(message)
         await database_sync_to_async(services.call_request_callback)(call_id=call_id)
 
+    async def on_kyc_consent(self, message: dict) -> None:
+        call_id = self._bound(message)
+        client = self.scope.get("client") or [None]
+        await database_sync_to_async(kyc.identity_consent)(
+            call_id=call_id,
+            accepted=message["accepted"],
+            geolocation=message.get("geolocation"),
+            ip=client[0],
+        )
+
+    async def on_peripheral_event(self, message: dict) -> None:
+        call_id = self._bound(message)
+        await database_sync_to_async(kyc.peripheral_report)(
+            call_id=call_id,
+            device=message["device"],
+            event=message["event"],
+            data=message.get("data") or {},
+        )
+
     async def call_left(self, call_id: str) -> None:
         await super().call_left(call_id)
         if self.call_id is not None and str(self.call_id) == call_id:
@@ -316,6 +339,37 @@ class TellerConsumer(SignalingConsumer):
     async def call_left(self, call_id: str) -> None:
         await super().call_left(call_id)
         self.call_ids.discard(call_id)
+
+    # The identity check (KYC panel): each message is one service of kyc.services.
+    async def on_kyc_start(self, message: dict) -> None:
+        await database_sync_to_async(kyc.identity_check_start)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user
+        )
+
+    async def on_kyc_capture(self, message: dict) -> None:
+        await database_sync_to_async(kyc.identity_capture_request)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user, side=message["side"]
+        )
+
+    async def on_kyc_fields_confirm(self, message: dict) -> None:
+        await database_sync_to_async(kyc.identity_fields_confirm)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user, fields=message["fields"]
+        )
+
+    async def on_kyc_face_match(self, message: dict) -> None:
+        await database_sync_to_async(kyc.identity_face_match_request)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user
+        )
+
+    async def on_kyc_liveness(self, message: dict) -> None:
+        await database_sync_to_async(kyc.identity_liveness_request)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user
+        )
+
+    async def on_kyc_national(self, message: dict) -> None:
+        await database_sync_to_async(kyc.identity_national_request)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user
+        )
 
 
 def _previous_teller(token: str) -> int | None:

@@ -18,6 +18,27 @@ MAX_FRAME_BYTES = 64 * 1024
 
 _UUID = {"type": "string", "format": "uuid", "pattern": "^[0-9a-fA-F-]{36}$"}
 _SDP = {"type": "string", "minLength": 10, "maxLength": 60000}
+_TEXT = {"type": "string", "maxLength": 200}
+_DATE = {"type": "string", "pattern": "^[0-9]{8}$"}  # YYYYMMDD
+_ID_NUMBER = {"type": "string", "pattern": "^[0-9]{17}[0-9Xx]$"}
+_JPEG_B64 = {"type": "string", "maxLength": 48000, "pattern": "^[A-Za-z0-9+/=]+$"}
+_ID_FIELDS = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 64},
+        "sex": {"enum": ["男", "女"]},
+        "ethnicity": {"type": "string", "minLength": 1, "maxLength": 16},
+        "birth": _DATE,
+        "address": {"type": "string", "minLength": 1, "maxLength": 200},
+        "id_number": _ID_NUMBER,
+        "authority": {"type": "string", "maxLength": 64},
+        "validity": {
+            "type": "string",
+            "pattern": "^[0-9]{4}\\.[0-9]{2}\\.[0-9]{2}-([0-9]{4}\\.[0-9]{2}\\.[0-9]{2}|长期)$",
+        },
+    },
+    "additionalProperties": False,
+}
 
 
 def _message(type_: str, properties: dict[str, Any] | None = None, required: list[str] = ()):
@@ -63,6 +84,57 @@ CUSTOMER_MESSAGES: dict[str, tuple[str, dict]] = {
         "Stop waiting and be called back instead (offered after the maximum wait).",
         _message("callback.request", {"call_id": _UUID}, ["call_id"]),
     ),
+    "kyc.consent": (
+        "Answer the identity check's consent request; `geolocation` only if the customer let "
+        "the browser share it.",
+        _message(
+            "kyc.consent",
+            {
+                "call_id": _UUID,
+                "accepted": {"type": "boolean"},
+                "geolocation": {
+                    "type": "object",
+                    "properties": {
+                        "lat": {"type": "number", "minimum": -90, "maximum": 90},
+                        "lon": {"type": "number", "minimum": -180, "maximum": 180},
+                        "accuracy_m": {"type": "number", "minimum": 0, "maximum": 1e6},
+                    },
+                    "required": ["lat", "lon"],
+                    "additionalProperties": False,
+                },
+            },
+            ["call_id", "accepted"],
+        ),
+    ),
+    "peripheral.event": (
+        "VTM kiosk: a peripheral reports (`device`, `event`, `data`); the ID-card reader sends "
+        "`id_card_reader` / `card_read` with the chip's fields and photo.",
+        _message(
+            "peripheral.event",
+            {
+                "call_id": _UUID,
+                "device": {
+                    "enum": [
+                        "id_card_reader",
+                        "document_camera",
+                        "receipt_printer",
+                        "card_dispenser",
+                    ]
+                },
+                "event": {"type": "string", "pattern": "^[a-z_]{1,32}$"},
+                "data": {
+                    "type": "object",
+                    "properties": {
+                        "fields": _ID_FIELDS,
+                        "photo_jpeg_b64": _JPEG_B64,
+                        "detail": _TEXT,
+                    },
+                    "additionalProperties": False,
+                },
+            },
+            ["call_id", "device", "event"],
+        ),
+    ),
     "ping": ("Keep-alive; answered by `pong`.", _message("ping")),
 }
 
@@ -93,6 +165,38 @@ TELLER_MESSAGES: dict[str, tuple[str, dict]] = {
     "call.hangup": (
         "End the call the teller holds.",
         _message("call.hangup", {"call_id": _UUID}, ["call_id"]),
+    ),
+    "kyc.start": (
+        "Start the call's identity check (or get the one already done); the customer is asked "
+        "for consent. Answered by `kyc.state`.",
+        _message("kyc.start", {"call_id": _UUID}, ["call_id"]),
+    ),
+    "kyc.capture": (
+        "Grab the card (`side` front or back) from the customer's live video, on the server.",
+        _message(
+            "kyc.capture",
+            {"call_id": _UUID, "side": {"enum": ["front", "back"]}},
+            ["call_id", "side"],
+        ),
+    ),
+    "kyc.fields.confirm": (
+        "The teller confirms (and corrects) the fields read from the card; corrections are "
+        "audited. Starts the national ID check.",
+        _message(
+            "kyc.fields.confirm", {"call_id": _UUID, "fields": _ID_FIELDS}, ["call_id", "fields"]
+        ),
+    ),
+    "kyc.face_match": (
+        "Match the card photo against frames the server samples from the customer's video.",
+        _message("kyc.face_match", {"call_id": _UUID}, ["call_id"]),
+    ),
+    "kyc.liveness": (
+        "Give the customer a random liveness challenge, verified on server-side frames.",
+        _message("kyc.liveness", {"call_id": _UUID}, ["call_id"]),
+    ),
+    "kyc.national": (
+        "Run (again) the national online ID check with the confirmed fields.",
+        _message("kyc.national", {"call_id": _UUID}, ["call_id"]),
     ),
     "ping": ("Keep-alive; answered by `pong`.", _message("ping")),
 }
@@ -141,6 +245,11 @@ SERVER_MESSAGES: dict[str, str] = {
     "webrtc.answer": "The server's SDP answer to your offer (`sdp`).",
     "media.state": "Media of your leg: `state` = connected | failed | closed.",
     "call.ended": "The call ended: `call_id`, `reason` (hangup_customer, hangup_teller, ...).",
+    "kyc.state": "Teller: the call's identity check as the KYC panel shows it (`check`: status, steps with reasons, fields, corrections, scores, expiry).",
+    "kyc.consent_request": "Customer: the teller starts the identity check; answer with `kyc.consent`.",
+    "kyc.progress": "Customer: identity check progress (`step`, `status`, `text` in zh/en); no personal data.",
+    "kyc.liveness_challenge": "Customer: do these moves now (`steps`: `kind`, `prompt` zh/en, `duration_ms`).",
+    "peripheral": "Teller: a kiosk peripheral reported (`device`, `event`, `summary`).",
     "pong": "Answer to `ping`.",
     "error": "Something you sent was refused: `code`, `detail`, and `ref` (your message `id`) if given.",
 }
@@ -157,6 +266,9 @@ ERROR_CODES: dict[str, str] = {
     "not_found": "The business or call does not exist.",
     "conflict": "The move is not allowed in the call's current state (e.g. already taken).",
     "media_unavailable": "No media worker is alive to carry the call.",
+    "bad_image": "A picture (upload, chip photo) is not usable: not an image, too large, damaged; `detail` says which.",
+    "face_problem": "No face, several faces, or a face too small in a picture.",
+    "service_unavailable": "An outside service (national ID check) is not answering; retry.",
     "internal": "The server failed; the socket stays open and nothing was changed.",
 }
 
@@ -258,6 +370,14 @@ def render_markdown() -> str:
         "3. customer ← `call.answered`, teller ← `call.connected`; each sends `webrtc.offer` and",
         "   gets `webrtc.answer`, then `media.state`.",
         "4. either → `call.hangup`; both ← `call.ended`.",
+        "",
+        "Identity check, during a connected call: teller → `kyc.start`; customer ←",
+        "`kyc.consent_request` → `kyc.consent`; teller → `kyc.capture` (front/back: the media",
+        "worker grabs the customer's video), `kyc.fields.confirm` (starts the national check),",
+        "`kyc.face_match`, `kyc.liveness` (customer ← `kyc.liveness_challenge`). The teller gets",
+        "`kyc.state` after every change, the customer `kyc.progress` (no personal data). A kiosk",
+        "sends `peripheral.event`s (its card reader's chip goes to the identity check); the",
+        "teller gets `peripheral`.",
         "",
     ]
     roles = (

@@ -18,7 +18,11 @@ def customer_page(request: HttpRequest, kiosk: bool = False) -> HttpResponse:
     businesses = [
         {"key": b.key, "zh": b.name_zh, "en": b.name_en} for b in business_list(active_only=True)
     ]
-    return render(request, "customer/index.html", {"businesses": businesses, "kiosk": kiosk})
+    return render(
+        request,
+        "customer/index.html",
+        {"businesses": businesses, "kiosk": kiosk, "simulator": settings.KIOSK_SIMULATOR},
+    )
 
 
 @login_required
@@ -26,7 +30,9 @@ def customer_page(request: HttpRequest, kiosk: bool = False) -> HttpResponse:
 def console_page(request: HttpRequest) -> HttpResponse:
     if not access.access_teller(request.user):
         raise PermissionDenied("The console is for tellers and supervisors.")
-    return render(request, "console/index.html", {})
+    from kyc.services import FIELD_NAMES
+
+    return render(request, "console/index.html", {"kyc_fields": FIELD_NAMES})
 
 
 @login_required

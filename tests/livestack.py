@@ -66,6 +66,7 @@ class LiveStack:
     media_workers: int | None = None  # default: 0 embedded, 1 production
     celery: bool | None = None  # default: production only
     urls: list[str] = field(default_factory=list)
+    national_stub_url: str = ""  # the stub's /v1 base: <url>/primary and <url>/secondary
     processes: list[Process] = field(default_factory=list)
 
     @property
@@ -81,7 +82,28 @@ class LiveStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         media = self.media_workers if self.media_workers is not None else int(self.production)
         celery = self.celery if self.celery is not None else self.production
+        ports = [free_port() for _ in range(self.servers)]
+        # The national-ID stub: a process of its own in production, mounted in the (first)
+        # server on the embedded profile.
+        stub_port = free_port() if self.production else ports[0]
+        stub = f"http://127.0.0.1:{stub_port}" + (
+            "/v1" if self.production else "/ext/national-id/v1"
+        )
+        env["KYC_NATIONAL_CHANNELS"] = f"{stub}/primary,{stub}/secondary"
+        self.national_stub_url = stub
         try:
+            if self.production:
+                self._spawn(
+                    "national-stub",
+                    [
+                        str(BIN / "python"),
+                        "manage.py",
+                        "national_id_stub",
+                        "--port",
+                        str(stub_port),
+                    ],
+                    env,
+                )
             for i in range(media):
                 self._spawn(f"media-{i}", [str(BIN / "python"), "manage.py", "media_worker"], env)
             ticker = self.production and env.get("QUEUE_TICKER", "process") == "process"
@@ -104,8 +126,7 @@ class LiveStack:
                     ],
                     env,
                 )
-            for i in range(self.servers):
-                port = free_port()
+            for i, port in enumerate(ports):
                 self._spawn(
                     f"daphne-{i}",
                     [
@@ -125,6 +146,8 @@ class LiveStack:
                 self.wait_log("celery", r"ready\.")
             if ticker:
                 self.wait_log("ticker", r"queue ticker running")
+            if self.production:
+                self.wait_log("national-stub", r"national ID stub listening")
             for url in self.urls:
                 self._wait_http(url + "/healthz")
         except BaseException:

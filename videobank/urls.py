@@ -4,6 +4,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("signaling.urls")),
     path("admin/", admin.site.urls),
+    path("kyc/", include("kyc.urls")),
     # The national ID check stub, mounted here on the embedded profile only (in production it is
     # a process of its own: `manage.py national_id_stub`).
     path("ext/national-id/", include("kyc.national_stub.urls")),

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 LEGS = ("customer", "teller")
 VIDEO_QUEUE_FRAMES = 4
+GRAB_GRACE_S = 3.0  # how long a grab waits past its last moment for a frame
 AUDIO_QUEUE_FRAMES = 12  # 240 ms of 20 ms frames
 
 
@@ -80,6 +81,7 @@ class CallSession:
                 for leg in LEGS
             }
         self.closed = False
+        self.samplers: list[FrameSampler] = []  # identity-check grabs of the customer's video
 
     @staticmethod
     def other(leg: str) -> str:
@@ -149,8 +151,29 @@ class CallSession:
             leg.frames_in[kind] += 1
             # Looked up per frame: the other side's tracks are replaced when it reconnects.
             self.outgoing[other][kind].put(frame)
+            if self.samplers and kind == "video" and leg.name == "customer":
+                now = time.monotonic()
+                for sampler in list(self.samplers):
+                    sampler.offer(frame, now)
             if push is not None:
                 push(frame, time.monotonic())
+
+    async def sample(self, at_ms: list[int], *, timeout_s: float) -> list[tuple[int, int, object]]:
+        """Customer video frames at these moments (ms from now): ``(offset_ms on the
+        recording's clock, ms since the grab began, av.VideoFrame)``. Frames that never came
+        (camera off) are missing from the result."""
+        sampler = FrameSampler(time.monotonic(), at_ms)
+        self.samplers.append(sampler)
+        try:
+            await asyncio.wait_for(asyncio.shield(sampler.done), timeout_s)
+        except TimeoutError:
+            pass
+        finally:
+            self.samplers.remove(sampler)
+        return [
+            (int((t - self.t0) * 1000), int((t - sampler.t0) * 1000), frame)
+            for t, frame in sampler.frames
+        ]
 
     async def _close_leg(self, leg: Leg) -> None:
         with contextlib.suppress(Exception):
@@ -177,6 +200,42 @@ class CallSession:
             await database_sync_to_async(_finalise_later)(self.recording.id)
 
 
+class FrameSampler:
+    """Takes the first frame at or after each requested moment. The moments are the server's
+    (random for a face match, a steady rate during a liveness challenge): the client cannot
+    choose which frames are looked at."""
+
+    def __init__(self, t0: float, at_ms: list[int]) -> None:
+        self.t0 = t0
+        self.due = sorted(t0 + ms / 1000 for ms in at_ms)
+        self.frames: list[tuple[float, object]] = []
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        if not self.due:
+            self.done.set_result(None)
+
+    def offer(self, frame, now: float) -> None:
+        taken = False
+        while self.due and now >= self.due[0]:
+            self.due.pop(0)
+            if not taken:
+                self.frames.append((now, frame))
+                taken = True
+        if not self.due and not self.done.done():
+            self.done.set_result(None)
+
+
+def _jpegs(frames: list[tuple[int, int, object]]) -> list[tuple[int, int, bytes]]:
+    """Encode grabbed frames (in a thread: a few ms each)."""
+    import io
+
+    out = []
+    for offset_ms, t_ms, frame in frames:
+        buffer = io.BytesIO()
+        frame.to_image().save(buffer, format="JPEG", quality=92)
+        out.append((offset_ms, t_ms, buffer.getvalue()))
+    return out
+
+
 def _finalise_later(recording_id: uuid.UUID) -> None:
     from recordings.tasks import recording_finalise_task
 
@@ -190,6 +249,7 @@ class MediaWorker:
         self.sessions: dict[str, CallSession] = {}
         self.data_keys: dict[uuid.UUID, bytes] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._grabs: set[asyncio.Task] = set()
         self._stopping = asyncio.Event()
 
     async def register(self) -> None:
@@ -274,6 +334,11 @@ class MediaWorker:
                 await self._hangup(message["call_id"])
             elif kind == "media.leg_drop":
                 await self._drop_leg(message["call_id"], message["leg"])
+            elif kind == "media.grab":
+                # Sampling takes seconds: it must not hold up the worker's other messages.
+                task = asyncio.ensure_future(self._grab(message))
+                self._grabs.add(task)
+                task.add_done_callback(self._grabs.discard)
             else:
                 log.warning("media worker: unknown message %r", kind)
         except Exception:
@@ -322,6 +387,33 @@ class MediaWorker:
         session = self.sessions.get(call_id)
         if session is not None:
             await session.drop_leg(leg_name)
+
+    async def _grab(self, message: dict) -> None:
+        """Frames of the customer's live video for the identity check, stored as evidence."""
+        from kyc.services import identity_frames_received, identity_grab_failed
+
+        check_id, purpose = uuid.UUID(message["check_id"]), message["purpose"]
+        session = self.sessions.get(message["call_id"])
+        try:
+            if session is None or "customer" not in session.legs:
+                raise LookupError("no customer video on this worker")
+            at_ms = message.get("at_ms") or [
+                i * message.get("spread_ms", 0) // max(1, message.get("count", 1) - 1)
+                for i in range(message.get("count", 1))
+            ]
+            frames = await session.sample(at_ms, timeout_s=max(at_ms) / 1000 + GRAB_GRACE_S)
+            jpegs = await asyncio.to_thread(_jpegs, frames)
+            await database_sync_to_async(identity_frames_received)(
+                check_id=check_id, purpose=purpose, frames=jpegs, source="media_worker"
+            )
+        except Exception as exc:
+            log.warning("grab for %s failed: %s", check_id, exc)
+            await database_sync_to_async(identity_grab_failed)(
+                check_id=check_id,
+                purpose=purpose,
+                detail="The customer's video is not reaching the server; retry in a moment.",
+                detail_zh="客户视频未送达服务器，请稍后重试。",
+            )
 
     async def _hangup(self, call_id: str) -> None:
         session = self.sessions.pop(call_id, None)

@@ -3,6 +3,7 @@
 
 import { StatusView, callMedia, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
 import { pick, setLanguageSwitchEnabled, t } from "./i18n.js";
+import { kycPanel } from "./kyc_panel.js";
 import { Signaling } from "./signaling.js";
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
@@ -39,6 +40,7 @@ let offer = null;
 let call = null;
 
 exposeStats(() => call?.leg, remoteVideo);
+const kyc = kycPanel({ signaling, currentCall: () => call });
 
 // --- presence ------------------------------------------------------------------------------
 
@@ -249,6 +251,7 @@ function finish(state, words) {
     stopStream(call.stream);
   }
   call = null;
+  kyc.reset();
   localVideo.srcObject = null;
   businessText.textContent = "";
   hangupButton.disabled = true;
@@ -295,6 +298,7 @@ signaling
   .on("call.connected", (message) => {
     const mine = { id: message.call_id, stream: null, leg: null, mediaConnected: false, framesSeen: false };
     call = mine;
+    kyc.reset();
     status.callId = mine.id;
     businessText.textContent = `${t("console.business")}: ${pick(message.business_name) || message.business}`;
     hangupButton.disabled = false;
@@ -314,6 +318,7 @@ signaling
     if (current(message)) finish("ended", t("status.ended"));
   })
   .on("error", (message) => {
+    if (kyc.owns(message.ref)) return; // shown in the KYC panel; the call goes on
     if (offer && offer.acceptRef && message.ref === offer.acceptRef) {
       // The accept failed (e.g. no media worker): the offer may still be ringing; let the
       // teller try again or decline until it is withdrawn.

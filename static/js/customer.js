@@ -4,6 +4,7 @@
 
 import { StatusView, callMedia, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
 import { lang, setLanguageSwitchEnabled, t } from "./i18n.js";
+import { kycCustomer, simulatedPeripherals } from "./kyc_customer.js";
 import { Signaling } from "./signaling.js";
 
 const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
@@ -26,6 +27,8 @@ const startMedia = callMedia(signaling, { currentCall: () => call, status, remot
 let call = null;
 
 exposeStats(() => call?.leg, remoteVideo);
+const kyc = kycCustomer({ signaling, currentCall: () => call });
+const peripherals = simulatedPeripherals({ signaling, currentCall: () => call, localVideo });
 
 function setBusy(busy) {
   const focusLost = [startButton, hangupButton, callbackButton, document.body].includes(
@@ -66,6 +69,8 @@ function finish(state, words) {
     stopStream(call.stream);
   }
   call = null;
+  kyc.reset();
+  peripherals.show(false);
   localVideo.srcObject = null;
   showPosition(null);
   showCallbackOffer(false);
@@ -134,6 +139,7 @@ signaling
       return;
     }
     call.id = message.call_id;
+    call.token = message.token;
     status.callId = call.id;
     status.show("waiting", t("status.waiting"));
     showPosition(message.position, message.estimated_wait_s);
@@ -160,6 +166,7 @@ signaling
     if (!current(message)) return;
     showPosition(null);
     showCallbackOffer(false);
+    peripherals.show(true);
     status.show("answered", t("status.answered"));
     const mine = call;
     startMedia(mine).catch((error) => {

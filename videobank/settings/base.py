@@ -141,3 +141,54 @@ QUEUE_TICK_S = env.float("QUEUE_TICK_S", default=0.5)
 # spend their time on what users wait for), "off" (tests that move time themselves).
 QUEUE_TICKER = env.str("QUEUE_TICKER", default="server")
 QUEUE_SERVICE_LEVEL_S = 20
+
+# --- identity checks (kyc/) -------------------------------------------------------------------
+# OCR engine: PP-OCR models through ONNX Runtime (rapidocr wheel, offline), or PaddleOCR itself
+# with local model directories (`pip install .[paddle]`, then KYC_PADDLE_MODEL_DIR).
+KYC_OCR_BACKEND = env.str("KYC_OCR_BACKEND", default="kyc.backends.ocr_rapid.RapidOcrEngine")
+KYC_PADDLE_MODEL_DIR = env.str("KYC_PADDLE_MODEL_DIR", default="")
+KYC_PADDLE_DET_MODEL = env.str("KYC_PADDLE_DET_MODEL", default="PP-OCRv5_mobile_det")
+KYC_PADDLE_REC_MODEL = env.str("KYC_PADDLE_REC_MODEL", default="PP-OCRv5_mobile_rec")
+# Face match (kyc/faces.py; the threshold is measured by bench/face_threshold.py).
+KYC_FACE_BACKEND = env.str("KYC_FACE_BACKEND", default="kyc.backends.face_dlib.DlibFaceEngine")
+KYC_FACE_MATCH_THRESHOLD = env.float("KYC_FACE_MATCH_THRESHOLD", default=0.52)
+KYC_FACE_MATCH_CEILING = env.float("KYC_FACE_MATCH_CEILING", default=0.60)
+KYC_FACE_MIN_FRAMES = env.int("KYC_FACE_MIN_FRAMES", default=3)
+KYC_FACE_MIN_SIZE_PX = env.int("KYC_FACE_MIN_SIZE_PX", default=80)
+KYC_FACE_CARD_MIN_SIZE_PX = env.int("KYC_FACE_CARD_MIN_SIZE_PX", default=48)
+KYC_LIVENESS_SECONDS = env.float("KYC_LIVENESS_SECONDS", default=15.0)
+# A passed identity check serves the call's businesses for this long.
+KYC_RESULT_TTL_S = env.float("KYC_RESULT_TTL_S", default=1800.0)
+# Face match: this many frames, at random moments within the next KYC_FACE_SPREAD_S seconds.
+KYC_FACE_FRAMES = env.int("KYC_FACE_FRAMES", default=3)
+KYC_FACE_SPREAD_S = env.float("KYC_FACE_SPREAD_S", default=3.0)
+# Liveness: frames per second sampled during the challenge, after a neutral lead-in.
+KYC_LIVENESS_FPS = env.int("KYC_LIVENESS_FPS", default=5)
+KYC_LIVENESS_LEAD_IN_MS = env.int("KYC_LIVENESS_LEAD_IN_MS", default=1500)
+# Businesses for which a cached national-ID pass is never reused.
+KYC_HIGH_RISK_BUSINESSES = env.list(
+    "KYC_HIGH_RISK_BUSINESSES", default=["corporate_account", "account_change", "transfer"]
+)
+# The kiosk page's simulated peripherals (card reader, printer...): for demos and tests only.
+KIOSK_SIMULATOR = env.bool("KIOSK_SIMULATOR", default=True)
+KYC_NATIONAL_RESULT_HOOK = "kyc.services.identity_national_result"
+# The national online ID check (an outside service; kyc/national_stub is its stand-in): two
+# channels, tried in order. The embedded profile mounts the stub at /ext/national-id/.
+KYC_NATIONAL_CHANNELS = env.list(
+    "KYC_NATIONAL_CHANNELS",
+    default=[
+        "http://127.0.0.1:8000/ext/national-id/v1/primary",
+        "http://127.0.0.1:8000/ext/national-id/v1/secondary",
+    ],
+)
+KYC_NATIONAL_API_KEY = env.str("KYC_NATIONAL_API_KEY", default="videobank-national-stub")
+KYC_NATIONAL_TIMEOUT_S = env.float("KYC_NATIONAL_TIMEOUT_S", default=2.0)
+KYC_NATIONAL_RETRY_BACKOFF_S = env.float("KYC_NATIONAL_RETRY_BACKOFF_S", default=0.5)
+KYC_NATIONAL_MAX_RETRIES = env.int("KYC_NATIONAL_MAX_RETRIES", default=3)
+KYC_NATIONAL_CACHE_S = env.float("KYC_NATIONAL_CACHE_S", default=600.0)
+# The stub's own knobs (its process reads them; tests and demos flip them at run time through
+# its /v1/_control endpoint).
+NATIONAL_STUB_API_KEY = env.str("NATIONAL_STUB_API_KEY", default="videobank-national-stub")
+NATIONAL_STUB_LATENCY_MS = env.int("NATIONAL_STUB_LATENCY_MS", default=300)
+NATIONAL_STUB_JITTER_MS = env.int("NATIONAL_STUB_JITTER_MS", default=100)
+NATIONAL_STUB_ERROR_RATE = env.float("NATIONAL_STUB_ERROR_RATE", default=0.0)

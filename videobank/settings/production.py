@@ -38,6 +38,8 @@ CHANNEL_LAYERS = {
 MEDIA_WORKER_EMBEDDED = env.bool("MEDIA_WORKER_EMBEDDED", default=False)
 # The queue ticker is its own process too (``manage.py queue_ticker``; see queueing/ticker.py).
 QUEUE_TICKER = env.str("QUEUE_TICKER", default="process")
+# A real VTM's peripherals report themselves; the simulated ones are for demos.
+KIOSK_SIMULATOR = env.bool("KIOSK_SIMULATOR", default=False)
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = False

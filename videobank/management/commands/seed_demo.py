@@ -30,5 +30,8 @@ class Command(BaseCommand):
             user.groups.set([Group.objects.get(name=g) for g in groups])
             if skills is not None:
                 teller_profile_set(teller=user, skills=skills, groups=teller_groups)
+        from kyc.national_stub.seed import registry_seed
+
+        registry_seed()  # test citizens of the national-ID stub (see README "Identity checks")
         names = ", ".join(u for u, *_ in DEMO_USERS)
         self.stdout.write(f"Demo accounts: {names} — password: {password}")

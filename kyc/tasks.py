@@ -1,0 +1,234 @@
+"""Background analysis of identity evidence: OCR of the card, face match, liveness.
+
+Each takes a second or two of CPU, so it never runs on a server's event loop or its database
+thread: in production it is a Celery task on the workers; on the embedded profile (Celery
+eager) it runs on one background thread of the process — like a single worker, one at a time.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from celery import shared_task
+from django.conf import settings
+from django.db import OperationalError, close_old_connections
+from PIL import Image
+
+from .errors import KycError
+from .models import Step
+
+log = logging.getLogger(__name__)
+
+_embedded = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kyc-analysis")
+
+
+def identity_analyse_dispatch(check_id: str, purpose: str, evidence_ids: list[str]) -> None:
+    """Queue the analysis (called on commit of the evidence)."""
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        _embedded.submit(_run_embedded, check_id, purpose, evidence_ids)
+    else:
+        identity_analyse_task.delay(check_id, purpose, evidence_ids)
+
+
+def _run_embedded(check_id: str, purpose: str, evidence_ids: list[str]) -> None:
+    close_old_connections()
+    try:
+        identity_analyse(check_id=uuid.UUID(check_id), purpose=purpose, evidence_ids=evidence_ids)
+    except Exception:
+        log.exception("identity analysis %s of %s failed", purpose, check_id)
+    finally:
+        close_old_connections()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
+def identity_analyse_task(check_id: str, purpose: str, evidence_ids: list[str]) -> None:
+    identity_analyse(check_id=uuid.UUID(check_id), purpose=purpose, evidence_ids=evidence_ids)
+
+
+def _array(jpeg: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(jpeg)) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def identity_analyse(*, check_id: uuid.UUID, purpose: str, evidence_ids: list[str]) -> None:
+    """Analyse the evidence of one grab or upload and record the step's result. Never raises
+    for a bad picture: the step fails with the reason in words and the teller retries."""
+    from .services import evidence_for_analysis, identity_step_result
+
+    items = sorted(evidence_for_analysis(evidence_ids=evidence_ids), key=lambda x: x[0].captured_at)
+    try:
+        if purpose in (Step.CARD_FRONT, Step.CARD_BACK):
+            outcome = _analyse_card(purpose, items)
+        elif purpose == Step.FACE_MATCH:
+            outcome = _analyse_face(check_id, items)
+        elif purpose == Step.LIVENESS:
+            outcome = _analyse_liveness(check_id, items)
+        else:
+            raise ValueError(f"unknown purpose {purpose!r}")
+    except KycError as exc:
+        outcome = {
+            "passed": False,
+            "detail": exc.detail,
+            "detail_zh": exc.detail_zh,
+            "data": {"code": exc.code},
+        }
+    identity_step_result(check_id=check_id, step=purpose, **outcome)
+
+
+def _analyse_card(purpose: str, items) -> dict:
+    """Read the sharpest of the grabbed frames; the front also yields the card's portrait."""
+    from .ocr import id_card_read_back, id_card_read_front, image_sharpness
+
+    arrays = [(evidence, _array(jpeg)) for evidence, jpeg in items]
+    evidence, array = max(arrays, key=lambda pair: image_sharpness(pair[1]))
+    read = id_card_read_front if purpose == Step.CARD_FRONT else id_card_read_back
+    result = read(Image.fromarray(array))
+    side = "front" if purpose == Step.CARD_FRONT else "back"
+    fields_read = {side: result["fields"], f"{side}_checks": result["checks"]}
+    data = {
+        "code": "read" if result["ok"] else "problems",
+        "evidence": str(evidence.id),
+        "confidence": result.get("confidence", {}),
+        "needs_review": result.get("needs_review", []),
+        "seconds": result.get("seconds"),
+    }
+    problems = result.get("problems") or []
+    blocking = [
+        p
+        for p in problems
+        if p.get("code") == "blurred"
+        or (p.get("code") == "field_missing" and p.get("field") in ("id_number", "validity"))
+    ]
+    if blocking:  # the picture does not give what the check rests on: capture again
+        first = blocking[0]
+        return {
+            "passed": False,
+            "detail": first["detail"],
+            "detail_zh": first.get("detail_zh") or first["detail"],
+            "data": {**data, "code": first.get("code", "unreadable")},
+            "fields_read": fields_read,
+        }
+    # Rules that fail and fields read with doubt are shown; the teller corrects them when
+    # confirming the fields (where every rule must pass).
+    notes = [c for c in result["checks"] if not c["passed"]] + problems
+    outcome = {
+        "passed": True,
+        "detail": "Read. " + (" ".join(c["detail"] for c in notes) or "All card rules passed."),
+        "detail_zh": "已识别。"
+        + (" ".join(c.get("detail_zh") or c["detail"] for c in notes) or "证件规则校验全部通过。"),
+        "data": data,
+        "fields_read": fields_read,
+    }
+    if purpose == Step.CARD_FRONT:
+        portrait = _portrait(array)
+        if portrait is None:
+            return {
+                **outcome,
+                "passed": False,
+                "detail": "The card's photo could not be found; hold the front of the card "
+                "flat and close to the camera, then capture again.",
+                "detail_zh": "未能找到证件上的照片，请将证件人像面平放并靠近摄像头后重新截取。",
+                "data": {**data, "code": "no_portrait"},
+            }
+        outcome["portrait_jpeg"] = portrait
+    return outcome
+
+
+def _portrait(card: np.ndarray) -> bytes | None:
+    """The card's photo, cropped with a margin, as JPEG (the face the live video must match)."""
+    from .faces import card_min_size_px, face_find_one
+
+    try:
+        found = face_find_one(card, ghost_ok=True, min_size=card_min_size_px())
+    except KycError:
+        return None
+    box = found.box
+    margin_x, margin_y = box.width // 2, box.height // 2
+    height, width = card.shape[:2]
+    crop = card[
+        max(0, box.top - margin_y) : min(height, box.bottom + margin_y),
+        max(0, box.left - margin_x) : min(width, box.right + margin_x),
+    ]
+    out = io.BytesIO()
+    Image.fromarray(crop).save(out, format="JPEG", quality=95)
+    return out.getvalue()
+
+
+def _portrait_of(check_id: uuid.UUID) -> np.ndarray:
+    from .models import EvidenceKind, IdentityEvidence
+    from .services import identity_evidence_open
+
+    evidence = (
+        IdentityEvidence.objects.filter(
+            identity_check_id=check_id, kind__in=[EvidenceKind.CHIP_PHOTO, EvidenceKind.PORTRAIT]
+        )
+        .order_by("-captured_at")
+        .first()
+    )
+    if evidence is None:
+        raise KycError(
+            "There is no card photo to compare with; capture the card front first.",
+            detail_zh="没有可比对的证件照片，请先截取证件人像面。",
+            code="no_portrait",
+        )
+    return _array(identity_evidence_open(evidence=evidence))
+
+
+def _analyse_face(check_id: uuid.UUID, items) -> dict:
+    from .faces import face_match
+
+    result = face_match(card=_portrait_of(check_id), frames=[_array(jpeg) for _, jpeg in items])
+    meta = {
+        str(evidence.id): {
+            **evidence.meta,
+            "distance": distance,
+            "problem": problem["code"] if problem else None,
+        }
+        for (evidence, _), distance, problem in zip(
+            items, result.distances, result.problems, strict=True
+        )
+    }
+    return {
+        "passed": result.decision,
+        "detail": result.reason,
+        "detail_zh": result.reason_zh,
+        "data": {
+            "code": result.reason_code,
+            "distances": result.distances,
+            "threshold": result.threshold,
+            "usable_frames": result.usable_frames,
+            "median_distance": result.median_distance,
+            "seconds": result.seconds,
+            "evidence": list(meta),
+            "customer_detail": None if result.decision else result.reason,
+            "customer_detail_zh": None if result.decision else result.reason_zh,
+        },
+        "evidence_meta": meta,
+        "face_distance": result.median_distance,
+    }
+
+
+def _analyse_liveness(check_id: uuid.UUID, items) -> dict:
+    from .liveness import Challenge, liveness_verify
+    from .models import IdentityCheck
+
+    stored = IdentityCheck.objects.values_list("liveness_challenge", flat=True).get(pk=check_id)
+    challenge = Challenge.from_dict(stored)
+    # Seconds since sampling began: the neutral lead-in first, then the moves in order.
+    frames = [(evidence.meta.get("t_ms", 0) / 1000, _array(jpeg)) for evidence, jpeg in items]
+    result = liveness_verify(challenge=challenge, frames=frames)
+    return {
+        "passed": result.passed,
+        "detail": result.detail,
+        "detail_zh": result.detail_zh,
+        "data": {
+            "code": result.reason_code,
+            "evidence": [str(evidence.id) for evidence, _ in items],
+            "customer_detail": None if result.passed else result.detail,
+            "customer_detail_zh": None if result.passed else result.detail_zh,
+        },
+    }

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "kyc"
+urlpatterns = [
+    path("upload/", views.upload, name="upload"),
+    path("simulated-card/", views.simulated_card, name="simulated_card"),
+]
