@@ -8,4 +8,6 @@ urlpatterns = [
     # The national ID check stub, mounted here on the embedded profile only (in production it is
     # a process of its own: `manage.py national_id_stub`).
     path("ext/national-id/", include("kyc.national_stub.urls")),
+    # The core-banking stub, likewise (in production: `manage.py corebank_stub`).
+    path("ext/core-bank/", include("workflows.corebank_stub.urls")),
 ]

@@ -30,6 +30,9 @@ INSTALLED_APPS = [
     "kyc",
     "kyc.national",
     "kyc.national_stub",
+    "workflows",
+    "workflows.corebank",
+    "workflows.corebank_stub",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,1 @@
+urlpatterns: list = []  # filled by the stub service (workflows/corebank_stub/views.py)
