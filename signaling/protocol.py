@@ -135,6 +135,46 @@ CUSTOMER_MESSAGES: dict[str, tuple[str, dict]] = {
             ["call_id", "device", "event"],
         ),
     ),
+    "case.agreement.read": (
+        "The customer reached the end of the agreement and agrees (`reading_ms`: time on it).",
+        _message(
+            "case.agreement.read",
+            {
+                "call_id": _UUID,
+                "case_id": _UUID,
+                "reached_end": {"type": "boolean"},
+                "reading_ms": {"type": "integer", "minimum": 0, "maximum": 86400000},
+            },
+            ["call_id", "case_id", "reached_end", "reading_ms"],
+        ),
+    ),
+    "case.confirm": (
+        "The customer confirms (or refuses) the business summary shown on their screen.",
+        _message(
+            "case.confirm",
+            {"call_id": _UUID, "case_id": _UUID, "accepted": {"type": "boolean"}},
+            ["call_id", "case_id", "accepted"],
+        ),
+    ),
+    "case.authorise": (
+        "The PIN or one-time code, encrypted in the browser for the core bank (RSA-OAEP): the "
+        "server never sees it in clear.",
+        _message(
+            "case.authorise",
+            {
+                "call_id": _UUID,
+                "case_id": _UUID,
+                "challenge_id": {"type": "string", "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+                "ciphertext_b64": {
+                    "type": "string",
+                    "minLength": 16,
+                    "maxLength": 1400,
+                    "pattern": "^[A-Za-z0-9+/=]+$",
+                },
+            },
+            ["call_id", "case_id", "challenge_id", "ciphertext_b64"],
+        ),
+    ),
     "ping": ("Keep-alive; answered by `pong`.", _message("ping")),
 }
 
@@ -194,6 +234,43 @@ TELLER_MESSAGES: dict[str, tuple[str, dict]] = {
         "Give the customer a random liveness challenge, verified on server-side frames.",
         _message("kyc.liveness", {"call_id": _UUID}, ["call_id"]),
     ),
+    "case.start": (
+        "Start a business for the call (`business`: a key of the workflow catalogue).",
+        _message(
+            "case.start",
+            {"call_id": _UUID, "business": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}},
+            ["call_id", "business"],
+        ),
+    ),
+    "case.fill": (
+        "The teller's form for a business (`params`: its fields; checked by the workflow).",
+        _message(
+            "case.fill",
+            {
+                "call_id": _UUID,
+                "case_id": _UUID,
+                "params": {
+                    "type": "object",
+                    "maxProperties": 40,
+                    "additionalProperties": {
+                        "type": ["string", "number", "boolean", "null"],
+                        "maxLength": 500,
+                    },
+                },
+            },
+            ["call_id", "case_id", "params"],
+        ),
+    ),
+    "case.agreement.send": (
+        "Push the business's agreement to the customer's screen.",
+        _message(
+            "case.agreement.send", {"call_id": _UUID, "case_id": _UUID}, ["call_id", "case_id"]
+        ),
+    ),
+    "case.cancel": (
+        "Cancel a business not yet submitted.",
+        _message("case.cancel", {"call_id": _UUID, "case_id": _UUID}, ["call_id", "case_id"]),
+    ),
     "kyc.national": (
         "Run (again) the national online ID check with the confirmed fields.",
         _message("kyc.national", {"call_id": _UUID}, ["call_id"]),
@@ -250,6 +327,13 @@ SERVER_MESSAGES: dict[str, str] = {
     "kyc.progress": "Customer: identity check progress (`step`, `status`, `text` in zh/en); no personal data.",
     "kyc.liveness_challenge": "Customer: do these moves now (`steps`: `kind`, `prompt` zh/en, `duration_ms`).",
     "peripheral": "Teller: a kiosk peripheral reported (`device`, `event`, `summary`).",
+    "case.state": "Teller: one business of the call as its card shows it (`case`: status, steps, form, summary, errors in words, receipt).",
+    "case.agreement": "Customer: read this agreement to its end (`case_id`, `title`, `paragraphs`).",
+    "case.confirm_request": "Customer: confirm or refuse this business (`case_id`, `summary`).",
+    "case.pin_request": "Customer: enter the PIN (or one-time code) on the randomized keypad; encrypt it with `public_key_spki_b64` (`method`, `nonce`, `challenge_id`).",
+    "case.progress": "Customer: a business's progress in words (`case_id`, `status`, `text`).",
+    "case.receipt": "Customer: the business is done; its e-receipt (`case_id`, `code`, `url`, `pdf_url`).",
+    "call.summary": "Teller: at hang-up, the businesses of the call (`cases`: status, receipt).",
     "pong": "Answer to `ping`.",
     "error": "Something you sent was refused: `code`, `detail`, and `ref` (your message `id`) if given.",
 }
