@@ -69,12 +69,16 @@ def identity_analyse(*, check_id: uuid.UUID, purpose: str, evidence_ids: list[st
             outcome = _analyse_liveness(check_id, items)
         else:
             raise ValueError(f"unknown purpose {purpose!r}")
-    except KycError as exc:
+    except KycError as exc:  # upside down, blurred, no card, no face...: the customer can fix it
         outcome = {
             "passed": False,
             "detail": exc.detail,
             "detail_zh": exc.detail_zh,
-            "data": {"code": exc.code},
+            "data": {
+                "code": exc.code,
+                "customer_detail": exc.detail,
+                "customer_detail_zh": exc.detail_zh,
+            },
         }
     identity_step_result(check_id=check_id, step=purpose, **outcome)
 
@@ -109,7 +113,12 @@ def _analyse_card(purpose: str, items) -> dict:
             "passed": False,
             "detail": first["detail"],
             "detail_zh": first.get("detail_zh") or first["detail"],
-            "data": {**data, "code": first.get("code", "unreadable")},
+            "data": {
+                **data,
+                "code": first.get("code", "unreadable"),
+                "customer_detail": first["detail"],
+                "customer_detail_zh": first.get("detail_zh") or first["detail"],
+            },
             "fields_read": fields_read,
         }
     # Rules that fail and fields read with doubt are shown; the teller corrects them when

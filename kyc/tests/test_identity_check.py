@@ -21,7 +21,7 @@ from django.test import Client
 from django.utils import timezone
 from PIL import Image, ImageFilter
 
-from kyc import services
+from kyc import selectors, services
 from kyc.errors import BadImage
 from kyc.models import CheckStatus, EvidenceKind, IdentityCheck, IdentityEvidence, Level
 from queueing.errors import Conflict, Forbidden
@@ -224,6 +224,11 @@ def test_an_unusable_card_picture_fails_with_a_reason(call, person_and_frames, v
     assert words in front["detail"].lower()
     assert front["detail_zh"]
     assert front["detail_zh"] != front["detail"]
+    # The customer's page says what to do about it, too (and nothing personal).
+    check.refresh_from_db()
+    told = selectors.identity_progress(check, step="card_front")
+    assert words in told["text"]["en"].lower()
+    assert told["text"]["zh"] != told["text"]["en"]
 
 
 # --- the teller confirms, the national check runs ---------------------------------------------
