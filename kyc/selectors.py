@@ -85,16 +85,26 @@ def identity_progress(check: IdentityCheck, *, step: str | None = None) -> dict:
     }
 
 
+MOVE_MS = 1500  # how long the customer is asked to hold a move
+BACK_MS = 1200  # then to face the camera again (the check needs neutral between moves)
+
+
 def liveness_steps(challenge) -> list[dict]:
-    """The challenge as the customer's page plays it: one prompt per move, timed."""
-    return [
-        {
-            "kind": step.kind,
-            "prompt": {"en": step.prompt_en, "zh": step.prompt_zh},
-            "duration_ms": int(getattr(step, "duration_ms", 2500)),
-        }
-        for step in challenge.steps
-    ]
+    """The challenge as the customer's page plays it: each move, then back to neutral."""
+    from .liveness import START_PROMPT, WORDS
+
+    steps = []
+    for step in challenge.steps:
+        en, zh = WORDS.get(step.kind, (step.prompt_en, step.prompt_zh))
+        steps.append({"kind": step.kind, "prompt": {"en": en, "zh": zh}, "duration_ms": MOVE_MS})
+        steps.append(
+            {
+                "kind": "neutral",
+                "prompt": {"en": START_PROMPT[0], "zh": START_PROMPT[1]},
+                "duration_ms": BACK_MS,
+            }
+        )
+    return steps
 
 
 def national_words(national) -> tuple[str, str]:

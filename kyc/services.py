@@ -363,8 +363,10 @@ def identity_liveness_request(*, call_id: uuid.UUID, teller) -> IdentityCheck:
             check,
             Step.LIVENESS,
             StepStatus.RUNNING,
-            detail="The customer is doing: " + ", then ".join(s["prompt"]["en"] for s in steps),
-            detail_zh="客户正在进行：" + "，然后".join(s["prompt"]["zh"] for s in steps),
+            detail="The customer is asked to "
+            + ", then ".join(s["prompt"]["en"] for s in steps if s["kind"] != "neutral"),
+            detail_zh="请客户"
+            + "，然后".join(s["prompt"]["zh"] for s in steps if s["kind"] != "neutral"),
         )
         notify.forward_on_commit(
             notify.call_group(call_id),

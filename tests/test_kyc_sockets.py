@@ -97,9 +97,7 @@ async def test_consent_then_capture_reaches_the_media_worker(media_channel):
     )
     state = await teller.expect("kyc.state", where=lambda m: m["check"]["status"] == "in_progress")
     assert state["check"]["geolocation"] == {"lat": 22.5, "lon": 114.1}
-    progress = await customer.expect(
-        "kyc.progress", where=lambda m: m["overall"] == "in_progress"
-    )
+    progress = await customer.expect("kyc.progress", where=lambda m: m["overall"] == "in_progress")
     assert progress["text"]["zh"]
     assert "id_number" not in json.dumps(progress)  # the customer's page gets no fields
 
@@ -191,5 +189,34 @@ async def test_the_kiosk_card_reader_reaches_the_teller_and_the_check(media_chan
     )()
     assert [k["device"] for k in kinds] == ["id_card_reader", "receipt_printer"]
     assert CHIP_FIELDS["id_number"] not in json.dumps(kinds, ensure_ascii=False)
+    for sock in (customer, teller):
+        await sock.close()
+
+
+async def test_a_liveness_challenge_is_random_played_to_the_customer_and_sampled(media_channel):
+    layer = get_channel_layer()
+    customer, teller, call_id = await connected()
+    await teller.send("kyc.start", call_id=call_id)
+    await customer.expect("kyc.consent_request")
+    await customer.send("kyc.consent", call_id=call_id, accepted=True)
+    await teller.expect("kyc.state", where=lambda m: m["check"]["status"] == "in_progress")
+
+    await teller.send("kyc.liveness", call_id=call_id)
+    challenge = await customer.expect("kyc.liveness_challenge")
+    kinds = [s["kind"] for s in challenge["steps"]]
+    # Two different moves, each followed by "face the camera again", in words on the page.
+    assert kinds[1::2] == ["neutral", "neutral"]
+    moves = kinds[0::2]
+    assert len(set(moves)) == 2
+    assert {"turn_left", "turn_right"} & set(moves)
+    assert all(s["prompt"]["zh"] and s["prompt"]["en"] for s in challenge["steps"])
+    grab = await layer.receive(media_channel)
+    while grab["type"] != "media.grab":
+        grab = await layer.receive(media_channel)
+    assert grab["purpose"] == "liveness"
+    total = challenge["lead_in_ms"] + sum(s["duration_ms"] for s in challenge["steps"])
+    assert grab["at_ms"][0] == 0
+    assert total - 250 <= grab["at_ms"][-1] < total  # sampled across the whole challenge
+    assert len(grab["at_ms"]) >= total / 1000 * 4  # at least 4 frames a second
     for sock in (customer, teller):
         await sock.close()

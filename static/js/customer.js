@@ -4,6 +4,7 @@
 
 import { StatusView, callMedia, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
 import { lang, setLanguageSwitchEnabled, t } from "./i18n.js";
+import { casesCustomer } from "./cases_customer.js";
 import { kycCustomer, simulatedPeripherals } from "./kyc_customer.js";
 import { Signaling } from "./signaling.js";
 
@@ -28,6 +29,7 @@ let call = null;
 
 exposeStats(() => call?.leg, remoteVideo);
 const kyc = kycCustomer({ signaling, currentCall: () => call });
+const cases = casesCustomer({ signaling, currentCall: () => call });
 const peripherals = simulatedPeripherals({ signaling, currentCall: () => call, localVideo });
 
 function setBusy(busy) {
@@ -70,6 +72,7 @@ function finish(state, words) {
   }
   call = null;
   kyc.reset();
+  cases.reset();
   peripherals.show(false);
   localVideo.srcObject = null;
   showPosition(null);

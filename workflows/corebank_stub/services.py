@@ -1,0 +1,925 @@
+"""The stub of the bank's core system: customers, PIN challenges, operations with idempotency
+keys, fault controls.
+
+It behaves like the outside service our client talks to:
+
+- an operation sent with an idempotency key is carried out once; the same key again gets the
+  recorded answer (``replayed: true``) and no second effect, even when the two arrive at the
+  same moment from two processes; the same key with another request is refused;
+- business errors are final answers, recorded like successes, in English and Chinese;
+- outages and injected errors are not answers and are not recorded; a "lost answer" (the
+  operation committed, the reply dropped) is what makes the idempotency key necessary;
+- PINs arrive encrypted for the stub's RSA key (OAEP-SHA-256) inside one-use challenges; three
+  wrong PINs lock the PIN; one-time codes go to the reserved mobile through a simulated SMS
+  outbox that only ``stub_last_otp`` reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import random
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from kyc.idcard.numbers import id_number_checksum_ok, id_number_clean
+from workflows.corebank.masking import account_mask, id_number_mask, mobile_mask, name_mask
+
+from . import crypto
+from .conf import stub_setting
+from .models import (
+    Account,
+    AccountStatus,
+    Card,
+    CardStatus,
+    ChallengeMethod,
+    Customer,
+    CustomerStatus,
+    OperationRequest,
+    OperationStatus,
+    PinChallenge,
+    SmsMessage,
+    StubControl,
+    StubKey,
+)
+from .operations import OPERATIONS, BusinessError, transferred_today, weak_pin
+
+log = logging.getLogger(__name__)
+
+KEY_RE = re.compile(r"^[A-Za-z0-9._:-]{8,64}$")
+CUSTOMER_REF_RE = re.compile(r"^[A-Z0-9]{4,20}$")
+CHALLENGE_ID_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+PURPOSE_RE = re.compile(r"^[a-z0-9_]{1,40}$")
+PIN_RE = re.compile(r"^\d{6}$")
+MAX_PARAMS_BYTES = 16 * 1024
+MAX_CIPHERTEXT_BYTES = 1024  # RSA-3072 gives 384
+# Purposes for which the customer proves themselves with a code sent to the reserved mobile
+# (they have forgotten the PIN), unless the caller names the method.
+OTP_PURPOSES = {"password_reset"}
+OTP_MAX_ATTEMPTS = 3
+OTP_MAX_PER_10_MIN = 5
+
+_rng = random.SystemRandom()
+
+
+class StubError(Exception):
+    """A request the stub refuses; ``status`` is the HTTP status, ``code`` a stable word."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, field: str | None = None, code: str | None = None):
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        if code:
+            self.code = code
+
+
+class BadRequest(StubError):
+    pass
+
+
+class NotFound(StubError):
+    status = 404
+    code = "not_found"
+
+
+class KeyReused(StubError):
+    status = 409
+    code = "idempotency_key_reused"
+
+
+class Refused(StubError):
+    """A "no" in words that is not about an operation (e.g. a PIN challenge for a locked PIN)."""
+
+    status = 422
+
+    def __init__(self, error: BusinessError):
+        super().__init__(error.en, code=error.code)
+        self.en, self.zh = error.en, error.zh
+
+
+# --- fault controls ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class StubState:
+    outage: bool
+    latency_ms: int
+    jitter_ms: int
+    error_rate: float
+    lose_answers: int
+
+    def as_dict(self) -> dict:
+        return {
+            "outage": self.outage,
+            "latency_ms": self.latency_ms,
+            "jitter_ms": self.jitter_ms,
+            "error_rate": self.error_rate,
+            "lose_answers": self.lose_answers,
+        }
+
+
+def stub_state() -> StubState:
+    """The faults in force: the control row where set, else the settings."""
+    row = StubControl.objects.filter(name="default").first()
+
+    def pick(field: str, setting: str, default, cast):
+        value = getattr(row, field, None) if row is not None else None
+        return cast(stub_setting(setting, default, cast) if value is None else value)
+
+    return StubState(
+        outage=bool(row and row.outage),
+        latency_ms=pick("latency_ms", "COREBANK_STUB_LATENCY_MS", 100, int),
+        jitter_ms=pick("jitter_ms", "COREBANK_STUB_JITTER_MS", 30, int),
+        error_rate=pick("error_rate", "COREBANK_STUB_ERROR_RATE", 0.0, float),
+        lose_answers=row.lose_answers if row is not None else 0,
+    )
+
+
+_UNSET = object()
+
+
+def stub_control_set(
+    *,
+    outage: bool | None = None,
+    latency_ms: int | None | object = _UNSET,
+    jitter_ms: int | None | object = _UNSET,
+    error_rate: float | None | object = _UNSET,
+    lose_answers: int | None = None,
+) -> StubState:
+    """Change the faults; a field left out keeps its value, None returns it to the settings
+    default. ``lose_answers=N``: the next N operations are carried out and their answers lost."""
+    changes: dict = {}
+    if outage is not None:
+        if not isinstance(outage, bool):
+            raise BadRequest("outage must be true or false", field="outage")
+        changes["outage"] = outage
+    if lose_answers is not None:
+        if isinstance(lose_answers, bool) or not isinstance(lose_answers, int):
+            raise BadRequest("lose_answers must be a count 0-1000", field="lose_answers")
+        if not 0 <= lose_answers <= 1000:
+            raise BadRequest("lose_answers must be a count 0-1000", field="lose_answers")
+        changes["lose_answers"] = lose_answers
+    for field, value, valid in (
+        ("latency_ms", latency_ms, lambda v: isinstance(v, int) and 0 <= v <= 60_000),
+        ("jitter_ms", jitter_ms, lambda v: isinstance(v, int) and 0 <= v <= 60_000),
+        ("error_rate", error_rate, lambda v: isinstance(v, int | float) and 0.0 <= v <= 1.0),
+    ):
+        if value is _UNSET:
+            continue
+        if value is not None and (isinstance(value, bool) or not valid(value)):
+            limits = "0-60000" if field != "error_rate" else "0.0-1.0"
+            raise BadRequest(f"{field} must be a number in {limits} or null", field=field)
+        changes[field] = value
+    with transaction.atomic():
+        row, _ = StubControl.objects.select_for_update().get_or_create(name="default")
+        for field, value in changes.items():
+            setattr(row, field, value)
+        row.save()
+    state = stub_state()
+    log.info("core-bank stub control: %s", state.as_dict())
+    return state
+
+
+def stub_control_reset() -> None:
+    """Back to the settings defaults, no outage, no lost answers."""
+    StubControl.objects.all().delete()
+    log.info("core-bank stub control: reset")
+
+
+def latency_sleep(seconds: float) -> None:
+    """How the stub waits to look like a distant service (tests replace it to hold a request)."""
+    time.sleep(seconds)
+
+
+def stub_delay(*, state: StubState) -> None:
+    jitter = _rng.uniform(-state.jitter_ms, state.jitter_ms) if state.jitter_ms else 0.0
+    latency_sleep(max(0.0, state.latency_ms + jitter) / 1000)
+
+
+def stub_error_injected(*, state: StubState) -> bool:
+    return state.error_rate > 0 and _rng.random() < state.error_rate
+
+
+def stub_answer_lose() -> bool:
+    """Take one from the lost-answers count, if any is left: True means drop this answer."""
+    with transaction.atomic():
+        taken = StubControl.objects.filter(name="default", lose_answers__gt=0).update(
+            lose_answers=F("lose_answers") - 1
+        )
+    return taken > 0
+
+
+# --- customers ---------------------------------------------------------------------------------
+def _customer(customer_ref: object, *, lock: bool = False) -> Customer:
+    if not isinstance(customer_ref, str) or not CUSTOMER_REF_RE.match(customer_ref):
+        raise BadRequest("customer_ref must be 4-20 capital letters or digits", field="customer_ref")
+    query = Customer.objects.select_for_update() if lock else Customer.objects
+    customer = query.filter(customer_ref=customer_ref).first()
+    if customer is None:
+        raise NotFound(f"no customer {customer_ref}", code="customer_not_found")
+    return customer
+
+
+def customer_view(customer: Customer) -> dict:
+    """What the core tells a caller about a customer: accounts in full (the teller picks one),
+    cards by token with a masked number, the reserved mobile masked, limits."""
+    accounts = [
+        {
+            "number": a.number,
+            "number_masked": account_mask(a.number),
+            "kind": a.kind,
+            "currency": a.currency,
+            "balance": str(a.balance),
+            "status": a.status,
+            "holder_name": a.holder_name or customer.name,
+            **(
+                {
+                    "term_months": a.term_months,
+                    "rate_percent": str(a.rate_percent),
+                    "maturity_date": a.maturity_date.isoformat(),
+                }
+                if a.term_months
+                else {}
+            ),
+        }
+        for a in customer.accounts.order_by("opened_at", "id")
+    ]
+    cards = [
+        {
+            "token": c.token,
+            "number_masked": account_mask(c.number),
+            "account_number_masked": account_mask(c.account.number),
+            "status": c.status,
+        }
+        for c in customer.cards.select_related("account").order_by("id")
+    ]
+    return {
+        "customer_ref": customer.customer_ref,
+        "name": customer.name,
+        "id_number_masked": id_number_mask(customer.id_number),
+        "mobile_masked": mobile_mask(customer.mobile),
+        "status": customer.status,
+        "address": customer.address,
+        "occupation": customer.occupation,
+        "email": customer.email,
+        "risk_level": customer.risk_level,
+        "pin_set": bool(customer.pin_hash),
+        "pin_locked": customer.pin_locked,
+        "accounts": accounts,
+        "cards": cards,
+        "limits": {
+            "per_transaction": str(customer.per_transaction_limit),
+            "daily": str(customer.daily_transfer_limit),
+            "used_today": str(transferred_today(customer)),
+        },
+    }
+
+
+def customer_lookup(*, id_number: object) -> dict:
+    """The customer holding an ID number; NotFound if the bank has none."""
+    number = id_number_clean(id_number) if isinstance(id_number, str) else ""
+    if not id_number_checksum_ok(number):
+        raise BadRequest("id_number is not a valid 18-character ID number", field="id_number")
+    customer = Customer.objects.filter(id_number=number).first()
+    log.info(
+        "core-bank stub: lookup %s -> %s",
+        id_number_mask(number),
+        customer.customer_ref if customer else "not a customer",
+    )
+    if customer is None:
+        raise NotFound("not a customer of the bank", code="customer_not_found")
+    return customer_view(customer)
+
+
+# --- PIN challenges ----------------------------------------------------------------------------
+_private_keys: dict[str, object] = {}
+_private_keys_lock = threading.Lock()
+
+
+def key_current() -> StubKey:
+    """The newest key pair, made on first use (two processes making one each is harmless: every
+    challenge names its own key)."""
+    key = StubKey.objects.order_by("-created_at", "-id").first()
+    if key is not None:
+        return key
+    public_b64, pkcs8, private = crypto.keypair_generate()
+    kid = crypto.token(12)
+    key = StubKey.objects.create(
+        kid=kid,
+        public_spki_b64=public_b64,
+        private_sealed=crypto.seal(pkcs8, context=kid.encode()),
+    )
+    with _private_keys_lock:
+        _private_keys[kid] = private
+    log.info("core-bank stub: new RSA-%d key %s for PIN encryption", crypto.RSA_BITS, kid)
+    return key
+
+
+def _private_key(key: StubKey):
+    with _private_keys_lock:
+        private = _private_keys.get(key.kid)
+    if private is None:
+        private = crypto.private_key_load(crypto.unseal(key.private_sealed, context=key.kid.encode()))
+        with _private_keys_lock:
+            _private_keys[key.kid] = private
+    return private
+
+
+def _challenge_ttl() -> timedelta:
+    return timedelta(seconds=stub_setting("COREBANK_STUB_CHALLENGE_TTL_S", 300.0, float))
+
+
+def _max_pin_failures() -> int:
+    return stub_setting("COREBANK_STUB_MAX_PIN_FAILURES", 3, int)
+
+
+PIN_LOCKED = BusinessError(
+    "pin_locked",
+    "The PIN is locked after too many wrong entries; reset it (password reset).",
+    "密码错误次数过多，已被锁定，请办理密码重置。",
+)
+NO_PIN = BusinessError(
+    "no_pin",
+    "The customer has no PIN yet; use a one-time code or set a PIN.",
+    "客户尚未设置密码，请使用短信验证码或设置密码。",
+)
+
+
+def pin_challenge_create(
+    *, customer_ref: object, purpose: object, method: object = None
+) -> dict:
+    """A one-use request for the PIN (``pin``), a code sent to the reserved mobile (``otp``), or
+    a new PIN (``new_pin``, spent by password_reset). ``method`` defaults by purpose:
+    ``new_pin`` for purpose new_pin, ``otp`` for password_reset, else ``pin``."""
+    if not isinstance(purpose, str) or not PURPOSE_RE.match(purpose):
+        raise BadRequest("purpose must be 1-40 of a-z 0-9 _", field="purpose")
+    if method is None:
+        if purpose == "new_pin":
+            method = ChallengeMethod.NEW_PIN
+        elif purpose in OTP_PURPOSES:
+            method = ChallengeMethod.OTP
+        else:
+            method = ChallengeMethod.PIN
+    if method not in ChallengeMethod.values:
+        raise BadRequest(f"method must be one of {', '.join(ChallengeMethod.values)}", field="method")
+    key = key_current()
+    now = timezone.now()
+    code = None
+    with transaction.atomic():
+        customer = _customer(customer_ref, lock=True)
+        if customer.status != CustomerStatus.ACTIVE:
+            raise Refused(_frozen())
+        if method == ChallengeMethod.PIN:
+            if customer.pin_locked:
+                raise Refused(PIN_LOCKED)
+            if not customer.pin_hash:
+                raise Refused(NO_PIN)
+        challenge = PinChallenge(
+            challenge_id=crypto.token(16),
+            customer=customer,
+            purpose=purpose,
+            method=method,
+            nonce=crypto.token(16),
+            key=key,
+            expires_at=now + _challenge_ttl(),
+        )
+        if method == ChallengeMethod.OTP:
+            recent = SmsMessage.objects.filter(
+                customer=customer, created_at__gte=now - timedelta(minutes=10)
+            ).count()
+            if recent >= OTP_MAX_PER_10_MIN:
+                raise Refused(
+                    BusinessError(
+                        "otp_too_many",
+                        "Too many codes sent to this mobile; wait ten minutes.",
+                        "验证码发送过于频繁，请十分钟后再试。",
+                    )
+                )
+            code = crypto.otp_make()
+            challenge.otp_hash = crypto.secret_hash(code)
+        challenge.save()
+        if code is not None:
+            minutes = int(_challenge_ttl().total_seconds() // 60)
+            text = (
+                f"【视频银行】验证码 {code}，{minutes} 分钟内有效，请勿告诉他人。"
+                f" VideoBank code {code}, valid {minutes} min."
+            )
+            sms = SmsMessage.objects.create(
+                mobile_masked=mobile_mask(customer.mobile),
+                customer=customer,
+                challenge=challenge,
+                text_sealed=b"",
+            )
+            sms.text_sealed = crypto.seal(text.encode(), context=f"sms:{sms.pk}".encode())
+            sms.save(update_fields=["text_sealed"])
+    log.info(
+        "core-bank stub: %s challenge %s for %s (%s)%s",
+        method,
+        challenge.challenge_id,
+        customer.customer_ref,
+        purpose,
+        f", code sent to {mobile_mask(customer.mobile)}" if code else "",
+    )
+    answer = {
+        "challenge_id": challenge.challenge_id,
+        "public_key_spki_b64": key.public_spki_b64,
+        "nonce": challenge.nonce,
+        "method": method,
+        "purpose": purpose,
+        "expires_at": challenge.expires_at.isoformat(),
+    }
+    if code is not None:
+        answer["mobile_masked"] = mobile_mask(customer.mobile)
+    return answer
+
+
+def _frozen() -> BusinessError:
+    return BusinessError(
+        "customer_frozen",
+        "The customer's relationship with the bank is frozen.",
+        "客户状态为冻结，暂停办理业务。",
+    )
+
+
+def _verdict(
+    challenge: PinChallenge | None, *, ok: bool, code: str, en: str, zh: str, attempts_left: int
+) -> dict:
+    customer = challenge.customer if challenge is not None else None
+    return {
+        "ok": ok,
+        "code": code,
+        "en": en,
+        "zh": zh,
+        "attempts_left": attempts_left,
+        "locked": bool(customer and customer.pin_locked),
+        "method": challenge.method if challenge else "",
+        "purpose": challenge.purpose if challenge else "",
+        "customer_ref": customer.customer_ref if customer else "",
+    }
+
+
+def pin_verify(*, challenge_id: object, ciphertext_b64: object) -> dict:
+    """Check what the customer entered, encrypted for this challenge. Always an answer
+    (``ok``, ``code``, words, ``attempts_left``, ``locked``): a replayed ciphertext, a nonce of
+    another challenge, an expired or spent challenge are refused without counting as a wrong
+    PIN; a wrong PIN counts, and the last allowed one locks the PIN."""
+    if not isinstance(challenge_id, str) or not CHALLENGE_ID_RE.match(challenge_id):
+        raise BadRequest("challenge_id is malformed", field="challenge_id")
+    if not isinstance(ciphertext_b64, str):
+        raise BadRequest("ciphertext_b64 must be base64 text", field="ciphertext_b64")
+    try:
+        ciphertext = base64.b64decode(ciphertext_b64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("ciphertext_b64 is not base64", field="ciphertext_b64") from exc
+    if not ciphertext or len(ciphertext) > MAX_CIPHERTEXT_BYTES:
+        raise BadRequest("ciphertext_b64 has the wrong size", field="ciphertext_b64")
+    seen = hashlib.sha256(ciphertext).hexdigest()
+    with transaction.atomic():
+        challenge = (
+            PinChallenge.objects.select_for_update()
+            .select_related("customer", "key")
+            .filter(challenge_id=challenge_id)
+            .first()
+        )
+        if challenge is None:
+            return _verdict(
+                None,
+                ok=False,
+                code="unknown_challenge",
+                en="This PIN request is unknown; ask for a new one.",
+                zh="密码输入请求无效，请重新发起。",
+                attempts_left=0,
+            )
+        customer = Customer.objects.select_for_update().get(pk=challenge.customer_id)
+        challenge.customer = customer
+        verdict = _pin_verify_locked(challenge, customer, ciphertext, seen)
+    log.info(
+        "core-bank stub: %s challenge %s for %s -> %s (attempts left %d%s)",
+        challenge.method,
+        challenge.challenge_id,
+        customer.customer_ref,
+        verdict["code"],
+        verdict["attempts_left"],
+        ", locked" if verdict["locked"] else "",
+    )
+    return verdict
+
+
+def _pin_verify_locked(
+    challenge: PinChallenge, customer: Customer, ciphertext: bytes, seen: str
+) -> dict:
+    max_failures = _max_pin_failures()
+
+    def pin_left() -> int:
+        return 0 if customer.pin_locked else max(0, max_failures - customer.pin_failures)
+
+    def left() -> int:
+        if challenge.method == ChallengeMethod.OTP:
+            return max(0, OTP_MAX_ATTEMPTS - challenge.attempts)
+        return pin_left() if challenge.method == ChallengeMethod.PIN else 1
+
+    def refuse(code: str, en: str, zh: str) -> dict:
+        return _verdict(challenge, ok=False, code=code, en=en, zh=zh, attempts_left=left())
+
+    if seen in challenge.seen_ciphertexts or challenge.verified_at is not None:
+        return refuse(
+            "replayed",
+            "This entry was already used; enter it again on a new request.",
+            "该输入已使用过，请重新输入。",
+        )
+    challenge.seen_ciphertexts = [*challenge.seen_ciphertexts, seen]
+    challenge.save(update_fields=["seen_ciphertexts"])
+    if challenge.expires_at < timezone.now():
+        return refuse(
+            "expired", "The PIN request has expired; ask again.", "密码输入已超时，请重新发起。"
+        )
+    if customer.status != CustomerStatus.ACTIVE:
+        error = _frozen()
+        return refuse(error.code, error.en, error.zh)
+    try:
+        plain = json.loads(crypto.oaep_decrypt(_private_key(challenge.key), ciphertext))
+        secret, nonce = plain["pin"], plain["nonce"]
+    except (ValueError, KeyError, TypeError):
+        return refuse(
+            "undecryptable",
+            "The entry could not be read; enter it again.",
+            "无法识别输入内容，请重新输入。",
+        )
+    if nonce != challenge.nonce:
+        return refuse(
+            "replayed",
+            "This entry was made for another request; enter it again.",
+            "该输入不属于本次请求，请重新输入。",
+        )
+    if not isinstance(secret, str) or not PIN_RE.match(secret):
+        return refuse("bad_format", "Enter six digits.", "请输入 6 位数字。")
+
+    if challenge.method == ChallengeMethod.NEW_PIN:
+        if weak_pin(secret, customer=customer):
+            return refuse(
+                "weak_pin",
+                "This PIN is too easy to guess (repeated or consecutive digits, or a birth "
+                "date); choose another.",
+                "密码过于简单（重复或连续数字、生日），请重新设置。",
+            )
+        challenge.new_pin_hash = crypto.secret_hash(secret)
+        challenge.verified_at = timezone.now()
+        challenge.save(update_fields=["new_pin_hash", "verified_at"])
+        return _verdict(
+            challenge, ok=True, code="ok", en="New PIN received.", zh="新密码已接收。",
+            attempts_left=1,
+        )
+
+    if challenge.method == ChallengeMethod.OTP:
+        if challenge.attempts >= OTP_MAX_ATTEMPTS:
+            return refuse(
+                "otp_exhausted",
+                "Too many wrong codes; ask for a new code.",
+                "验证码错误次数过多，请重新获取验证码。",
+            )
+        challenge.attempts += 1
+        if crypto.secret_check(secret, challenge.otp_hash):
+            challenge.verified_at = timezone.now()
+            challenge.otp_hash = ""
+            challenge.save(update_fields=["attempts", "verified_at", "otp_hash"])
+            return _verdict(
+                challenge, ok=True, code="ok", en="Code accepted.", zh="验证码正确。",
+                attempts_left=left(),
+            )
+        challenge.save(update_fields=["attempts"])
+        if left() == 0:
+            return refuse(
+                "otp_exhausted",
+                "Wrong code, and no tries are left; ask for a new code.",
+                "验证码错误，已无剩余次数，请重新获取验证码。",
+            )
+        return refuse(
+            "wrong_otp",
+            f"Wrong code; {left()} tries left.",
+            f"验证码错误，还可尝试 {left()} 次。",
+        )
+
+    # method pin
+    if customer.pin_locked:
+        return refuse(PIN_LOCKED.code, PIN_LOCKED.en, PIN_LOCKED.zh)
+    if not customer.pin_hash:
+        return refuse(NO_PIN.code, NO_PIN.en, NO_PIN.zh)
+    challenge.attempts += 1
+    if crypto.secret_check(secret, customer.pin_hash):
+        customer.pin_failures = 0
+        customer.save(update_fields=["pin_failures"])
+        challenge.verified_at = timezone.now()
+        challenge.save(update_fields=["attempts", "verified_at"])
+        return _verdict(
+            challenge, ok=True, code="ok", en="PIN correct.", zh="密码正确。",
+            attempts_left=pin_left(),
+        )
+    challenge.save(update_fields=["attempts"])
+    customer.pin_failures += 1
+    customer.pin_locked = customer.pin_failures >= max_failures
+    customer.save(update_fields=["pin_failures", "pin_locked"])
+    if customer.pin_locked:
+        return refuse(
+            "pin_locked",
+            "Wrong PIN. The PIN is now locked; reset it (password reset).",
+            "密码错误，密码已被锁定，请办理密码重置。",
+        )
+    return refuse(
+        "wrong_pin",
+        f"Wrong PIN; {pin_left()} tries left before it locks.",
+        f"密码错误，还可尝试 {pin_left()} 次，之后将被锁定。",
+    )
+
+
+def stub_last_otp(customer_ref: str) -> str | None:
+    """The last one-time code "sent" to the customer's mobile — the simulated phone, for tests
+    and the demo page only."""
+    sms = SmsMessage.objects.filter(customer__customer_ref=customer_ref).order_by("-id").first()
+    if sms is None:
+        return None
+    text = crypto.unseal(sms.text_sealed, context=f"sms:{sms.pk}".encode()).decode()
+    match = re.search(r"\d{6}", text)
+    return match.group(0) if match else None
+
+
+# --- operations --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OperationCall:
+    operation: str
+    idempotency_key: str
+    customer_ref: str
+    params: dict
+    authorised_by: str = ""
+
+    def fingerprint(self) -> str:
+        canonical = json.dumps(
+            [self.operation, self.customer_ref, self.params, self.authorised_by],
+            sort_keys=True,
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def operation_parse(operation: str, data: object) -> OperationCall:
+    """An operation request from a decoded JSON body; BadRequest (with the field) if off."""
+    if operation not in OPERATIONS:
+        raise NotFound(f"no operation {operation!r}", code="unknown_operation")
+    if not isinstance(data, dict):
+        raise BadRequest("the body must be a JSON object")
+    unknown = sorted(set(data) - {"idempotency_key", "customer_ref", "params", "authorised_by"})
+    if unknown:
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
+    key = data.get("idempotency_key")
+    if not isinstance(key, str) or not KEY_RE.match(key):
+        raise BadRequest(
+            "idempotency_key must be 8-64 letters, digits or . _ : -", field="idempotency_key"
+        )
+    customer_ref = data.get("customer_ref")
+    if not isinstance(customer_ref, str) or not CUSTOMER_REF_RE.match(customer_ref):
+        raise BadRequest("customer_ref must be 4-20 capital letters or digits", field="customer_ref")
+    params = data.get("params", {})
+    if not isinstance(params, dict):
+        raise BadRequest("params must be a JSON object", field="params")
+    if len(json.dumps(params, ensure_ascii=False).encode()) > MAX_PARAMS_BYTES:
+        raise BadRequest("params are too large", field="params")
+    authorised_by = data.get("authorised_by") or ""
+    if authorised_by and (
+        not isinstance(authorised_by, str) or not CHALLENGE_ID_RE.match(authorised_by)
+    ):
+        raise BadRequest("authorised_by must be a challenge id", field="authorised_by")
+    return OperationCall(operation, key, customer_ref, params, authorised_by)
+
+
+def operation_execute(*, call: OperationCall) -> dict:
+    """The answer to an operation: the recorded one for a known idempotency key, else the
+    operation carried out (or refused in words) and the answer recorded in the same
+    transaction as its effect. KeyReused if the key was used for another request."""
+    fingerprint = call.fingerprint()
+    recorded = _replay(call.idempotency_key, fingerprint)
+    if recorded is not None:
+        return recorded
+    try:
+        with transaction.atomic():
+            # The key's row first: a second request with this key waits here (Postgres: on
+            # the unique index; SQLite: on the write lock) until this one commits, then fails
+            # and replays what this one recorded.
+            request = OperationRequest.objects.create(
+                idempotency_key=call.idempotency_key,
+                operation=call.operation,
+                customer_ref=call.customer_ref,
+                fingerprint=fingerprint,
+                status=OperationStatus.DONE,
+                answer={},
+            )
+            answer = _carry_out(call, request)
+            request.status = answer["status"]
+            request.answer = answer
+            request.save(update_fields=["status", "answer"])
+    except IntegrityError:
+        recorded = _replay(call.idempotency_key, fingerprint)
+        if recorded is not None:
+            return recorded
+        raise
+    log.info(
+        "core-bank stub: %s %s for %s -> %s",
+        call.operation,
+        call.idempotency_key,
+        call.customer_ref,
+        answer["status"] if answer["status"] == "done" else f"rejected ({answer['error']})",
+    )
+    return {**answer, "replayed": False}
+
+
+def _carry_out(call: OperationCall, request: OperationRequest) -> dict:
+    answer = {
+        "operation": call.operation,
+        "idempotency_key": call.idempotency_key,
+        "customer_ref": call.customer_ref,
+        "answered_at": timezone.now().isoformat(),
+    }
+    try:
+        with transaction.atomic():  # a business error undoes what the operation had changed
+            customer = Customer.objects.select_for_update().filter(
+                customer_ref=call.customer_ref
+            ).first()
+            if customer is None:
+                raise BusinessError(
+                    "customer_not_found",
+                    "The bank has no such customer.",
+                    "本行没有该客户。",
+                )
+            if customer.status != CustomerStatus.ACTIVE:
+                raise _frozen()
+            _authorisation_spend(call, customer)
+            result = OPERATIONS[call.operation](
+                customer=customer, params=call.params, request=request
+            )
+    except BusinessError as exc:
+        return {**answer, "status": "rejected", "error": exc.code, "en": exc.en, "zh": exc.zh}
+    return {**answer, "status": "done", "result": result}
+
+
+def _authorisation_required() -> bool:
+    return stub_setting("COREBANK_STUB_REQUIRE_AUTHORISATION", False, bool)
+
+
+def _authorisation_spend(call: OperationCall, customer: Customer) -> None:
+    """``authorised_by`` names the PIN/OTP challenge the customer passed for this operation: it
+    must be theirs, passed, recent, and not spent on another operation."""
+    if not call.authorised_by:
+        if _authorisation_required():
+            raise BusinessError(
+                "not_authorised",
+                "The customer has not authorised this operation (PIN or code).",
+                "客户尚未授权本业务（密码或验证码）。",
+            )
+        return
+    challenge = (
+        PinChallenge.objects.select_for_update()
+        .filter(
+            challenge_id=call.authorised_by,
+            customer=customer,
+            method__in=(ChallengeMethod.PIN, ChallengeMethod.OTP),
+        )
+        .first()
+    )
+    fresh_since = timezone.now() - _challenge_ttl()
+    if (
+        challenge is None
+        or challenge.verified_at is None
+        or challenge.verified_at < fresh_since
+        or challenge.spent_by
+    ):
+        raise BusinessError(
+            "not_authorised",
+            "The customer's authorisation (PIN or code) is missing, expired or already used.",
+            "客户授权（密码或验证码）缺失、已过期或已被使用。",
+        )
+    challenge.spent_by = call.idempotency_key
+    challenge.save(update_fields=["spent_by"])
+
+
+def _replay(key: str, fingerprint: str) -> dict | None:
+    with transaction.atomic():
+        recorded = OperationRequest.objects.select_for_update().filter(idempotency_key=key).first()
+        if recorded is None:
+            return None
+        if recorded.fingerprint != fingerprint:
+            raise KeyReused(f"idempotency_key {key} was already used for a different request")
+        recorded.replays += 1
+        recorded.save(update_fields=["replays"])
+    log.info("core-bank stub: %s %s replayed -> %s", recorded.operation, key, recorded.status)
+    return {**recorded.answer, "replayed": True}
+
+
+# --- customers for seeds and tests -------------------------------------------------------------
+def customer_register(
+    *,
+    name: str,
+    id_number: str,
+    mobile: str,
+    customer_ref: str | None = None,
+    pin: str | None = None,
+    address: str = "",
+    occupation: str = "",
+    email: str = "",
+    per_transaction_limit: Decimal = Decimal("50000.00"),
+    daily_transfer_limit: Decimal = Decimal("200000.00"),
+) -> Customer:
+    """Create (or refresh) a customer by ID number; ``pin`` sets the PIN (hashed) and unlocks it."""
+    number = id_number_clean(id_number)
+    if not id_number_checksum_ok(number):
+        raise ValueError(f"{id_number_mask(number)} is not a valid 18-character ID number")
+    if not name or len(name) > 100:
+        raise ValueError("a name of 1-100 characters is needed")
+    if not re.match(r"^1[3-9]\d{9}$", mobile):
+        raise ValueError("a mobile number of 11 digits is needed")
+    if pin is not None and not PIN_RE.match(pin):
+        raise ValueError("a PIN is six digits")
+    existing = Customer.objects.filter(id_number=number).first()
+    ref = customer_ref or (existing.customer_ref if existing else _customer_ref_new())
+    defaults: dict = {
+        "customer_ref": ref,
+        "name": name,
+        "mobile": mobile,
+        "address": address,
+        "occupation": occupation,
+        "email": email,
+        "status": CustomerStatus.ACTIVE,
+        "per_transaction_limit": per_transaction_limit,
+        "daily_transfer_limit": daily_transfer_limit,
+    }
+    if pin is not None:
+        defaults.update(pin_hash=crypto.secret_hash(pin), pin_failures=0, pin_locked=False)
+    customer, _ = Customer.objects.update_or_create(id_number=number, defaults=defaults)
+    log.info(
+        "core-bank stub: customer %s %s %s registered",
+        customer.customer_ref,
+        name_mask(name),
+        id_number_mask(number),
+    )
+    return customer
+
+
+def _customer_ref_new() -> str:
+    while True:
+        ref = f"CIF{_rng.randrange(10**9):09d}"
+        if not Customer.objects.filter(customer_ref=ref).exists():
+            return ref
+
+
+def account_open(
+    *,
+    customer: Customer,
+    kind: str,
+    balance: Decimal,
+    number: str | None = None,
+    status: str = AccountStatus.ACTIVE,
+) -> Account:
+    """An account with an opening balance (one ``seed`` ledger entry for it, so the ledger
+    always adds up to the balance); an existing number is brought back to that state."""
+    from .models import LedgerEntry, LedgerKind
+    from .numbers import account_number_new
+
+    number = number or account_number_new()
+    account, _ = Account.objects.get_or_create(
+        number=number, defaults={"customer": customer, "kind": kind}
+    )
+    account.customer, account.kind, account.status = customer, kind, status
+    difference = balance - account.balance
+    account.balance = balance
+    account.save()
+    if difference:
+        LedgerEntry.objects.create(
+            account=account, kind=LedgerKind.SEED, amount=difference, balance_after=balance
+        )
+    return account
+
+
+def card_issue(
+    *, account: Account, number: str | None = None, status: str = CardStatus.ACTIVE
+) -> Card:
+    from .numbers import card_number_new
+
+    number = number or card_number_new()
+    card, _ = Card.objects.get_or_create(
+        number=number,
+        defaults={"customer": account.customer, "account": account, "token": "card_" + crypto.token(12)},
+    )
+    card.customer, card.account, card.status = account.customer, account, status
+    card.lost_at = timezone.now() if status == CardStatus.LOST else None
+    card.save()
+    return card
