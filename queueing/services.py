@@ -8,6 +8,7 @@ relaxation steps. Every service that frees a teller or queues a call routes afte
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -455,25 +456,11 @@ def queue_route(*, now: datetime | None = None, teller_freed: bool = False) -> l
         pairs = snapshot.router.assign(snapshot.waiting, snapshot.free)
         expires_at = now + timedelta(seconds=settings.QUEUE_OFFER_TIMEOUT_S)
         for call_state, teller_state in pairs:
-            # Conditional updates instead of a savepoint: under the router's lock only a hang-up
-            # (call) or a presence change (teller) can race us, and each shows as 0 rows.
-            if not Call.objects.filter(pk=call_state.id, status=CallStatus.WAITING).update(
-                status=CallStatus.OFFERED
-            ):
-                continue
-            if not TellerPresence.objects.filter(
-                teller_id=teller_state.id, status=PresenceStatus.AVAILABLE
-            ).update(status=PresenceStatus.OFFERED, since=now, current_call_id=call_state.id):
-                Call.objects.filter(pk=call_state.id, status=CallStatus.OFFERED).update(
-                    status=CallStatus.WAITING
-                )
-                continue
-            offer = Offer.objects.create(
-                call_id=call_state.id, teller_id=teller_state.id, expires_at=expires_at
+            offer = _offer_claim(
+                call_id=call_state.id, teller_id=teller_state.id, now=now, expires_at=expires_at
             )
-            call_event_record(
-                call_id=call_state.id, kind=CallEventKind.OFFERED, data={"teller": teller_state.id}
-            )
+            if offer is None:
+                continue
             offers.append(offer)
             # The offer first: it is what the freed teller waits for (see notify's outbox).
             notify.forward_on_commit(
@@ -487,6 +474,79 @@ def queue_route(*, now: datetime | None = None, teller_freed: bool = False) -> l
         if offers:
             notify.queue_changed_on_commit()
     return offers
+
+
+_CLAIM_SQL = """
+WITH c AS (
+  UPDATE queueing_call SET status = %(offered)s WHERE id = %(call)s AND status = %(waiting)s
+  RETURNING id),
+p AS (
+  UPDATE queueing_tellerpresence
+  SET status = %(offered)s, since = %(now)s, current_call_id = %(call)s
+  WHERE teller_id = %(teller)s AND status = %(available)s AND EXISTS (SELECT 1 FROM c)
+  RETURNING teller_id),
+o AS (
+  INSERT INTO queueing_offer (call_id, teller_id, status, created_at, expires_at)
+  SELECT %(call)s, teller_id, %(pending)s, %(now)s, %(expires)s FROM p
+  RETURNING id),
+e AS (
+  INSERT INTO queueing_callevent (call_id, kind, actor, at, data)
+  SELECT %(call)s, %(event)s, 'system', %(now)s, %(data)s FROM p)
+SELECT (SELECT count(*) FROM c), (SELECT id FROM o)
+"""
+
+
+def _offer_claim(
+    *, call_id: uuid.UUID, teller_id: int, now: datetime, expires_at: datetime
+) -> Offer | None:
+    """Claim the call and the teller for one offer, or nothing. Conditional updates instead of
+    a savepoint: under the router's lock only a hang-up (call) or a presence change (teller)
+    can race us, and each shows as 0 rows. On Postgres the claim, the offer and its timeline
+    event are one statement (one round trip on the way to the teller)."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _CLAIM_SQL,
+                {
+                    "call": call_id,
+                    "teller": teller_id,
+                    "now": now,
+                    "expires": expires_at,
+                    "offered": CallStatus.OFFERED,
+                    "waiting": CallStatus.WAITING,
+                    "available": PresenceStatus.AVAILABLE,
+                    "pending": OfferStatus.PENDING,
+                    "event": CallEventKind.OFFERED,
+                    "data": json.dumps({"teller": teller_id}),
+                },
+            )
+            claimed_call, offer_id = cursor.fetchone()
+        if offer_id is None:
+            if claimed_call:  # the call was claimed but the teller was gone: put it back
+                Call.objects.filter(pk=call_id, status=CallStatus.OFFERED).update(
+                    status=CallStatus.WAITING
+                )
+            return None
+        return Offer(
+            id=offer_id,
+            call_id=call_id,
+            teller_id=teller_id,
+            status=OfferStatus.PENDING,
+            created_at=now,
+            expires_at=expires_at,
+        )
+    if not Call.objects.filter(pk=call_id, status=CallStatus.WAITING).update(
+        status=CallStatus.OFFERED
+    ):
+        return None
+    if not TellerPresence.objects.filter(
+        teller_id=teller_id, status=PresenceStatus.AVAILABLE
+    ).update(status=PresenceStatus.OFFERED, since=now, current_call_id=call_id):
+        Call.objects.filter(pk=call_id, status=CallStatus.OFFERED).update(status=CallStatus.WAITING)
+        return None
+    offer = Offer.objects.create(call_id=call_id, teller_id=teller_id, expires_at=expires_at)
+    call_event_record(call_id=call_id, kind=CallEventKind.OFFERED, data={"teller": teller_id})
+    return offer
 
 
 def queue_tick(*, now: datetime | None = None) -> None:

@@ -228,6 +228,8 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "kiosk.sim_id_card": {"zh": "放入身份证（读卡器）", "en": "Insert ID card (card reader)"},
     "kiosk.sim_paper_low": {"zh": "凭条打印机：纸将用尽", "en": "Receipt printer: paper low"},
+    "kiosk.sim_document": {"zh": "高拍仪：拍摄一页材料", "en": "Document camera: capture a page"},
+    "kiosk.sim_card_issued": {"zh": "发卡机：发出一张卡", "en": "Card dispenser: issue a card"},
     "kiosk.sim_reading": {"zh": "正在读取证件芯片…", "en": "Reading the card's chip…"},
     "kiosk.sim_read": {"zh": "已读取证件芯片", "en": "Card chip read"},
     # Supervisor wallboard (templates/console/wallboard.html, static/js/wallboard.js).

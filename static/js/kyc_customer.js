@@ -187,6 +187,17 @@ export function simulatedPeripherals({ signaling, currentCall, localVideo }) {
       });
     });
   }
+  // A done business prints its receipt on the kiosk's printer (simulated: it reports printing).
+  signaling.on("case.receipt", (message) => {
+    const call = currentCall();
+    if (panel.hidden || message.call_id !== call?.id) return;
+    signaling.send("peripheral.event", {
+      call_id: call.id,
+      device: "receipt_printer",
+      event: "printed",
+      data: { detail: `receipt ${message.code}` },
+    });
+  });
   return {
     show(visible) {
       panel.hidden = !visible;
