@@ -30,6 +30,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from queueing import notify
 from queueing.errors import Conflict, Forbidden, NotFound
@@ -592,6 +593,11 @@ def identity_step_result(
             check.face_distance = face_distance
         if step == Step.FACE_MATCH and passed:
             check.face_matched_at = _now()
+            # Businesses that waited for a fresh face match (a transfer over the limit) go on.
+            hook = settings.KYC_FACE_MATCH_HOOK
+            if hook:
+                call_id = check.call_id
+                transaction.on_commit(lambda: import_string(hook)(call_id=call_id))
         kind = {
             Step.CARD_FRONT: "kyc_ocr",
             Step.CARD_BACK: "kyc_ocr",

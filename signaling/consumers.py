@@ -26,6 +26,9 @@ from queueing.models import (
     CallStatus,
     Priority,
 )
+from workflows import selectors as workflow_selectors
+from workflows import services as workflows
+from workflows.errors import WorkflowError
 
 from . import access
 from .protocol import ProtocolError, error_message, parse, server_message
@@ -46,7 +49,7 @@ class SignalingConsumer(AsyncWebsocketConsumer):
             await self.send_error(exc.code, exc.detail, message or {"id": exc.ref})
         except QueueingError as exc:
             await self.send_error(exc.code, exc.detail, message)
-        except KycError as exc:
+        except (KycError, WorkflowError) as exc:
             await self.send_error(exc.code, f"{exc.detail} / {exc.detail_zh}", message)
         except Exception:
             log.exception("%s socket: unexpected failure on %s", self.role, _kind(message))
@@ -244,6 +247,30 @@ class CustomerConsumer(SignalingConsumer):
             ip=client[0],
         )
 
+    # The businesses of the call: the customer's answers (each checked against the bound call).
+    async def on_case_agreement_read(self, message: dict) -> None:
+        await database_sync_to_async(workflows.case_agreement_read)(
+            call_id=self._bound(message),
+            case_id=uuid.UUID(message["case_id"]),
+            reached_end=message["reached_end"],
+            reading_ms=message["reading_ms"],
+        )
+
+    async def on_case_confirm(self, message: dict) -> None:
+        await database_sync_to_async(workflows.case_confirm)(
+            call_id=self._bound(message),
+            case_id=uuid.UUID(message["case_id"]),
+            accepted=message["accepted"],
+        )
+
+    async def on_case_authorise(self, message: dict) -> None:
+        await database_sync_to_async(workflows.case_authorise)(
+            call_id=self._bound(message),
+            case_id=uuid.UUID(message["case_id"]),
+            challenge_id=message["challenge_id"],
+            ciphertext_b64=message["ciphertext_b64"],
+        )
+
     async def on_peripheral_event(self, message: dict) -> None:
         call_id = self._bound(message)
         await database_sync_to_async(kyc.peripheral_report)(
@@ -339,6 +366,42 @@ class TellerConsumer(SignalingConsumer):
     async def call_left(self, call_id: str) -> None:
         await super().call_left(call_id)
         self.call_ids.discard(call_id)
+
+    # The businesses of the call (workflows/): each message is one service.
+    async def on_case_start(self, message: dict) -> None:
+        await database_sync_to_async(workflows.case_start)(
+            call_id=uuid.UUID(message["call_id"]), teller=self.user, business=message["business"]
+        )
+
+    async def on_case_fill(self, message: dict) -> None:
+        await database_sync_to_async(workflows.case_fill)(
+            call_id=uuid.UUID(message["call_id"]),
+            case_id=uuid.UUID(message["case_id"]),
+            teller=self.user,
+            params=message["params"],
+        )
+
+    async def on_case_agreement_send(self, message: dict) -> None:
+        await database_sync_to_async(workflows.case_agreement_send)(
+            call_id=uuid.UUID(message["call_id"]),
+            case_id=uuid.UUID(message["case_id"]),
+            teller=self.user,
+        )
+
+    async def on_case_cancel(self, message: dict) -> None:
+        await database_sync_to_async(workflows.case_cancel)(
+            call_id=uuid.UUID(message["call_id"]),
+            case_id=uuid.UUID(message["case_id"]),
+            teller=self.user,
+        )
+
+    async def signal_forward(self, event: dict) -> None:
+        await super().signal_forward(event)
+        if event["message"]["type"] == "call.ended":
+            # What was done in the call, for the teller's wrap-up.
+            call_id = uuid.UUID(event["message"]["call_id"])
+            cases = await database_sync_to_async(workflow_selectors.call_summary)(call_id=call_id)
+            await self.send_json(server_message("call.summary", call_id=str(call_id), cases=cases))
 
     # The identity check (KYC panel): each message is one service of kyc.services.
     async def on_kyc_start(self, message: dict) -> None:

@@ -412,7 +412,9 @@ def test_paddle_backend_without_paddleocr_installed_says_so(paddle_models, monke
         ocr_engine()
 
 
-def test_paddle_backend_adapter_passes_local_model_dirs_and_parses_the_output(paddle_models, monkeypatch):
+def test_paddle_backend_adapter_passes_local_model_dirs_and_parses_the_output(
+    paddle_models, monkeypatch
+):
     created = {}
     scripted_front = front_lines()
 

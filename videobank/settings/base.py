@@ -175,6 +175,8 @@ KYC_HIGH_RISK_BUSINESSES = env.list(
 # The kiosk page's simulated peripherals (card reader, printer...): for demos and tests only.
 KIOSK_SIMULATOR = env.bool("KIOSK_SIMULATOR", default=True)
 KYC_NATIONAL_RESULT_HOOK = "kyc.services.identity_national_result"
+# Called (call_id=...) when a face match passes: businesses waiting for a fresh one go on.
+KYC_FACE_MATCH_HOOK = "workflows.services.case_identity_refreshed"
 # The national online ID check (an outside service; kyc/national_stub is its stand-in): two
 # channels, tried in order. The embedded profile mounts the stub at /ext/national-id/.
 KYC_NATIONAL_CHANNELS = env.list(
