@@ -591,9 +591,11 @@ def identity_step_result(
             IdentityEvidence.objects.filter(pk=evidence_id, identity_check=check).update(meta=meta)
         if face_distance is not None:
             check.face_distance = face_distance
-        if step == Step.FACE_MATCH and passed:
-            check.face_matched_at = _now()
-            # Businesses that waited for a fresh face match (a transfer over the limit) go on.
+        if step == Step.FACE_MATCH:
+            if passed:
+                check.face_matched_at = _now()
+            # Businesses that waited for a fresh face match (a transfer over the limit) go on,
+            # or are told it failed.
             hook = settings.KYC_FACE_MATCH_HOOK
             if hook:
                 call_id = check.call_id

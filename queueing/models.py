@@ -278,6 +278,7 @@ class CallEventKind(models.TextChoices):
     KYC_NATIONAL = "kyc_national", "Identity check: national ID check"
     KYC_RESULT = "kyc_result", "Identity check: result"
     PERIPHERAL = "peripheral", "Kiosk peripheral event"
+    BUSINESS = "business", "Business step"
 
 
 class CallEvent(models.Model):

@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.utils.module_loading import import_string
 
 from recordings.services import recording_start
 from signaling.selectors import media_worker_alive, media_worker_pick
@@ -354,6 +355,10 @@ def call_end(*, call_id: uuid.UUID, actor: str, reason: str) -> Call:
                 call.media_channel, {"type": "media.hangup", "call_id": str(call.id)}
             )
         notify.queue_changed_on_commit()
+        hook = getattr(settings, "CALL_ENDED_HOOK", None)
+        if hook:  # other apps close what belonged to the call (businesses not submitted), in
+            # this transaction: whoever hears "call.ended" then reads the closed state
+            import_string(hook)(call_id=call.id)
     log.info("call %s %s (%s)", call.id, call.status, reason)
     queue_route()
     return call

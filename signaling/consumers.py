@@ -210,6 +210,8 @@ class CustomerConsumer(SignalingConsumer):
         await self._bind(call_id)
         if call.status == CallStatus.CONNECTED:
             await self.send_json(server_message("call.answered", call_id=str(call_id)))
+            # Whatever a business waits for from this customer is asked again on this page.
+            await database_sync_to_async(workflows.case_customer_prompt)(call_id=call_id)
         else:
             place = await database_sync_to_async(selectors.queue_place)(call_id=call_id)
             await self.send_json(
@@ -257,14 +259,14 @@ class CustomerConsumer(SignalingConsumer):
         )
 
     async def on_case_confirm(self, message: dict) -> None:
-        await database_sync_to_async(workflows.case_confirm)(
+        await database_sync_to_async(workflows.case_confirm, thread_sensitive=False)(
             call_id=self._bound(message),
             case_id=uuid.UUID(message["case_id"]),
             accepted=message["accepted"],
         )
 
     async def on_case_authorise(self, message: dict) -> None:
-        await database_sync_to_async(workflows.case_authorise)(
+        await database_sync_to_async(workflows.case_authorise, thread_sensitive=False)(
             call_id=self._bound(message),
             case_id=uuid.UUID(message["case_id"]),
             challenge_id=message["challenge_id"],
@@ -369,12 +371,12 @@ class TellerConsumer(SignalingConsumer):
 
     # The businesses of the call (workflows/): each message is one service.
     async def on_case_start(self, message: dict) -> None:
-        await database_sync_to_async(workflows.case_start)(
+        await database_sync_to_async(workflows.case_start, thread_sensitive=False)(
             call_id=uuid.UUID(message["call_id"]), teller=self.user, business=message["business"]
         )
 
     async def on_case_fill(self, message: dict) -> None:
-        await database_sync_to_async(workflows.case_fill)(
+        await database_sync_to_async(workflows.case_fill, thread_sensitive=False)(
             call_id=uuid.UUID(message["call_id"]),
             case_id=uuid.UUID(message["case_id"]),
             teller=self.user,
@@ -383,6 +385,20 @@ class TellerConsumer(SignalingConsumer):
 
     async def on_case_agreement_send(self, message: dict) -> None:
         await database_sync_to_async(workflows.case_agreement_send)(
+            call_id=uuid.UUID(message["call_id"]),
+            case_id=uuid.UUID(message["case_id"]),
+            teller=self.user,
+        )
+
+    async def on_case_pin_resend(self, message: dict) -> None:
+        await database_sync_to_async(workflows.case_pin_resend, thread_sensitive=False)(
+            call_id=uuid.UUID(message["call_id"]),
+            case_id=uuid.UUID(message["case_id"]),
+            teller=self.user,
+        )
+
+    async def on_case_submission_retry(self, message: dict) -> None:
+        await database_sync_to_async(workflows.case_submission_retry, thread_sensitive=False)(
             call_id=uuid.UUID(message["call_id"]),
             case_id=uuid.UUID(message["case_id"]),
             teller=self.user,

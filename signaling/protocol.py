@@ -267,6 +267,16 @@ TELLER_MESSAGES: dict[str, tuple[str, dict]] = {
             "case.agreement.send", {"call_id": _UUID, "case_id": _UUID}, ["call_id", "case_id"]
         ),
     ),
+    "case.pin.resend": (
+        "Ask the customer again for the PIN or one-time code (a fresh keypad).",
+        _message("case.pin.resend", {"call_id": _UUID, "case_id": _UUID}, ["call_id", "case_id"]),
+    ),
+    "case.submission.retry": (
+        "Send a business held by a core-banking outage again now (same idempotency key).",
+        _message(
+            "case.submission.retry", {"call_id": _UUID, "case_id": _UUID}, ["call_id", "case_id"]
+        ),
+    ),
     "case.cancel": (
         "Cancel a business not yet submitted.",
         _message("case.cancel", {"call_id": _UUID, "case_id": _UUID}, ["call_id", "case_id"]),

@@ -219,6 +219,8 @@ TEXT: dict[str, dict[str, str]] = {
     "cases.save": {"zh": "提交表单", "en": "Save the form"},
     "cases.send_agreement": {"zh": "推送协议给客户", "en": "Send the agreement to the customer"},
     "cases.cancel": {"zh": "撤销", "en": "Cancel"},
+    "cases.pin_resend": {"zh": "请客户重新输入密码", "en": "Ask for the PIN again"},
+    "cases.submission_retry": {"zh": "立即重新提交", "en": "Submit again now"},
     "cases.summary": {"zh": "本次通话办理的业务", "en": "Businesses done in this call"},
     "cases.none": {"zh": "本次通话未办理业务", "en": "No business was done in this call"},
     "kiosk.sim_title": {"zh": "模拟外设（演示）", "en": "Simulated peripherals (demo)"},

@@ -5,6 +5,7 @@ urlpatterns = [
     path("", include("signaling.urls")),
     path("admin/", admin.site.urls),
     path("kyc/", include("kyc.urls")),
+    path("receipts/", include("workflows.urls")),
     # The national ID check stub, mounted here on the embedded profile only (in production it is
     # a process of its own: `manage.py national_id_stub`).
     path("ext/national-id/", include("kyc.national_stub.urls")),

@@ -419,8 +419,13 @@ class Agreement:
 Line = dict[str, dict[str, str]]  # {"label": {en, zh}, "value": {en, zh}}
 
 
-def line(en: str, zh: str, value: dict[str, str]) -> Line:
-    return {"label": words(en, zh), "value": value}
+def line(en: str, zh: str, value: dict[str, str], *, kind: str = "") -> Line:
+    """A label/value pair of a summary or receipt. ``kind`` "amount" marks the money a business
+    moves (the public verify page shows it masked); "private" lines (balances) stay off it."""
+    entry: dict = {"label": words(en, zh), "value": value}
+    if kind:
+        entry["kind"] = kind
+    return entry
 
 
 @dataclass(frozen=True)
@@ -510,9 +515,7 @@ PASSWORD_RESET = Business(
     en="Password reset",
     zh="密码重置",
     identity_level="three_factor_face",
-    form=(
-        Field("reason", "select", "Reason", "重置原因", choices=RESET_REASONS),
-    ),
+    form=(Field("reason", "select", "Reason", "重置原因", choices=RESET_REASONS),),
     agreement=Agreement(
         "Password reset agreement",
         "密码重置协议",
@@ -845,9 +848,7 @@ DETAILS_UPDATE = Business(
     operation="details_update",
     rules=_details_rules,
     summary=_details_lines,
-    core_params=lambda p, c, i: {
-        k: p[k] for k in ("address", "occupation", "email") if p.get(k)
-    },
+    core_params=lambda p, c, i: {k: p[k] for k in ("address", "occupation", "email") if p.get(k)},
 )
 
 
@@ -916,7 +917,7 @@ TIME_DEPOSIT_OPEN = Business(
     summary=lambda p, c: [
         line("Business", "业务", words("Time deposit opening", "定期存款开立")),
         line("From account", "转出账户", masked(p["from_account"])),
-        line("Amount", "金额", money_words(p["amount"])),
+        line("Amount", "金额", money_words(p["amount"]), kind="amount"),
         line("Term", "存期", _choice_words(TERMS, p["term_months"])),
     ],
     core_params=lambda p, c, i: {
@@ -926,6 +927,11 @@ TIME_DEPOSIT_OPEN = Business(
     },
     result_lines=lambda p, r: [
         *([line("Rate", "年利率", same(f"{r['rate_percent']}%"))] if r.get("rate_percent") else []),
+        *(
+            [line("Interest at maturity", "到期利息", money_words(r["interest_at_maturity"]))]
+            if r.get("interest_at_maturity")
+            else []
+        ),
         *(
             [line("Matures on", "到期日", same(r["maturity_date"]))]
             if r.get("maturity_date")
@@ -1039,7 +1045,7 @@ TRANSFER = Business(
         line("From account", "转出账户", masked(p["from_account"])),
         line("Payee", "收款人", same(p["payee_name"])),
         line("Payee account", "收款账号", masked(p["to_account"])),
-        line("Amount", "金额", money_words(p["amount"])),
+        line("Amount", "金额", money_words(p["amount"]), kind="amount"),
         *([line("Memo", "附言", same(p["memo"]))] if p.get("memo") else []),
     ],
     core_params=lambda p, c, i: {
@@ -1051,7 +1057,12 @@ TRANSFER = Business(
     },
     result_lines=lambda p, r: [
         *(
-            [line("Balance after", "转账后余额", money_words(r["balance_after"]))]
+            [line("Reference", "交易流水号", same(r["transaction_ref"]))]
+            if r.get("transaction_ref")
+            else []
+        ),
+        *(
+            [line("Balance after", "转账后余额", money_words(r["balance_after"]), kind="private")]
             if r.get("balance_after") is not None
             else []
         ),
@@ -1227,10 +1238,9 @@ RISK_ASSESSMENT = Business(
     authorisation="",
     rules=_risk_rules,
     summary=_risk_lines,
-    core_params=lambda p, c: {
+    core_params=lambda p, c, i: {
         "risk_level": risk_level(risk_score(p))[0],
         "score": risk_score(p),
-        "answers": {q.name: p[q.name] for q in RISK_QUESTIONS},
     },
     result_lines=lambda p, r: [
         *(
@@ -1262,10 +1272,6 @@ def uscc_valid(code: str) -> bool:
     )
 
 
-CORPORATE_KINDS = (
-    Choice("basic", "Basic deposit account", "基本存款账户"),
-    Choice("general", "General deposit account", "一般存款账户"),
-)
 YES_NO = (Choice("yes", "Yes", "是"), Choice("no", "No", "否"))
 # (field, question en, question zh, the answer that lets the business go on)
 INTENT_QUESTIONS = (
@@ -1350,15 +1356,6 @@ CORPORATE_ACCOUNT_OPEN = Business(
                 "统一社会信用代码为 18 位数字或大写字母（不含 I、O、S、V、Z）。",
             ),
         ),
-        Field(
-            "registered_address",
-            "text",
-            "Registered address",
-            "注册地址",
-            min_length=5,
-            max_length=200,
-        ),
-        Field("account_kind", "select", "Account", "账户类型", choices=CORPORATE_KINDS),
         *(
             Field(name, "select", en, zh, choices=YES_NO, group="intent")
             for name, en, zh, _ in INTENT_QUESTIONS
@@ -1405,22 +1402,25 @@ CORPORATE_ACCOUNT_OPEN = Business(
         line("Business", "业务", words("Corporate account opening", "对公账户开立")),
         line("Company", "单位名称", same(p["company_name"])),
         line("Unified social credit code", "统一社会信用代码", same(p["uscc"])),
-        line("Registered address", "注册地址", same(p["registered_address"])),
-        line("Account", "账户类型", _choice_words(CORPORATE_KINDS, p["account_kind"])),
+        line("Legal representative", "法定代表人", same(c.get("name", ""))),
+        line("Account", "账户类型", words("Basic deposit account", "基本存款账户")),
         *(line(en, zh, _choice_words(YES_NO, p[name])) for name, en, zh, _ in INTENT_QUESTIONS),
     ],
-    core_params=lambda p, c: {
+    # The legal person is the customer on the call, as the identity check confirmed them; the
+    # rules have refused any intent answer that is not the expected one.
+    core_params=lambda p, c, i: {
         "company_name": p["company_name"],
         "uscc": p["uscc"],
-        "registered_address": p["registered_address"],
-        "account_kind": p["account_kind"],
-        "intent": {
-            "answers": {name: p[name] for name, *_ in INTENT_QUESTIONS},
-            "scope": p["intent_scope"],
-        },
+        "legal_person_name": i.get("name", ""),
+        "legal_person_id_number": i.get("id_number", ""),
+        "intent_verified": all(p.get(name) == ok for name, _, _, ok in INTENT_QUESTIONS),
     },
     result_lines=lambda p, r: [
-        *([line("New account", "新开账户", masked(r["account"]))] if r.get("account") else []),
+        *(
+            [line("New account", "新开账户", masked(r["account_number"]))]
+            if r.get("account_number")
+            else []
+        ),
     ],
 )
 

@@ -78,6 +78,7 @@ class BusinessCase(models.Model):
     # method; for password_reset also the (verified, then spent by the core) new-PIN challenge.
     auth_method = models.CharField(max_length=8, blank=True)  # pin | otp | new_pin
     challenge_id = models.CharField(max_length=64, blank=True)
+    challenge = models.JSONField(default=dict)  # its public part: key, nonce, method
     authorised_challenge_id = models.CharField(max_length=64, blank=True)
     new_pin_challenge_id = models.CharField(max_length=64, blank=True)
     auth_attempts_left = models.PositiveSmallIntegerField(null=True, blank=True)

@@ -72,10 +72,20 @@ export function casesCustomer({ signaling, currentCall }) {
   function atEnd() {
     return agreementText.scrollTop + agreementText.clientHeight >= agreementText.scrollHeight - 4;
   }
+  // "I have read and agree" only once the end was reached and the minimum reading time passed.
+  function updateAccept() {
+    if (!reading) return;
+    const longEnough = performance.now() - reading.shownAt >= reading.minMs;
+    agreementAccept.disabled = !(reading.reachedEnd && longEnough);
+    if (reading.reachedEnd && !longEnough) {
+      clearTimeout(reading.timer);
+      reading.timer = setTimeout(updateAccept, reading.minMs - (performance.now() - reading.shownAt) + 20);
+    }
+  }
   agreementText.addEventListener("scroll", () => {
     if (reading && atEnd()) {
       reading.reachedEnd = true;
-      agreementAccept.disabled = false;
+      updateAccept();
     }
   });
   agreementAccept.addEventListener("click", () => {
@@ -101,13 +111,17 @@ export function casesCustomer({ signaling, currentCall }) {
       }),
     );
     agreementText.scrollTop = 0;
-    reading = { caseId: message.case_id, shownAt: performance.now(), reachedEnd: false };
+    reading = {
+      caseId: message.case_id,
+      shownAt: performance.now(),
+      reachedEnd: false,
+      minMs: Number(message.min_read_ms) || 0,
+      timer: null,
+    };
     agreementAccept.disabled = true;
     agreement.hidden = false;
-    if (atEnd()) {
-      reading.reachedEnd = true; // short enough to fit
-      agreementAccept.disabled = false;
-    }
+    if (atEnd()) reading.reachedEnd = true; // short enough to fit
+    updateAccept();
     agreementText.focus();
   }
 
@@ -196,10 +210,15 @@ export function casesCustomer({ signaling, currentCall }) {
     box.hidden = false;
     pinRequest = message;
     digits = "";
-    pinLabel.textContent = t(message.method === "otp" ? "cases.otp_label" : "cases.pin_label");
-    pinStatus.textContent = message.attempts_left != null && message.retry
-      ? t("cases.pin_retry", { n: message.attempts_left })
-      : "";
+    pinLabel.textContent = message.text
+      ? pick(message.text)
+      : t(message.method === "otp" ? "cases.otp_label" : "cases.pin_label");
+    pinBox.dataset.method = message.method;
+    pinStatus.textContent = message.error
+      ? pick(message.error.text || message.error)
+      : message.retry && message.attempts_left != null
+        ? t("cases.pin_retry", { n: message.attempts_left })
+        : "";
     renderPad();
     renderDots();
     pinBox.hidden = false;

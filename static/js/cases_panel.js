@@ -108,11 +108,21 @@ export function casesPanel({ signaling, currentCall }) {
         <form class="case-form" novalidate></form>
         <div class="case-actions">
           <button type="button" data-testid="case-agreement-send"></button>
+          <button type="button" data-testid="case-pin-resend"></button>
+          <button type="button" data-testid="case-submission-retry"></button>
           <button type="button" class="button-quiet" data-testid="case-cancel"></button>
         </div>
         <p class="case-receipt" data-case-receipt hidden></p>`;
       element.querySelector('[data-testid="case-agreement-send"]').textContent = t("cases.send_agreement");
       element.querySelector('[data-testid="case-cancel"]').textContent = t("cases.cancel");
+      element.querySelector('[data-testid="case-pin-resend"]').textContent = t("cases.pin_resend");
+      element.querySelector('[data-testid="case-submission-retry"]').textContent = t("cases.submission_retry");
+      element.querySelector('[data-testid="case-pin-resend"]').addEventListener("click", () =>
+        send("case.pin.resend", { case_id: state.case_id }),
+      );
+      element.querySelector('[data-testid="case-submission-retry"]').addEventListener("click", () =>
+        send("case.submission.retry", { case_id: state.case_id }),
+      );
       element.querySelector('[data-testid="case-agreement-send"]').addEventListener("click", () =>
         send("case.agreement.send", { case_id: state.case_id }),
       );
@@ -158,6 +168,8 @@ export function casesPanel({ signaling, currentCall }) {
     agreementButton.disabled = !state.can?.send_agreement;
     const cancelButton = element.querySelector('[data-testid="case-cancel"]');
     cancelButton.hidden = !state.can?.cancel;
+    element.querySelector('[data-testid="case-pin-resend"]').hidden = !state.can?.pin_resend;
+    element.querySelector('[data-testid="case-submission-retry"]').hidden = !state.can?.submission_retry;
     const receipt = element.querySelector("[data-case-receipt]");
     receipt.hidden = !state.receipt;
     if (state.receipt) {

@@ -175,8 +175,22 @@ KYC_HIGH_RISK_BUSINESSES = env.list(
 # The kiosk page's simulated peripherals (card reader, printer...): for demos and tests only.
 KIOSK_SIMULATOR = env.bool("KIOSK_SIMULATOR", default=True)
 KYC_NATIONAL_RESULT_HOOK = "kyc.services.identity_national_result"
-# Called (call_id=...) when a face match passes: businesses waiting for a fresh one go on.
+# Called (call_id=...) after each face-match result: businesses waiting for a fresh one go on.
 KYC_FACE_MATCH_HOOK = "workflows.services.case_identity_refreshed"
+
+# --- businesses in the call (workflows/) -------------------------------------------------------
+# A high-risk business needs a face match younger than this (else one is requested at once).
+KYC_FACE_FRESH_S = env.float("KYC_FACE_FRESH_S", default=300.0)
+# Transfers above this amount (CNY) are high-risk.
+WORKFLOW_TRANSFER_FACE_LIMIT = env.str("WORKFLOW_TRANSFER_FACE_LIMIT", default="50000.00")
+# "I have read and agree" is refused sooner than this after the agreement is shown.
+WORKFLOW_AGREEMENT_MIN_READ_MS = env.int("WORKFLOW_AGREEMENT_MIN_READ_MS", default=2000)
+# Key of the receipts' verification codes (default: derived from SECRET_KEY).
+WORKFLOW_RECEIPT_KEY = env.str("WORKFLOW_RECEIPT_KEY", default="")
+# A submission's result goes on to its business case.
+COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
+# When a call ends: its businesses not yet submitted are cancelled.
+CALL_ENDED_HOOK = "workflows.services.call_cases_close"
 # The national online ID check (an outside service; kyc/national_stub is its stand-in): two
 # channels, tried in order. The embedded profile mounts the stub at /ext/national-id/.
 KYC_NATIONAL_CHANNELS = env.list(

@@ -26,7 +26,9 @@ from .conf import stub_setting
 
 RSA_BITS = 3072
 _SEAL_INFO = b"videobank corebank_stub sealed v1"
-OAEP = padding.OAEP(mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+OAEP = padding.OAEP(
+    mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
+)
 
 
 def _seal_key() -> bytes:
@@ -80,9 +82,8 @@ def secret_hash(secret: str, *, iterations: int | None = None) -> str:
     iterations = int(iterations or stub_setting("COREBANK_STUB_PIN_ITERATIONS", 200_000, int))
     salt = secrets.token_bytes(16)
     digest = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, iterations)
-    return "pbkdf2_sha256${}${}${}".format(
-        iterations, base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
-    )
+    salt_b64, digest_b64 = base64.b64encode(salt).decode(), base64.b64encode(digest).decode()
+    return f"pbkdf2_sha256${iterations}${salt_b64}${digest_b64}"
 
 
 def secret_check(secret: str, encoded: str) -> bool:

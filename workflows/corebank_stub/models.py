@@ -30,7 +30,7 @@ class Customer(models.Model):
     mobile = models.CharField(max_length=11)  # the reserved mobile: one-time codes go there
     address = models.CharField(max_length=200, blank=True)
     occupation = models.CharField(max_length=50, blank=True)
-    email = models.CharField(max_length=100, blank=True)
+    email = models.CharField(max_length=254, blank=True)
     status = models.CharField(
         max_length=16, choices=CustomerStatus.choices, default=CustomerStatus.ACTIVE
     )

@@ -56,7 +56,7 @@ RISK_LEVELS = {
 }
 MOBILE_RE = re.compile(r"^1[3-9]\d{9}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
-DETAIL_FIELDS = {"address": 200, "occupation": 50, "email": 100}
+DETAIL_FIELDS = {"address": 200, "occupation": 50, "email": 254}
 
 
 class BusinessError(Exception):
@@ -200,7 +200,7 @@ def transferred_today(customer: Customer) -> Decimal:
         created_at__gte=start,
         created_at__lt=start + dt.timedelta(days=1),
     ).aggregate(total=Sum("amount"))["total"]
-    return -(total or Decimal("0.00"))
+    return (-(total or Decimal("0.00"))).quantize(CENT)  # SQLite sums come back unscaled
 
 
 def _card(customer: Customer, params: dict) -> Card:

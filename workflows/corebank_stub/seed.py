@@ -2,31 +2,24 @@
 citizens (``kyc/national_stub/seed.py``), so a customer who passes the identity check in a call
 is found in the core. Demo PINs are public: this is a stub.
 
-=====  ==================  ============  ===========  ======  =====================================
-name   ID number           customer_ref  mobile       PIN     accounts and cards
-=====  ==================  ============  ===========  ======  =====================================
-张伟   110101199003071233  CIF000000001  13800138001  135790  current 6230021000000001018 ¥52,000.00;
-                                                              savings 6230021000000001026 ¥3,000.00
-                                                              **dormant**; card 6222021000000001015
-                                                              active. Limits ¥50,000 / ¥200,000.
-李娜   310104198512152025  CIF000000002  13900139002  246813  current 6230021000000002016
-                                                              ¥128,500.50; card 6222021000000002013
-                                                              **reported lost**; card
-                                                              6222021000000002021 active. Limits
-                                                              ¥20,000 / ¥50,000.
-陈静   510107199206114216  CIF000000003  13700137003  975312  current 6230021000000003014 ¥800.00
-                                                              (insufficient funds for most
-                                                              transfers); card 6222021000000003011.
-                                                              Limits ¥5,000 / ¥10,000.
-刘洋   330106199507180014  CIF000000004  13600136004  864209  current 6230021000000004012
-                                                              ¥10,000.00 (a payee for transfers:
-                                                              name 刘洋); card 6222021000000004019.
-=====  ==================  ============  ===========  ======  =====================================
+张伟 110101199003071233 — CIF000000001, mobile 13800138001, **PIN 135790**
+    current 6230021000000001018 ¥52,000.00, debit card 6222021000000001015 (active);
+    savings 6230021000000001026 ¥3,000.00 **dormant**. Limits ¥50,000 per transfer, ¥200,000 a day.
+李娜 310104198512152025 — CIF000000002, mobile 13900139002, **PIN 246813**
+    current 6230021000000002016 ¥128,500.50, card 6222021000000002013 **reported lost**, card
+    6222021000000002021 (active). Limits ¥20,000 per transfer, ¥50,000 a day.
+陈静 510107199206114216 — CIF000000003, mobile 13700137003, **PIN 975312**
+    current 6230021000000003014 ¥800.00 (too little for most transfers: insufficient funds),
+    card 6222021000000003011. Limits ¥5,000 per transfer, ¥10,000 a day.
+刘洋 330106199507180014 — CIF000000004, mobile 13600136004, **PIN 864209**
+    current 6230021000000004012 ¥10,000.00 (a payee for transfers: name 刘洋), card
+    6222021000000004019. Not in the national registry (a payee only).
 
-Limits are per transfer / per day. 王芳 (revoked in the national registry) is no customer.
-A company for corporate account opening: 统一社会信用代码 ``DEMO_USCC`` (valid check character).
-One-time codes (password reset) are read with ``services.stub_last_otp(customer_ref)`` or
-``GET /v1/_dev/otp?customer_ref=...``.
+王芳 (revoked in the national registry) is no customer. A company for corporate account opening:
+unified social credit code ``DEMO_USCC`` = 91350100M000100Y43 (valid check character). One-time
+codes (password reset) are read with ``services.stub_last_otp(customer_ref)`` or
+``GET /v1/_dev/otp?customer_ref=...``. ``corebank_customer_register`` gives any other person
+(e.g. a generated one) a current account, a card and a PIN (default 147258).
 """
 
 from __future__ import annotations

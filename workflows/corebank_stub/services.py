@@ -46,6 +46,8 @@ from .models import (
     ChallengeMethod,
     Customer,
     CustomerStatus,
+    LedgerEntry,
+    LedgerKind,
     OperationRequest,
     OperationStatus,
     PinChallenge,
@@ -53,6 +55,7 @@ from .models import (
     StubControl,
     StubKey,
 )
+from .numbers import account_number_new, card_number_new
 from .operations import OPERATIONS, BusinessError, transferred_today, weak_pin
 
 log = logging.getLogger(__name__)
@@ -68,6 +71,8 @@ MAX_CIPHERTEXT_BYTES = 1024  # RSA-3072 gives 384
 # (they have forgotten the PIN), unless the caller names the method.
 OTP_PURPOSES = {"password_reset"}
 OTP_MAX_ATTEMPTS = 3
+# Entries of any kind (wrong, unreadable...) one challenge takes before it stops listening.
+MAX_ENTRIES_PER_CHALLENGE = 10
 OTP_MAX_PER_10_MIN = 5
 
 _rng = random.SystemRandom()
@@ -224,7 +229,9 @@ def stub_answer_lose() -> bool:
 # --- customers ---------------------------------------------------------------------------------
 def _customer(customer_ref: object, *, lock: bool = False) -> Customer:
     if not isinstance(customer_ref, str) or not CUSTOMER_REF_RE.match(customer_ref):
-        raise BadRequest("customer_ref must be 4-20 capital letters or digits", field="customer_ref")
+        raise BadRequest(
+            "customer_ref must be 4-20 capital letters or digits", field="customer_ref"
+        )
     query = Customer.objects.select_for_update() if lock else Customer.objects
     customer = query.filter(customer_ref=customer_ref).first()
     if customer is None:
@@ -331,7 +338,9 @@ def _private_key(key: StubKey):
     with _private_keys_lock:
         private = _private_keys.get(key.kid)
     if private is None:
-        private = crypto.private_key_load(crypto.unseal(key.private_sealed, context=key.kid.encode()))
+        private = crypto.private_key_load(
+            crypto.unseal(key.private_sealed, context=key.kid.encode())
+        )
         with _private_keys_lock:
             _private_keys[key.kid] = private
     return private
@@ -357,9 +366,7 @@ NO_PIN = BusinessError(
 )
 
 
-def pin_challenge_create(
-    *, customer_ref: object, purpose: object, method: object = None
-) -> dict:
+def pin_challenge_create(*, customer_ref: object, purpose: object, method: object = None) -> dict:
     """A one-use request for the PIN (``pin``), a code sent to the reserved mobile (``otp``), or
     a new PIN (``new_pin``, spent by password_reset). ``method`` defaults by purpose:
     ``new_pin`` for purpose new_pin, ``otp`` for password_reset, else ``pin``."""
@@ -373,7 +380,9 @@ def pin_challenge_create(
         else:
             method = ChallengeMethod.PIN
     if method not in ChallengeMethod.values:
-        raise BadRequest(f"method must be one of {', '.join(ChallengeMethod.values)}", field="method")
+        raise BadRequest(
+            f"method must be one of {', '.join(ChallengeMethod.values)}", field="method"
+        )
     key = key_current()
     now = timezone.now()
     code = None
@@ -463,7 +472,11 @@ def _verdict(
         "en": en,
         "zh": zh,
         "attempts_left": attempts_left,
-        "locked": bool(customer and customer.pin_locked),
+        # The PIN is locked: only a PIN request is stopped by that (a one-time code for a
+        # password reset is how a locked customer gets a new PIN).
+        "locked": bool(
+            customer and customer.pin_locked and challenge.method == ChallengeMethod.PIN
+        ),
         "method": challenge.method if challenge else "",
         "purpose": challenge.purpose if challenge else "",
         "customer_ref": customer.customer_ref if customer else "",
@@ -533,6 +546,12 @@ def _pin_verify_locked(
     def refuse(code: str, en: str, zh: str) -> dict:
         return _verdict(challenge, ok=False, code=code, en=en, zh=zh, attempts_left=left())
 
+    if len(challenge.seen_ciphertexts) >= MAX_ENTRIES_PER_CHALLENGE:
+        return refuse(
+            "too_many_entries",
+            "Too many entries on this request; ask for a new one.",
+            "本次请求输入次数过多，请重新发起。",
+        )
     if seen in challenge.seen_ciphertexts or challenge.verified_at is not None:
         return refuse(
             "replayed",
@@ -578,7 +597,11 @@ def _pin_verify_locked(
         challenge.verified_at = timezone.now()
         challenge.save(update_fields=["new_pin_hash", "verified_at"])
         return _verdict(
-            challenge, ok=True, code="ok", en="New PIN received.", zh="新密码已接收。",
+            challenge,
+            ok=True,
+            code="ok",
+            en="New PIN received.",
+            zh="新密码已接收。",
             attempts_left=1,
         )
 
@@ -595,7 +618,11 @@ def _pin_verify_locked(
             challenge.otp_hash = ""
             challenge.save(update_fields=["attempts", "verified_at", "otp_hash"])
             return _verdict(
-                challenge, ok=True, code="ok", en="Code accepted.", zh="验证码正确。",
+                challenge,
+                ok=True,
+                code="ok",
+                en="Code accepted.",
+                zh="验证码正确。",
                 attempts_left=left(),
             )
         challenge.save(update_fields=["attempts"])
@@ -607,7 +634,7 @@ def _pin_verify_locked(
             )
         return refuse(
             "wrong_otp",
-            f"Wrong code; {left()} tries left.",
+            f"Wrong code; {_tries(left())} left.",
             f"验证码错误，还可尝试 {left()} 次。",
         )
 
@@ -623,7 +650,11 @@ def _pin_verify_locked(
         challenge.verified_at = timezone.now()
         challenge.save(update_fields=["attempts", "verified_at"])
         return _verdict(
-            challenge, ok=True, code="ok", en="PIN correct.", zh="密码正确。",
+            challenge,
+            ok=True,
+            code="ok",
+            en="PIN correct.",
+            zh="密码正确。",
             attempts_left=pin_left(),
         )
     challenge.save(update_fields=["attempts"])
@@ -638,9 +669,13 @@ def _pin_verify_locked(
         )
     return refuse(
         "wrong_pin",
-        f"Wrong PIN; {pin_left()} tries left before it locks.",
+        f"Wrong PIN; {_tries(pin_left())} left before it locks.",
         f"密码错误，还可尝试 {pin_left()} 次，之后将被锁定。",
     )
+
+
+def _tries(count: int) -> str:
+    return f"{count} {'try' if count == 1 else 'tries'}"
 
 
 def stub_last_otp(customer_ref: str) -> str | None:
@@ -689,7 +724,9 @@ def operation_parse(operation: str, data: object) -> OperationCall:
         )
     customer_ref = data.get("customer_ref")
     if not isinstance(customer_ref, str) or not CUSTOMER_REF_RE.match(customer_ref):
-        raise BadRequest("customer_ref must be 4-20 capital letters or digits", field="customer_ref")
+        raise BadRequest(
+            "customer_ref must be 4-20 capital letters or digits", field="customer_ref"
+        )
     params = data.get("params", {})
     if not isinstance(params, dict):
         raise BadRequest("params must be a JSON object", field="params")
@@ -752,9 +789,9 @@ def _carry_out(call: OperationCall, request: OperationRequest) -> dict:
     }
     try:
         with transaction.atomic():  # a business error undoes what the operation had changed
-            customer = Customer.objects.select_for_update().filter(
-                customer_ref=call.customer_ref
-            ).first()
+            customer = (
+                Customer.objects.select_for_update().filter(customer_ref=call.customer_ref).first()
+            )
             if customer is None:
                 raise BusinessError(
                     "customer_not_found",
@@ -891,9 +928,6 @@ def account_open(
 ) -> Account:
     """An account with an opening balance (one ``seed`` ledger entry for it, so the ledger
     always adds up to the balance); an existing number is brought back to that state."""
-    from .models import LedgerEntry, LedgerKind
-    from .numbers import account_number_new
-
     number = number or account_number_new()
     account, _ = Account.objects.get_or_create(
         number=number, defaults={"customer": customer, "kind": kind}
@@ -912,12 +946,14 @@ def account_open(
 def card_issue(
     *, account: Account, number: str | None = None, status: str = CardStatus.ACTIVE
 ) -> Card:
-    from .numbers import card_number_new
-
     number = number or card_number_new()
     card, _ = Card.objects.get_or_create(
         number=number,
-        defaults={"customer": account.customer, "account": account, "token": "card_" + crypto.token(12)},
+        defaults={
+            "customer": account.customer,
+            "account": account,
+            "token": "card_" + crypto.token(12),
+        },
     )
     card.customer, card.account, card.status = account.customer, account, status
     card.lost_at = timezone.now() if status == CardStatus.LOST else None

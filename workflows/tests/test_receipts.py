@@ -1,0 +1,190 @@
+"""E-receipts: HTML and PDF for a done business, a verification code that verifies (and a forged
+or altered one that does not), and who may see a receipt.
+
+The done business is built directly in the database: a receipt depends only on what the case
+says once done (the runs that get there through the core bank are in test_workflows*.py, where
+the receipt of each is checked too)."""
+
+from __future__ import annotations
+
+import base64
+import re
+import zlib
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from queueing.models import Business, Call, CallStatus
+from signaling.access import customer_token_issue
+from tests.factories import staff_user
+from workflows import catalogue as workflow_catalogue
+from workflows import receipts
+from workflows.models import BusinessCase, CaseStatus, Receipt
+
+from .test_workflows import urlpatterns  # noqa: F401 - this module is the tests' URLconf
+
+pytestmark = [pytest.mark.django_db]
+
+PAYEE_ACCOUNT = "6230021000000004012"
+FROM_ACCOUNT = "6230021000000001018"
+
+
+@pytest.fixture
+def receipt_urls(settings):
+    settings.ROOT_URLCONF = __name__
+
+
+def _call(teller) -> Call:
+    now = timezone.now()
+    return Call.objects.create(
+        business=Business.objects.get(key="account_change"),
+        status=CallStatus.CONNECTED,
+        teller=teller,
+        enqueued_at=now,
+        answered_at=now,
+    )
+
+
+@pytest.fixture
+def done_case(catalogue, receipt_urls) -> BusinessCase:
+    """A transfer as it stands once the core bank carried it out."""
+    teller = staff_user("receipt-teller", "teller")
+    params = {
+        "from_account": FROM_ACCOUNT,
+        "to_account": PAYEE_ACCOUNT,
+        "payee_name": "刘洋",
+        "amount": "1200.00",
+    }
+    now = timezone.now()
+    case = BusinessCase.objects.create(
+        call=_call(teller),
+        business="transfer",
+        status=CaseStatus.DONE,
+        teller=teller,
+        customer_ref="CIF000000001",
+        params=params,
+        summary=workflow_catalogue.TRANSFER.summary(params, {}),
+        result={"transaction_ref": "T0000000042", "balance_after": "50800.00"},
+        idempotency_key="case-receipt-test",
+        confirmed_at=now,
+        done_at=now,
+    )
+    case.receipt_obj = receipts.receipt_issue(case=case)
+    return case
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The page content streams of a PDF, decoded (reportlab: ASCII85, then Flate)."""
+    chunks = []
+    for match in re.finditer(rb"<<(.*?)>>\s*stream\r?\n(.*?)\s*endstream", pdf, re.S):
+        head, data = match.group(1), match.group(2)
+        if b"/ASCII85Decode" in head:
+            data = base64.a85decode(data.strip().removesuffix(b"~>"))
+        if b"/FlateDecode" in head:
+            data = zlib.decompress(data)
+        chunks.append(data.decode("latin-1"))
+    return "\n".join(chunks)
+
+
+def test_a_done_business_has_its_receipt_as_a_page_and_a_pdf(done_case):
+    receipt = done_case.receipt_obj
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{12}", receipt.code)
+    assert receipts.receipt_issue(case=done_case).pk == receipt.pk  # once per business
+    client = Client()
+    client.force_login(done_case.teller)
+
+    page = client.get(f"/receipts/{receipt.code}/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    display = receipts.code_display(receipt.code)
+    assert display in html
+    assert "转账汇款" in html
+    assert "Transfer" in html
+    assert "人民币 1,200.00 元" in html
+    assert "6230 **** **** 4012" in html
+    assert "T0000000042" in html
+    assert PAYEE_ACCOUNT not in html  # numbers masked on the receipt
+
+    pdf = client.get(f"/receipts/{receipt.code}.pdf")
+    assert pdf.status_code == 200
+    assert pdf["Content-Type"] == "application/pdf"
+    body = pdf.content
+    assert body.startswith(b"%PDF-")
+    text = pdf_text(body)
+    assert display in text
+    assert "STSong-Light" in body.decode("latin-1")  # the Chinese lines are drawn in CJK
+
+
+def test_the_code_verifies_and_a_forged_or_altered_one_does_not(done_case):
+    receipt = done_case.receipt_obj
+    client = Client()
+    # As a person types it: lower case, spaces, O for 0.
+    typed = " ".join(receipts.code_display(receipt.code).lower().split("-")).replace("0", "o")
+    page = client.get("/receipts/verify/", {"code": typed})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-genuine="true"' in html
+    assert "转账汇款" in html
+    assert "CNY 1,***.00" in html  # the amount, masked
+    assert "1,200.00" not in html
+    assert "50,800.00" not in html  # no balance for anyone holding a code
+
+    forged = "".join("Z" if c != "Z" else "Y" for c in receipt.code)
+    page = client.get("/receipts/verify/", {"code": forged})
+    assert page.status_code == 404
+    assert 'data-genuine="false"' in page.content.decode()
+    assert "Not verified" in page.content.decode()
+    page = client.get("/receipts/verify/", {"code": "not-a-code!"})
+    assert page.status_code == 404
+    assert "not a verification code" in page.content.decode()
+
+    # A receipt whose stored content was changed no longer matches its code.
+    content = dict(receipt.content)
+    content["lines"] = [
+        {**line, "value": {"en": "CNY 9,200.00", "zh": "人民币 9,200.00 元"}}
+        if line["label"]["en"] == "Amount"
+        else line
+        for line in content["lines"]
+    ]
+    Receipt.objects.filter(pk=receipt.pk).update(content=content)
+    found, genuine = receipts.receipt_verify(receipt.code)
+    assert found is not None
+    assert genuine is False
+    page = client.get("/receipts/verify/", {"code": receipt.code})
+    assert 'data-genuine="false"' in page.content.decode()
+
+
+def test_only_the_calls_customer_and_staff_see_a_receipt(done_case):
+    code = done_case.receipt_obj.code
+    anonymous = Client()
+    assert anonymous.get(f"/receipts/{code}/").status_code == 403
+    assert anonymous.get(f"/receipts/{code}.pdf").status_code == 403
+
+    own = customer_token_issue(call_id=done_case.call_id)
+    page = anonymous.get(f"/receipts/{code}/", {"token": own})
+    assert page.status_code == 200
+    assert page["Cache-Control"] == "private, no-store"
+    assert f"{code}.pdf?token=" in page.content.decode()  # the download keeps the credential
+    assert anonymous.get(f"/receipts/{code}.pdf", {"token": own}).status_code == 200
+
+    other_call = _call(done_case.teller)
+    other = customer_token_issue(call_id=other_call.id)
+    assert anonymous.get(f"/receipts/{code}/", {"token": other}).status_code == 403
+    assert anonymous.get(f"/receipts/{code}/", {"token": own + "x"}).status_code == 403
+    assert anonymous.get("/receipts/ZZZZZZZZZZZZ/", {"token": own}).status_code == 404
+
+    qa = Client()
+    qa.force_login(staff_user("receipt-qa", "qa"))
+    assert qa.get(f"/receipts/{code}/").status_code == 200
+
+
+def test_codes_differ_for_every_receipt_and_follow_the_content():
+    base = {"case_id": "a", "lines": [{"value": {"en": "CNY 1.00"}}]}
+    codes = {receipts.code_for({**base, "case_id": str(i)}) for i in range(2000)}
+    assert len(codes) == 2000
+    assert receipts.code_for(base) == receipts.code_for(dict(base))
+    assert receipts.amount_mask("CNY 60,000.00") == "CNY 6*,***.00"
+    assert receipts.amount_mask("人民币 5.50 元") == "人民币 5.50 元"
+    assert workflow_catalogue.money("1.005") == Decimal("1.01")
