@@ -76,6 +76,7 @@ class _Lease:
 
 
 _lease: _Lease | None = None
+_ticks = 0
 
 
 def lease_release() -> None:
@@ -83,14 +84,22 @@ def lease_release() -> None:
         _lease.release()
 
 
+RESUME_EVERY_TICKS = 20  # ~10 s: core-bank submissions a stopped process left behind
+
+
 def tick_once(*, standalone: bool) -> bool:
     """One tick; False when another ticker holds the lease (nothing done)."""
-    global _lease
+    global _lease, _ticks
     if _lease is None:
         _lease = _Lease()
     if not _lease.held():
         return False
     queue_tick()
+    _ticks += 1
+    if _ticks % RESUME_EVERY_TICKS == 1:
+        from workflows.corebank.services import submissions_resume
+
+        submissions_resume()  # re-sending is safe: every submission has its idempotency key
     if standalone:
         notify.queue_broadcast()
     else:

@@ -67,6 +67,7 @@ class LiveStack:
     celery: bool | None = None  # default: production only
     urls: list[str] = field(default_factory=list)
     national_stub_url: str = ""  # the stub's /v1 base: <url>/primary and <url>/secondary
+    corebank_url: str = ""  # the core-banking stub's /v1 base
     processes: list[Process] = field(default_factory=list)
 
     @property
@@ -91,8 +92,20 @@ class LiveStack:
         )
         env["KYC_NATIONAL_CHANNELS"] = f"{stub}/primary,{stub}/secondary"
         self.national_stub_url = stub
+        # The core-banking stub, the same way.
+        core_port = free_port() if self.production else ports[0]
+        core = f"http://127.0.0.1:{core_port}" + ("/v1" if self.production else "/ext/core-bank/v1")
+        env["COREBANK_URL"] = core
+        env.setdefault("COREBANK_STUB_LATENCY_MS", "20")
+        env.setdefault("COREBANK_STUB_JITTER_MS", "0")
+        self.corebank_url = core
         try:
             if self.production:
+                self._spawn(
+                    "corebank-stub",
+                    [str(BIN / "python"), "manage.py", "corebank_stub", "--port", str(core_port)],
+                    env,
+                )
                 self._spawn(
                     "national-stub",
                     [
@@ -148,6 +161,7 @@ class LiveStack:
                 self.wait_log("ticker", r"queue ticker running")
             if self.production:
                 self.wait_log("national-stub", r"national ID stub listening")
+                self.wait_log("corebank-stub", r"core-bank stub listening")
             for url in self.urls:
                 self._wait_http(url + "/healthz")
         except BaseException:

@@ -187,6 +187,18 @@ WORKFLOW_TRANSFER_FACE_LIMIT = env.str("WORKFLOW_TRANSFER_FACE_LIMIT", default="
 WORKFLOW_AGREEMENT_MIN_READ_MS = env.int("WORKFLOW_AGREEMENT_MIN_READ_MS", default=2000)
 # Key of the receipts' verification codes (default: derived from SECRET_KEY).
 WORKFLOW_RECEIPT_KEY = env.str("WORKFLOW_RECEIPT_KEY", default="")
+# The bank's core system (an outside service; workflows/corebank_stub is its stand-in). Every
+# submission carries an idempotency key; during an outage it is retried with back-off.
+COREBANK_URL = env.str("COREBANK_URL", default="http://127.0.0.1:8000/ext/core-bank/v1")
+COREBANK_API_KEY = env.str("COREBANK_API_KEY", default="videobank-corebank-stub")
+COREBANK_TIMEOUT_S = env.float("COREBANK_TIMEOUT_S", default=3.0)
+COREBANK_RETRY_BACKOFF_S = env.float("COREBANK_RETRY_BACKOFF_S", default=1.0)
+COREBANK_RETRY_MAX_BACKOFF_S = env.float("COREBANK_RETRY_MAX_BACKOFF_S", default=60.0)
+COREBANK_MAX_RETRIES = env.int("COREBANK_MAX_RETRIES", default=15)
+COREBANK_STUB_API_KEY = env.str("COREBANK_STUB_API_KEY", default="videobank-corebank-stub")
+COREBANK_STUB_LATENCY_MS = env.int("COREBANK_STUB_LATENCY_MS", default=100)
+COREBANK_STUB_JITTER_MS = env.int("COREBANK_STUB_JITTER_MS", default=30)
+COREBANK_STUB_ERROR_RATE = env.float("COREBANK_STUB_ERROR_RATE", default=0.0)
 # A submission's result goes on to its business case.
 COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
 # When a call ends: its businesses not yet submitted are cancelled.

@@ -33,5 +33,8 @@ class Command(BaseCommand):
         from kyc.national_stub.seed import registry_seed
 
         registry_seed()  # test citizens of the national-ID stub (see README "Identity checks")
+        from workflows.corebank_stub.seed import corebank_seed
+
+        corebank_seed()  # their accounts, cards and PINs in the core-banking stub
         names = ", ".join(u for u, *_ in DEMO_USERS)
         self.stdout.write(f"Demo accounts: {names} — password: {password}")
