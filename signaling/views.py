@@ -31,8 +31,12 @@ def console_page(request: HttpRequest) -> HttpResponse:
     if not access.access_teller(request.user):
         raise PermissionDenied("The console is for tellers and supervisors.")
     from kyc.services import FIELD_NAMES
+    from workflows.catalogue import CATALOGUE
 
-    return render(request, "console/index.html", {"kyc_fields": FIELD_NAMES})
+    workflows = [{"key": b.key, "zh": b.zh, "en": b.en} for b in CATALOGUE.values()]
+    return render(
+        request, "console/index.html", {"kyc_fields": FIELD_NAMES, "workflows": workflows}
+    )
 
 
 @login_required

@@ -22,6 +22,30 @@ FRONT_BACKDROP = (0, 150, 40)
 BACK_BACKDROP = (20, 40, 170)
 PHASES = ("front", "back", "face")
 
+# The colour of the top-left corner of the customer's video as the teller sees it.
+CORNER_RGB = """() => {
+  const video = document.querySelector('[data-testid="remote-video"]');
+  if (!video || !video.videoWidth) return null;
+  const canvas = document.createElement("canvas");
+  canvas.width = 8; canvas.height = 8;
+  const g = canvas.getContext("2d");
+  g.drawImage(video, 0, 0, video.videoWidth / 20, video.videoHeight / 20, 0, 0, 8, 8);
+  const d = g.getImageData(0, 0, 8, 8).data;
+  let r = 0, gr = 0, b = 0;
+  for (let i = 0; i < d.length; i += 4) { r += d[i]; gr += d[i + 1]; b += d[i + 2]; }
+  const n = d.length / 4;
+  return [r / n, gr / n, b / n];
+}"""
+# Same rule as tests.kyc_media.phase_of, in the page.
+PHASE_IS = f"""(want) => {{
+  const rgb = ({CORNER_RGB})();
+  if (!rgb) return false;
+  const [r, g, b] = rgb;
+  const phase = g > 100 && g > r + 50 && g > b + 50 ? "front"
+    : b > 110 && b > r + 50 && b > g + 50 ? "back" : "face";
+  return phase === want;
+}}"""
+
 
 @dataclass
 class KycClip:
@@ -55,9 +79,7 @@ def _close_up(photo: Image.Image) -> Image.Image:
     return _fit(crop)
 
 
-def kyc_clip(
-    path: Path, *, seed: int = 7, seconds_per_phase: float = 8.0, fps: int = 5
-) -> KycClip:
+def kyc_clip(path: Path, *, seed: int = 7, seconds_per_phase: float = 8.0, fps: int = 5) -> KycClip:
     """Write the clip (front, back, face; ``seconds_per_phase`` each) and return its person."""
     from kyc.idcard.generator import card_back, card_front, card_in_frame, person_random
 

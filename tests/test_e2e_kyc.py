@@ -17,7 +17,7 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests.browser import Participant, diagnostics, launch, off_loop
 from tests.factories import staff_user
-from tests.kyc_media import kyc_clip
+from tests.kyc_media import PHASE_IS, kyc_clip
 from tests.media import face_photo, pattern_y4m
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,30 +27,6 @@ PASSWORD = "pw-for-kyc-tests"
 BUSINESS = "account_change"
 PHASE_S = 8.0
 STEP_TIMEOUT_MS = 60_000
-
-# The colour of the top-left corner of the customer's video as the teller sees it.
-CORNER_RGB = """() => {
-  const video = document.querySelector('[data-testid="remote-video"]');
-  if (!video || !video.videoWidth) return null;
-  const canvas = document.createElement("canvas");
-  canvas.width = 8; canvas.height = 8;
-  const g = canvas.getContext("2d");
-  g.drawImage(video, 0, 0, video.videoWidth / 20, video.videoHeight / 20, 0, 0, 8, 8);
-  const d = g.getImageData(0, 0, 8, 8).data;
-  let r = 0, gr = 0, b = 0;
-  for (let i = 0; i < d.length; i += 4) { r += d[i]; gr += d[i + 1]; b += d[i + 2]; }
-  const n = d.length / 4;
-  return [r / n, gr / n, b / n];
-}"""
-# Same rule as tests.kyc_media.phase_of, in the page.
-PHASE_IS = f"""(want) => {{
-  const rgb = ({CORNER_RGB})();
-  if (!rgb) return false;
-  const [r, g, b] = rgb;
-  const phase = g > 100 && g > r + 50 && g > b + 50 ? "front"
-    : b > 110 && b > r + 50 && b > g + 50 ? "back" : "face";
-  return phase === want;
-}}"""
 
 
 @pytest.fixture(scope="module")

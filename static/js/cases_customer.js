@@ -252,7 +252,8 @@ export function casesCustomer({ signaling, currentCall }) {
       box.hidden = false;
       const item = progressItem(message.case_id);
       item.dataset.status = message.status;
-      item.textContent = pick(message.text);
+      const name = typeof message.business === "object" ? pick(message.business) : "";
+      item.textContent = name ? `${name}：${pick(message.text)}` : pick(message.text);
       if (!["authorising", "needs_pin"].includes(message.status) && pinRequest?.case_id === message.case_id) {
         pinBox.hidden = true;
         pinRequest = null;
@@ -267,13 +268,19 @@ export function casesCustomer({ signaling, currentCall }) {
       item.dataset.code = message.code;
       const name = document.createElement("span");
       name.textContent = `${pick(message.title) || ""} ${t("cases.receipt_code")}: ${message.code} `;
+      // The call's token is the customer's key to their own receipts.
+      const withToken = (url) => {
+        const link = new URL(url, location.href);
+        link.searchParams.set("token", currentCall()?.token || "");
+        return link.pathname + link.search;
+      };
       const html = document.createElement("a");
-      html.href = message.url;
+      html.href = withToken(message.url);
       html.target = "_blank";
       html.rel = "noopener";
       html.textContent = t("cases.receipt_view");
       const pdf = document.createElement("a");
-      pdf.href = message.pdf_url;
+      pdf.href = withToken(message.pdf_url);
       pdf.textContent = "PDF";
       pdf.setAttribute("download", "");
       item.append(name, html, " · ", pdf);

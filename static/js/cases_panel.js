@@ -30,7 +30,7 @@ export function casesPanel({ signaling, currentCall }) {
 
   function fieldControl(field) {
     let control;
-    if (field.type === "select" || field.choices) {
+    if (field.type === "select" || field.choices?.length) {
       control = document.createElement("select");
       const blank = document.createElement("option");
       blank.value = "";

@@ -3,6 +3,7 @@
 
 import { StatusView, callMedia, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
 import { pick, setLanguageSwitchEnabled, t } from "./i18n.js";
+import { casesPanel } from "./cases_panel.js";
 import { kycPanel } from "./kyc_panel.js";
 import { Signaling } from "./signaling.js";
 
@@ -41,6 +42,7 @@ let call = null;
 
 exposeStats(() => call?.leg, remoteVideo);
 const kyc = kycPanel({ signaling, currentCall: () => call });
+const cases = casesPanel({ signaling, currentCall: () => call });
 
 // --- presence ------------------------------------------------------------------------------
 
@@ -252,6 +254,7 @@ function finish(state, words) {
   }
   call = null;
   kyc.reset();
+  cases.reset({ keepSummary: true });
   localVideo.srcObject = null;
   businessText.textContent = "";
   hangupButton.disabled = true;
@@ -299,6 +302,7 @@ signaling
     const mine = { id: message.call_id, stream: null, leg: null, mediaConnected: false, framesSeen: false };
     call = mine;
     kyc.reset();
+    cases.reset();
     status.callId = mine.id;
     businessText.textContent = `${t("console.business")}: ${pick(message.business_name) || message.business}`;
     hangupButton.disabled = false;
@@ -318,7 +322,8 @@ signaling
     if (current(message)) finish("ended", t("status.ended"));
   })
   .on("error", (message) => {
-    if (kyc.owns(message.ref)) return; // shown in the KYC panel; the call goes on
+    // Shown in the KYC panel or on the business's card; the call goes on.
+    if (kyc.owns(message.ref) || cases.owns(message.ref)) return;
     if (offer && offer.acceptRef && message.ref === offer.acceptRef) {
       // The accept failed (e.g. no media worker): the offer may still be ringing; let the
       // teller try again or decline until it is withdrawn.

@@ -162,8 +162,9 @@ KYC_FACE_CARD_MIN_SIZE_PX = env.int("KYC_FACE_CARD_MIN_SIZE_PX", default=48)
 KYC_LIVENESS_SECONDS = env.float("KYC_LIVENESS_SECONDS", default=15.0)
 # A passed identity check serves the call's businesses for this long.
 KYC_RESULT_TTL_S = env.float("KYC_RESULT_TTL_S", default=1800.0)
-# Face match: this many frames, at random moments within the next KYC_FACE_SPREAD_S seconds.
-KYC_FACE_FRAMES = env.int("KYC_FACE_FRAMES", default=3)
+# Face match: this many frames, at random moments within the next KYC_FACE_SPREAD_S seconds
+# (KYC_FACE_MIN_FRAMES of them must show one clear face: one bad frame is forgiven).
+KYC_FACE_FRAMES = env.int("KYC_FACE_FRAMES", default=4)
 KYC_FACE_SPREAD_S = env.float("KYC_FACE_SPREAD_S", default=3.0)
 # Liveness: frames per second sampled during the challenge, after a neutral lead-in.
 KYC_LIVENESS_FPS = env.int("KYC_LIVENESS_FPS", default=5)
