@@ -60,7 +60,7 @@ class _Outbox:
             else:
                 messages += _broadcaster.changes()
         if messages or self.channel_messages:
-            async_to_sync(_send_all)(messages, self.channel_messages)
+            _deliver(messages, self.channel_messages)
 
 
 def _superseded_presence_dropped(messages: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
@@ -154,7 +154,7 @@ def queue_broadcast() -> None:
     """Send the positions and waiting list that differ from what this process last sent."""
     messages = _broadcaster.changes()
     if messages:
-        async_to_sync(_send_all)(messages, [])
+        _deliver(messages, [])
 
 
 def _outbox() -> _Outbox:
@@ -178,6 +178,37 @@ def _add(*, group=None, channel=None, message=None, queue_changed: bool = False)
     box.queue_changed |= queue_changed
     if not in_transaction:  # autocommit: the change is already committed
         box.flush()
+
+
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def remember_server_loop() -> None:
+    """Called on the server's event loop (every ASGI call): sends go through it."""
+    global _server_loop
+    _server_loop = asyncio.get_running_loop()
+
+
+def _deliver(group_messages, channel_messages) -> None:
+    """Send, from whatever thread committed: through the server's event loop when this process
+    has one (a background thread — KYC analysis, a core-bank submission — must not use a loop of
+    its own: the in-memory channel layer's queues belong to the server loop, and its waiting
+    consumers would not wake); otherwise (Celery worker, ticker process, media worker thread of
+    sync_to_async) as before."""
+    loop = _server_loop
+    if loop is not None and loop.is_running() and not _on_loop_thread(loop):
+        asyncio.run_coroutine_threadsafe(_send_all(group_messages, channel_messages), loop).result(
+            timeout=30
+        )
+        return
+    async_to_sync(_send_all)(group_messages, channel_messages)
+
+
+def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 async def _send_all(group_messages: list[tuple[str, dict]], channel_messages) -> None:

@@ -30,6 +30,9 @@ class BackgroundLoops:
         self.app = app
 
     async def __call__(self, scope, receive, send):
+        from queueing.notify import remember_server_loop
+
+        remember_server_loop()
         if settings.QUEUE_TICKER != "off":
             from queueing.ticker import ensure_ticker
 

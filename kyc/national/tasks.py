@@ -87,7 +87,8 @@ def national_check_series(*, check_id: uuid.UUID) -> str:
 
 def national_check_enqueue(*, check_id: uuid.UUID) -> None:
     """Queue the check's task: to the broker, or (eager) on a thread of its own."""
-    if not national_check_task.app.conf.task_always_eager:
+    # Read at call time (tests switch it per test); the Celery app's copy is read once.
+    if not (settings.CELERY_TASK_ALWAYS_EAGER or national_check_task.app.conf.task_always_eager):
         national_check_task.delay(str(check_id))
         return
 

@@ -24,6 +24,7 @@ import time
 import uuid
 
 from celery import shared_task
+from django.conf import settings
 from django.db import connections
 
 from .conf import backoff_s, max_retries
@@ -93,7 +94,8 @@ def submission_send_series(*, submission_id: uuid.UUID) -> str:
 
 def submission_enqueue(*, submission_id: uuid.UUID) -> None:
     """Queue the submission's task: to the broker, or (eager) on a thread of its own."""
-    if not submission_send_task.app.conf.task_always_eager:
+    # Read at call time (tests switch it per test); the Celery app's copy is read once.
+    if not (settings.CELERY_TASK_ALWAYS_EAGER or submission_send_task.app.conf.task_always_eager):
         submission_send_task.delay(str(submission_id))
         return
 
