@@ -192,17 +192,7 @@ def _teller_becomes_available(*, teller, now: datetime, by) -> TellerPresence | 
     the move is not a plain one (no presence row yet, already available, busy or ringing): the
     general path then decides."""
     with transaction.atomic():
-        moved = TellerPresence.objects.filter(
-            teller=teller,
-            status__in=[PresenceStatus.OFFLINE, PresenceStatus.BREAK, PresenceStatus.WRAP_UP],
-        ).update(
-            status=PresenceStatus.AVAILABLE,
-            since=now,
-            idle_since=now,
-            break_reason="",
-            wrap_up_until=None,
-            missed_offers=0,
-        )
+        moved = _presence_to_available(teller_id=teller.pk, now=now)
         if not moved:
             return None
         presence = TellerPresence(
@@ -211,6 +201,29 @@ def _teller_becomes_available(*, teller, now: datetime, by) -> TellerPresence | 
         notify.presence_on_commit(presence, by=by)
         queue_route(teller_freed=True)
     return TellerPresence.objects.get(teller=teller)
+
+
+def _presence_to_available(*, teller_id: int, now: datetime) -> int:
+    """Rows moved offline/break/wrap-up → available (0 or 1). On Postgres a plain statement:
+    this is the first round trip of the offer path."""
+    movable = [PresenceStatus.OFFLINE, PresenceStatus.BREAK, PresenceStatus.WRAP_UP]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE queueing_tellerpresence SET status = %s, since = %s, idle_since = %s, "
+                "break_reason = '', wrap_up_until = NULL, missed_offers = 0 "
+                "WHERE teller_id = %s AND status = ANY(%s)",
+                [PresenceStatus.AVAILABLE, now, now, teller_id, movable],
+            )
+            return cursor.rowcount
+    return TellerPresence.objects.filter(teller_id=teller_id, status__in=movable).update(
+        status=PresenceStatus.AVAILABLE,
+        since=now,
+        idle_since=now,
+        break_reason="",
+        wrap_up_until=None,
+        missed_offers=0,
+    )
 
 
 def _pending_offer(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Offer:

@@ -4,15 +4,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('queueing', '0005_alter_callevent_kind'),
+        ("queueing", "0005_alter_callevent_kind"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='callevent',
-            name='kind',
-            field=models.CharField(choices=[('enqueued', 'Enqueued'), ('offered', 'Offered'), ('answered', 'Answered'), ('joined', 'Joined'), ('media_connected', 'Media connected'), ('media_failed', 'Media failed'), ('hung_up', 'Hung up'), ('abandoned', 'Abandoned'), ('disconnected', 'Disconnected'), ('recording_started', 'Recording started'), ('recording_finalised', 'Recording finalised'), ('offer_rejected', 'Offer rejected'), ('offer_expired', 'Offer expired'), ('requeued', 'Re-queued'), ('callback_offered', 'Callback offered'), ('callback_requested', 'Callback requested'), ('moved', 'Moved by a supervisor'), ('kyc_consent', 'Identity check: consent'), ('kyc_capture', 'Identity check: picture captured'), ('kyc_ocr', 'Identity check: card read'), ('kyc_fields', 'Identity check: fields confirmed'), ('kyc_face_match', 'Identity check: face match'), ('kyc_liveness', 'Identity check: liveness'), ('kyc_national', 'Identity check: national ID check'), ('kyc_result', 'Identity check: result'), ('peripheral', 'Kiosk peripheral event'), ('business', 'Business step')], max_length=32),
+            model_name="callevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("enqueued", "Enqueued"),
+                    ("offered", "Offered"),
+                    ("answered", "Answered"),
+                    ("joined", "Joined"),
+                    ("media_connected", "Media connected"),
+                    ("media_failed", "Media failed"),
+                    ("hung_up", "Hung up"),
+                    ("abandoned", "Abandoned"),
+                    ("disconnected", "Disconnected"),
+                    ("recording_started", "Recording started"),
+                    ("recording_finalised", "Recording finalised"),
+                    ("offer_rejected", "Offer rejected"),
+                    ("offer_expired", "Offer expired"),
+                    ("requeued", "Re-queued"),
+                    ("callback_offered", "Callback offered"),
+                    ("callback_requested", "Callback requested"),
+                    ("moved", "Moved by a supervisor"),
+                    ("kyc_consent", "Identity check: consent"),
+                    ("kyc_capture", "Identity check: picture captured"),
+                    ("kyc_ocr", "Identity check: card read"),
+                    ("kyc_fields", "Identity check: fields confirmed"),
+                    ("kyc_face_match", "Identity check: face match"),
+                    ("kyc_liveness", "Identity check: liveness"),
+                    ("kyc_national", "Identity check: national ID check"),
+                    ("kyc_result", "Identity check: result"),
+                    ("peripheral", "Kiosk peripheral event"),
+                    ("business", "Business step"),
+                ],
+                max_length=32,
+            ),
         ),
     ]
