@@ -17,13 +17,13 @@ Backoff before retry n (0-based) is ``KYC_NATIONAL_RETRY_BACKOFF_S * 2**n``; aft
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 
 from celery import shared_task
 from django.conf import settings
-from django.db import connections
+
+from videobank.background import EagerThreads
 
 from .services import NationalServiceDown, national_check_give_up, national_check_run
 
@@ -31,9 +31,6 @@ log = logging.getLogger(__name__)
 
 # How the eager series waits between attempts; tests replace it to observe the backoff.
 sleep = time.sleep
-
-_threads: set[threading.Thread] = set()
-_threads_lock = threading.Lock()
 
 
 def backoff_s(retries: int) -> float:
@@ -85,32 +82,14 @@ def national_check_series(*, check_id: uuid.UUID) -> str:
         ).status
 
 
+_eager = EagerThreads("national-check")
+
+
 def national_check_enqueue(*, check_id: uuid.UUID) -> None:
-    """Queue the check's task: to the broker, or (eager) on a thread of its own."""
-    # Read at call time (tests switch it per test); the Celery app's copy is read once.
-    if not (settings.CELERY_TASK_ALWAYS_EAGER or national_check_task.app.conf.task_always_eager):
-        national_check_task.delay(str(check_id))
-        return
-
-    def run() -> None:
-        try:
-            national_check_task.apply(args=[str(check_id)])
-        finally:
-            connections.close_all()  # this thread's own connections
-            with _threads_lock:
-                _threads.discard(threading.current_thread())
-
-    thread = threading.Thread(target=run, name=f"national-check-{check_id}", daemon=True)
-    with _threads_lock:
-        _threads.add(thread)
-    thread.start()
+    """Queue the task: to the broker, or (eager) on a thread of its own."""
+    _eager.enqueue(national_check_task, str(check_id), name=str(check_id))
 
 
 def national_check_threads_join(timeout: float = 30.0) -> bool:
-    """Wait for eager checks still running (tests, shutdown); False if some did not end."""
-    deadline = time.monotonic() + timeout
-    with _threads_lock:
-        threads = list(_threads)
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return not any(t.is_alive() for t in threads)
+    """Wait for eager runs still going (tests, shutdown); False if some did not end."""
+    return _eager.join(timeout)

@@ -19,13 +19,12 @@ core-bank restart).
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 
 from celery import shared_task
-from django.conf import settings
-from django.db import connections
+
+from videobank.background import EagerThreads
 
 from .conf import backoff_s, max_retries
 from .services import (
@@ -39,9 +38,6 @@ log = logging.getLogger(__name__)
 
 # How the eager series waits between attempts; tests replace it to observe the backoff.
 sleep = time.sleep
-
-_threads: set[threading.Thread] = set()
-_threads_lock = threading.Lock()
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, name="workflows.corebank.send")
@@ -92,32 +88,14 @@ def submission_send_series(*, submission_id: uuid.UUID) -> str:
         ).status
 
 
+_eager = EagerThreads("corebank-send")
+
+
 def submission_enqueue(*, submission_id: uuid.UUID) -> None:
-    """Queue the submission's task: to the broker, or (eager) on a thread of its own."""
-    # Read at call time (tests switch it per test); the Celery app's copy is read once.
-    if not (settings.CELERY_TASK_ALWAYS_EAGER or submission_send_task.app.conf.task_always_eager):
-        submission_send_task.delay(str(submission_id))
-        return
-
-    def run() -> None:
-        try:
-            submission_send_task.apply(args=[str(submission_id)])
-        finally:
-            connections.close_all()  # this thread's own connections
-            with _threads_lock:
-                _threads.discard(threading.current_thread())
-
-    thread = threading.Thread(target=run, name=f"corebank-send-{submission_id}", daemon=True)
-    with _threads_lock:
-        _threads.add(thread)
-    thread.start()
+    """Queue the task: to the broker, or (eager) on a thread of its own."""
+    _eager.enqueue(submission_send_task, str(submission_id), name=str(submission_id))
 
 
 def submission_threads_join(timeout: float = 30.0) -> bool:
-    """Wait for eager submissions still being sent (tests, shutdown); False if some did not end."""
-    deadline = time.monotonic() + timeout
-    with _threads_lock:
-        threads = list(_threads)
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return not any(t.is_alive() for t in threads)
+    """Wait for eager runs still going (tests, shutdown); False if some did not end."""
+    return _eager.join(timeout)
