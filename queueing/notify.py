@@ -211,16 +211,11 @@ def _on_loop_thread(loop: asyncio.AbstractEventLoop) -> bool:
         return False
 
 
-URGENT = {"call.offer"}  # what someone is waiting for right now: sent before the rest
-
-
 async def _send_all(group_messages: list[tuple[str, dict]], channel_messages) -> None:
+    # One round of sends, in the order the transaction made them within each group. (Sending
+    # the ringing offer ahead of the rest was tried: it can overtake the "offer withdrawn" of
+    # the same commit to the previous teller, so one call would ring on two consoles.)
     layer = get_channel_layer()
-    # A ringing offer goes out alone first (a freed teller waits for it); the rest follow.
-    urgent = [(g, m) for g, m in group_messages if _forwarded_type(m) in URGENT]
-    if urgent and len(urgent) < len(group_messages) + len(channel_messages):
-        await _send_all(urgent, [])
-        group_messages = [(g, m) for g, m in group_messages if _forwarded_type(m) not in URGENT]
     by_group: dict[str, list[dict]] = {}
     for group, message in group_messages:
         by_group.setdefault(group, []).append(message)

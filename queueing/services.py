@@ -522,6 +522,9 @@ def _offer_claim(
     can race us, and each shows as 0 rows. On Postgres the claim, the offer and its timeline
     event are one statement (one round trip on the way to the teller)."""
     if connection.vendor == "postgresql":
+        # The offer's time is taken here, inside the router's lock (``now`` was read before
+        # waiting for it): an offer must never look older than the one it follows.
+        now = clock.now()
         with connection.cursor() as cursor:
             cursor.execute(
                 _CLAIM_SQL,
