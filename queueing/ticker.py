@@ -25,6 +25,7 @@ import uuid
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 from . import notify
 from .services import queue_tick
@@ -84,7 +85,7 @@ def lease_release() -> None:
         _lease.release()
 
 
-RESUME_EVERY_TICKS = 20  # ~10 s: core-bank submissions a stopped process left behind
+JOBS_EVERY_TICKS = 20  # ~10 s: the housekeeping jobs of QUEUE_TICKER_JOBS
 
 
 def tick_once(*, standalone: bool) -> bool:
@@ -96,15 +97,23 @@ def tick_once(*, standalone: bool) -> bool:
         return False
     queue_tick()
     _ticks += 1
-    if _ticks % RESUME_EVERY_TICKS == 1:
-        from workflows.corebank.services import submissions_resume
-
-        submissions_resume()  # re-sending is safe: every submission has its idempotency key
+    if _ticks % JOBS_EVERY_TICKS == 1:
+        _jobs_run()
     if standalone:
         notify.queue_broadcast()
     else:
         notify.queue_broadcast_if_changed()
     return True
+
+
+def _jobs_run() -> None:
+    """Other apps' housekeeping that needs one runner (settings.QUEUE_TICKER_JOBS, dotted
+    paths); one failing does not stop the others or the tick."""
+    for path in getattr(settings, "QUEUE_TICKER_JOBS", ()):
+        try:
+            import_string(path)()
+        except Exception:
+            log.exception("ticker job %s failed", path)
 
 
 async def run(*, standalone: bool) -> None:

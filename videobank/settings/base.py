@@ -204,6 +204,9 @@ COREBANK_STUB_ERROR_RATE = env.float("COREBANK_STUB_ERROR_RATE", default=0.0)
 COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
 # When a call ends: its businesses not yet submitted are cancelled.
 CALL_ENDED_HOOK = "workflows.services.call_cases_close"
+# Run by the one queue ticker every ~10 s: core-bank submissions a stopped process left behind
+# are sent again (safe: every submission keeps its idempotency key).
+QUEUE_TICKER_JOBS = ["workflows.corebank.services.submissions_resume"]
 # The national online ID check (an outside service; kyc/national_stub is its stand-in): two
 # channels, tried in order. The embedded profile mounts the stub at /ext/national-id/.
 KYC_NATIONAL_CHANNELS = env.list(
