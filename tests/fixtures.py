@@ -86,3 +86,14 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
     yield
     channel_layers.backends.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_persistent_connections():
+    """In the test process every thread closes its database connection when its work is done
+    (CONN_MAX_AGE 0 instead of production's 60). Worker threads of this process (asgiref's
+    sync thread under in-process consumers, the embedded identity-analysis thread) would
+    otherwise keep a session open, and Postgres refuses to drop the test database at the end.
+    The live servers the tests start are separate processes and keep production's setting."""
+    for alias in settings.DATABASES.values():
+        alias["CONN_MAX_AGE"] = 0  # in place: the connection handler holds these very dicts
