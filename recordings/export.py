@@ -73,7 +73,7 @@ class ExportResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _slots(recording: Recording, root: Path) -> tuple[list[_Slot], list[str]]:
+def recording_slots(recording: Recording, root: Path) -> tuple[list[_Slot], list[str]]:
     """Registered segments plus sealed files on disk that never got a row."""
     warnings: list[str] = []
     slots = [
@@ -116,7 +116,7 @@ def _slots(recording: Recording, root: Path) -> tuple[list[_Slot], list[str]]:
     return slots, warnings
 
 
-def _open_slot(recording: Recording, root: Path, data_key: bytes, slot: _Slot) -> bytes:
+def slot_open(recording: Recording, root: Path, data_key: bytes, slot: _Slot) -> bytes:
     """Read, check and decrypt one segment; raises RecordingExportError with the reason."""
     name = f"{slot.side}:{slot.index} ({slot.path})"
     try:
@@ -139,11 +139,11 @@ def _open_slot(recording: Recording, root: Path, data_key: bytes, slot: _Slot) -
         raise RecordingExportError(f"segment {name}: {exc}") from None
 
 
-def _verify(recording: Recording, root: Path, data_key: bytes, slots: list[_Slot]) -> None:
+def slots_verify(recording: Recording, root: Path, data_key: bytes, slots: list[_Slot]) -> None:
     problems: list[str] = []
     for slot in slots:
         try:
-            _open_slot(recording, root, data_key, slot)
+            slot_open(recording, root, data_key, slot)
         except RecordingExportError as exc:
             problems.append(str(exc))
     for side in Side.values:
@@ -164,10 +164,38 @@ def _verify(recording: Recording, root: Path, data_key: bytes, slots: list[_Slot
 
 def _join_side(segments: list[bytes], path: Path, summary: SideSummary) -> None:
     """Remux the side's segments into one Matroska file, keeping their timestamps."""
-    output = av.open(str(path), mode="w", format="matroska")
+    with open(path, "r+b") as target:
+        join_segments(segments, target, summary, container_format="matroska")
+
+
+def _first_pts(segment: bytes) -> float:
+    """The earliest timestamp of any track in a segment, in seconds."""
+    with av.open(io.BytesIO(segment), mode="r") as source:
+        inputs = [s for s in source.streams if s.type in ("video", "audio")]
+        times = [
+            float(packet.pts * packet.time_base)
+            for packet in source.demux(inputs)
+            if packet.pts is not None
+        ]
+    return min(times, default=0.0)
+
+
+def join_segments(
+    segments: list[bytes],
+    target,
+    summary: SideSummary,
+    *,
+    container_format: str,
+    rebase: bool = False,
+) -> None:
+    """Remux decrypted segments (in order) into one file of ``container_format`` written to the
+    file object ``target``, without re-encoding. ``rebase`` moves the side's first timestamp to 0
+    (``summary.start_ms`` keeps where it was in the recording), for players that start at 0."""
+    output = av.open(target, mode="w", format=container_format)
     streams: dict[str, av.stream.Stream] = {}
     last_pts: dict[str, float] = {}
     first = last = None
+    offset = _first_pts(segments[0]) if rebase and segments else None
     try:
         for data in segments:
             with av.open(io.BytesIO(data), mode="r") as source:
@@ -185,10 +213,13 @@ def _join_side(segments: list[bytes], path: Path, summary: SideSummary) -> None:
                         summary.overlapping_packets_dropped += 1
                         continue
                     last_pts[kind] = pts
-                    packet.dts = packet.pts
                     end = pts + float((packet.duration or 0) * packet.time_base)
                     first = pts if first is None else min(first, pts)
                     last = end if last is None else max(last, end)
+                    if offset is not None:
+                        # Both tracks shift by the side's first timestamp: they stay in sync.
+                        packet.pts = max(0, packet.pts - round(offset / packet.time_base))
+                    packet.dts = packet.pts
                     if kind == "video":
                         summary.video_packets += 1
                     else:
@@ -198,7 +229,7 @@ def _join_side(segments: list[bytes], path: Path, summary: SideSummary) -> None:
     finally:
         output.close()
     if first is not None and last is not None:
-        summary.start_ms = round(first * 1000)
+        summary.start_ms = round((offset if offset is not None else first) * 1000)
         summary.duration_ms = round((last - first) * 1000)
 
 
@@ -217,8 +248,8 @@ def recording_export(
     error: str | None = None
     try:
         data_key = recording_data_key(recording=recording)
-        slots, result.warnings = _slots(recording, root)
-        _verify(recording, root, data_key, slots)
+        slots, result.warnings = recording_slots(recording, root)
+        slots_verify(recording, root, data_key, slots)
         _write(recording, root, data_key, slots, out_dir, result)
     except Exception as exc:
         error = str(exc) or exc.__class__.__name__
@@ -258,7 +289,7 @@ def _write(
         summary = SideSummary(side=side, segments=len(side_slots), file=f"{side}.mkv")
         plaintexts = []
         for slot in side_slots:
-            plaintext = _open_slot(recording, root, data_key, slot)
+            plaintext = slot_open(recording, root, data_key, slot)
             _write_private(segments_dir / f"{side}-{slot.index:05d}.mkv", plaintext)
             plaintexts.append(plaintext)
         joined = out_dir / f"{side}.mkv"

@@ -1,7 +1,5 @@
-import base64
 import io
 import json
-import os
 import stat
 from pathlib import Path
 
@@ -9,12 +7,10 @@ import av
 import pytest
 from django.core.management import CommandError, call_command
 
-from queueing.models import Business, Call, CallEvent, CallEventKind
+from queueing.models import CallEvent, CallEventKind
 from recordings.models import RecordingAccess, RecordingSegment, RecordingStatus
-from recordings.services import recording_data_key, recording_finalise, recording_start
+from recordings.services import recording_finalise
 from recordings.tasks import recording_finalise_task
-from recordings.tests.synthetic import feed
-from recordings.writer import SideRecorder
 
 T0 = 500.0
 SECONDS = 2.5
@@ -22,41 +18,6 @@ SECONDS = 2.5
 # The writer registers segments from its own thread, on its own connection: the test's data
 # must be committed for it to see the recording.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def recording_dir(settings, tmp_path):
-    settings.RECORDING_DIR = tmp_path / "recordings"
-    settings.RECORDING_MASTER_KEYS = "k1:" + base64.b64encode(os.urandom(32)).decode()
-    return settings.RECORDING_DIR
-
-
-@pytest.fixture
-def recorded_call(recording_dir, catalogue):
-    """A call whose two sides were recorded for 2.5 s in 1 s segments, registered by the writer."""
-    business = Business.objects.create(key="rec-test", name_zh="录像测试", name_en="Recording test")
-    call = Call.objects.create(business=business)
-    recording = recording_start(call=call)
-    assert recording_start(call=call) == recording  # idempotent
-    data_key = recording_data_key(recording=recording)
-    recorders = [
-        SideRecorder(
-            recording_id=recording.id,
-            side=side,
-            data_key=data_key,
-            t0=T0,
-            segment_seconds=1.0,
-            queue_size=4096,
-        )
-        for side in ("customer", "teller")
-    ]
-    for recorder in recorders:
-        feed(recorder, SECONDS, t0=T0)
-    for recorder in recorders:
-        recorder.close()
-        assert recorder.stats["errors"] == 0
-    assert RecordingSegment.objects.filter(recording=recording).count() == 6
-    return recording
 
 
 def media_of(path: Path) -> dict:
