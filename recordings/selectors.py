@@ -2,6 +2,7 @@
 
 import uuid
 
+from django.db import models
 from django.db.models import QuerySet
 
 from queueing.models import CallEvent
@@ -45,3 +46,39 @@ def recording_timeline(recording: Recording) -> list[dict]:
         }
         for event in events
     ]
+
+
+def recording_list(
+    *,
+    teller: str = "",
+    business: str = "",
+    day=None,
+    call: str = "",
+) -> QuerySet:
+    """Recordings for the QA console, newest first, filtered by teller user name, business key,
+    day (a date, the server's time zone) and call or recording id prefix."""
+    recordings = Recording.objects.select_related(
+        "call", "call__business", "call__teller"
+    ).annotate(
+        media_ms=models.Max(models.F("segments__start_ms") + models.F("segments__duration_ms"))
+    )
+    if teller:
+        recordings = recordings.filter(call__teller__username=teller)
+    if business:
+        recordings = recordings.filter(call__business__key=business)
+    if day is not None:
+        recordings = recordings.filter(started_at__date=day)
+    if call:
+        prefix = call.strip().lower()
+        recordings = recordings.filter(
+            models.Q(call__id__startswith=prefix) | models.Q(id__startswith=prefix)
+        )
+    return recordings.order_by("-started_at")
+
+
+def recording_media_ms(recording: Recording) -> int | None:
+    """How much the recording holds: the end of its last segment, in ms from its start."""
+    ends = RecordingSegment.objects.filter(recording=recording).aggregate(
+        end=models.Max(models.F("start_ms") + models.F("duration_ms"))
+    )
+    return ends["end"]

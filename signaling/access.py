@@ -46,3 +46,8 @@ def access_teller(user) -> bool:
 def access_supervisor(user) -> bool:
     """May this user watch the wallboard and act on other tellers and calls?"""
     return user_in_group(user, SUPERVISOR_GROUP)
+
+
+def access_qa(user) -> bool:
+    """May this user list and replay recordings (the QA console)? Every replay is audited."""
+    return user_in_group(user, QA_GROUP) or user_in_group(user, ADMIN_GROUP)

@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET
 
 from queueing.selectors import business_list
@@ -29,6 +29,8 @@ def customer_page(request: HttpRequest, kiosk: bool = False) -> HttpResponse:
 @require_GET
 def console_page(request: HttpRequest) -> HttpResponse:
     if not access.access_teller(request.user):
+        if access.access_qa(request.user):
+            return redirect("qa")  # reviewers land on their own console after signing in
         raise PermissionDenied("The console is for tellers and supervisors.")
     from kyc.services import FIELD_NAMES
     from workflows.catalogue import CATALOGUE

@@ -33,7 +33,11 @@ def test_console_requires_sign_in():
 
 
 def test_console_refuses_non_tellers():
-    assert _client_for("qa1", "qa").get("/console/").status_code == 403
+    assert _client_for("nobody1").get("/console/").status_code == 403
+    # A reviewer is sent on to their own console instead.
+    response = _client_for("qa1", "qa").get("/console/")
+    assert response.status_code == 302
+    assert response["Location"] == "/qa/"
 
 
 def test_console_opens_for_tellers():

@@ -6,6 +6,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("kyc/", include("kyc.urls")),
     path("receipts/", include("workflows.urls")),
+    path("qa/", include("recordings.urls")),
     # The national ID check stub, mounted here on the embedded profile only (in production it is
     # a process of its own: `manage.py national_id_stub`).
     path("ext/national-id/", include("kyc.national_stub.urls")),

@@ -111,6 +111,12 @@ RECORDING_KEY_BACKEND = env.str(
 # Master keys: "id:base64key,id2:base64key2". The first is used to wrap new data keys; the others
 # still unwrap older recordings (key rotation).
 RECORDING_MASTER_KEYS = env.str("RECORDING_MASTER_KEYS", default="")
+# QA replay (recordings/replay.py): a side is decrypted into memory once and kept this long / up
+# to this many bytes in all (per server process), so seeking does not decrypt it again.
+REPLAY_CACHE_S = env.int("REPLAY_CACHE_S", default=300)
+REPLAY_CACHE_BYTES = env.int("REPLAY_CACHE_BYTES", default=256 * 1024 * 1024)
+# A replay link (the media URLs in the QA console's page) is good for this long.
+REPLAY_GRANT_S = env.int("REPLAY_GRANT_S", default=3600)
 
 # --- demo --------------------------------------------------------------------------------------
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="videobank-demo")

@@ -1,0 +1,238 @@
+"""The QA console: reviewers list recordings and replay them with the call's timeline.
+
+Every look is audited (``RecordingAccess``): opening a replay page (``replay``), and each time a
+side's video starts streaming from its beginning (``replay_media``). The page's media links carry
+a signed grant bound to the reviewer, the recording and the audited page view; it expires after
+``REPLAY_GRANT_S`` and is worthless to anyone else, even another reviewer.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import date
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.core import signing
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.views.decorators.http import require_GET
+
+from queueing.selectors import business_list
+from recordings.models import Side
+from recordings.replay import CONTENT_TYPE, ReplayError, replay_side
+from recordings.selectors import (
+    recording_get,
+    recording_list,
+    recording_media_ms,
+    recording_timeline,
+)
+from recordings.services import recording_access_log
+from signaling.access import access_qa
+
+_GRANT_SALT = "videobank.replay-grant"
+_CALL_PREFIX = re.compile(r"^[0-9a-fA-F-]{1,36}$")
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+PAGE_SIZE = 50
+
+
+def _require_qa(request: HttpRequest) -> None:
+    if not access_qa(request.user):
+        raise PermissionDenied("The QA console is for quality reviewers.")
+
+
+def _duration_s(media_ms: int | None) -> int | None:
+    """What the recording holds (a call cut off mid-way holds less than it lasted)."""
+    return None if media_ms is None else round(media_ms / 1000)
+
+
+@login_required
+@require_GET
+def qa_index(request: HttpRequest) -> HttpResponse:
+    _require_qa(request)
+    filters = {
+        "teller": request.GET.get("teller", "").strip()[:150],
+        "business": request.GET.get("business", "").strip()[:64],
+        "call": request.GET.get("call", "").strip(),
+        "day": request.GET.get("day", "").strip(),
+    }
+    errors = []
+    day = None
+    if filters["day"]:
+        try:
+            day = date.fromisoformat(filters["day"])
+        except ValueError:
+            errors.append("day")
+    if filters["call"] and not _CALL_PREFIX.match(filters["call"]):
+        errors.append("call")
+    recordings = recording_list(
+        teller=filters["teller"],
+        business=filters["business"],
+        day=day,
+        call="" if "call" in errors else filters["call"],
+    )
+    page = Paginator(recordings, PAGE_SIZE).get_page(request.GET.get("page"))
+    rows = [
+        {
+            "recording": recording,
+            "call": recording.call,
+            "duration_s": _duration_s(recording.media_ms),
+        }
+        for recording in page.object_list
+    ]
+    return render(
+        request,
+        "qa/index.html",
+        {
+            "rows": rows,
+            "page": page,
+            "filters": filters,
+            "errors": errors,
+            "businesses": business_list(active_only=False),
+            "query": request.GET.copy().urlencode() if request.GET else "",
+        },
+    )
+
+
+def _grant_issue(*, recording_id: uuid.UUID, user_id: int, access_id: int) -> str:
+    return signing.dumps(
+        {"r": str(recording_id), "u": user_id, "a": access_id}, salt=_GRANT_SALT, compress=True
+    )
+
+
+def _grant_check(request: HttpRequest, recording_id: uuid.UUID) -> int:
+    """The audited page view this media request belongs to; refuses anything else."""
+    try:
+        grant = signing.loads(
+            request.GET.get("grant", ""), salt=_GRANT_SALT, max_age=settings.REPLAY_GRANT_S
+        )
+        if grant["r"] != str(recording_id) or grant["u"] != request.user.pk:
+            raise PermissionDenied("This replay link belongs to another reviewer or recording.")
+        return int(grant["a"])
+    except signing.SignatureExpired:
+        raise PermissionDenied("This replay link has expired: reload the page.") from None
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise PermissionDenied("This replay link is not valid.") from None
+
+
+@login_required
+@require_GET
+def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
+    _require_qa(request)
+    recording = recording_get(recording_id)
+    if recording is None:
+        raise Http404("No such recording.")
+    access = recording_access_log(
+        recording=recording,
+        actor=request.user.get_username(),
+        action="replay",
+        user=request.user,
+        detail={"ip": request.META.get("REMOTE_ADDR", "")},
+    )
+    grant = _grant_issue(recording_id=recording.id, user_id=request.user.pk, access_id=access.pk)
+    sides = {
+        side: f"{reverse('qa-media', args=[recording.id, side])}?grant={grant}"
+        for side in Side.values
+    }
+    info = f"{reverse('qa-sides', args=[recording.id])}?grant={grant}"
+    return render(
+        request,
+        "qa/replay.html",
+        {
+            "recording": recording,
+            "call": recording.call,
+            "duration_s": _duration_s(recording_media_ms(recording)),
+            "replay": {
+                "sides": sides,
+                "info": info,
+                "timeline": recording_timeline(recording),
+                "viewer": request.user.get_username(),
+                "access": access.pk,
+            },
+        },
+    )
+
+
+@login_required
+@require_GET
+def qa_sides(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
+    """Verify and prepare both sides (the slow part: the page shows progress meanwhile); says
+    where each starts in the recording, or why it cannot be played."""
+    _require_qa(request)
+    _grant_check(request, recording_id)
+    recording = recording_get(recording_id)
+    if recording is None:
+        raise Http404("No such recording.")
+    sides = {}
+    for side in Side.values:
+        try:
+            media = replay_side(recording=recording, side=side)
+        except ReplayError as exc:
+            sides[side] = {"ok": False, "error": str(exc)}
+            continue
+        sides[side] = {
+            "ok": True,
+            "start_ms": media.start_ms,
+            "duration_ms": media.duration_ms,
+            "bytes": len(media.data),
+        }
+    return JsonResponse({"recording_id": str(recording.id), "sides": sides})
+
+
+@login_required
+@require_GET
+def qa_media(request: HttpRequest, recording_id: uuid.UUID, side: str) -> HttpResponse:
+    _require_qa(request)
+    access_id = _grant_check(request, recording_id)
+    recording = recording_get(recording_id)
+    if recording is None or side not in Side.values:
+        raise Http404("No such recording or side.")
+    try:
+        media = replay_side(recording=recording, side=side)
+    except ReplayError as exc:
+        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+    data = media.data
+    total = len(data)
+    start, end = 0, total - 1
+    header = request.headers.get("Range", "")
+    ranged = bool(header)
+    if header:
+        match = _RANGE.match(header.strip())
+        if not match or (not match.group(1) and not match.group(2)):
+            return _unsatisfiable(total)
+        first, last = match.group(1), match.group(2)
+        if first:
+            start = int(first)
+            end = min(int(last), total - 1) if last else total - 1
+        else:  # the last N bytes
+            start = max(0, total - int(last))
+        if start >= total or start > end:
+            return _unsatisfiable(total)
+    if start == 0:
+        # A stream opened from its beginning (seeks ask for later ranges): one audit row each.
+        recording_access_log(
+            recording=recording,
+            actor=request.user.get_username(),
+            action="replay_media",
+            user=request.user,
+            detail={"side": side, "page_access": access_id},
+        )
+    response = HttpResponse(data[start : end + 1], status=206 if ranged else 200)
+    response["Content-Type"] = CONTENT_TYPE
+    response["Accept-Ranges"] = "bytes"
+    response["Content-Length"] = str(end - start + 1)
+    if ranged:
+        response["Content-Range"] = f"bytes {start}-{end}/{total}"
+    response["Cache-Control"] = "no-store, private"
+    response["Content-Disposition"] = "inline"
+    return response
+
+
+def _unsatisfiable(total: int) -> HttpResponse:
+    response = HttpResponse(status=416)
+    response["Content-Range"] = f"bytes */{total}"
+    return response

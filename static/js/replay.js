@@ -1,0 +1,256 @@
+// QA replay: both sides of a recorded call on one clock, with the call's timeline to seek by.
+//
+// The server verifies and decrypts each side into an MP4 whose time 0 is `start_ms` into the
+// recording; the page keeps a single "recording time" (ms) and sets each video to
+// (recording time - its start). The customer's video drives the clock; the teller's follows.
+
+import { t } from "./i18n.js";
+
+const config = JSON.parse(document.getElementById("qa-replay").textContent);
+const root = document.querySelector("[data-qa-replay]");
+const status = root.querySelector("[data-testid=replay-status]");
+const playButton = root.querySelector("[data-testid=replay-play]");
+const seek = root.querySelector("[data-testid=replay-seek]");
+const clock = root.querySelector("[data-testid=replay-clock]");
+const timeline = root.querySelector("[data-testid=replay-timeline]");
+const videos = Object.fromEntries(
+  [...root.querySelectorAll("video[data-side]")].map((v) => [v.dataset.side, v]),
+);
+const sides = {}; // side -> {video, start, duration}
+let span = { from: 0, to: 0 };
+let master = null;
+
+function fmt(ms) {
+  const total = Math.max(0, Math.round(ms / 1000));
+  const m = Math.floor(total / 60);
+  const s = String(total % 60).padStart(2, "0");
+  return `${m}:${s}`;
+}
+
+function setStatus(state, text) {
+  status.dataset.state = state;
+  status.textContent = text;
+}
+
+// --- watermark: who is looking, and when ------------------------------------------------------
+const stamp = `${config.viewer} · ${new Date().toISOString().slice(0, 16).replace("T", " ")} · #${config.access}`;
+for (const mark of root.querySelectorAll("[data-watermark]")) mark.textContent = stamp;
+for (const video of Object.values(videos)) {
+  video.addEventListener("contextmenu", (event) => event.preventDefault());
+}
+
+// --- timeline -----------------------------------------------------------------------------------
+function describe(event) {
+  const data = event.data || {};
+  const label = t(`qa.kind.${event.kind}`) === `qa.kind.${event.kind}` ? event.kind : t(`qa.kind.${event.kind}`);
+  const parts = [];
+  if (data.business) parts.push(data.business);
+  if (data.step) parts.push(data.step);
+  if (data.status && event.kind === "business") parts.push(data.status);
+  if (data.passed === true) parts.push(t("qa.passed"));
+  if (data.passed === false) parts.push(t("qa.failed"));
+  if (data.reason) parts.push(data.reason);
+  if (data.kind && event.kind === "peripheral") parts.push(data.kind);
+  return { label, detail: parts.join(" · ") };
+}
+
+function renderTimeline() {
+  timeline.replaceChildren();
+  if (!config.timeline.length) {
+    const empty = document.createElement("li");
+    empty.className = "empty";
+    empty.textContent = t("qa.no_events");
+    timeline.append(empty);
+    return;
+  }
+  for (const event of config.timeline) {
+    const item = document.createElement("li");
+    item.dataset.kind = event.kind;
+    item.dataset.offset = String(event.offset_ms);
+    if (event.data && event.data.masked) item.dataset.masked = event.data.masked;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "qa-event";
+    button.dataset.testid = "replay-event";
+    const { label, detail } = describe(event);
+    const when = document.createElement("span");
+    when.className = "qa-event-time";
+    when.textContent = event.offset_ms < 0 ? `−${fmt(-event.offset_ms)}` : fmt(event.offset_ms);
+    const what = document.createElement("span");
+    what.className = "qa-event-kind";
+    what.textContent = label;
+    const who = document.createElement("span");
+    who.className = "qa-event-actor";
+    who.textContent = event.actor;
+    button.append(when, what, who);
+    if (detail) {
+      const more = document.createElement("span");
+      more.className = "qa-event-detail";
+      more.textContent = detail;
+      button.append(more);
+    }
+    if (event.data && event.data.masked === "start") {
+      const note = document.createElement("span");
+      note.className = "qa-event-masked";
+      note.textContent = t("qa.masked");
+      button.append(note);
+    }
+    button.setAttribute("aria-label", `${when.textContent} ${label} ${detail}`.trim());
+    button.addEventListener("click", () => seekTo(Math.max(span.from, event.offset_ms), true));
+    item.append(button);
+    timeline.append(item);
+  }
+}
+
+function markCurrentEvent(now) {
+  let current = null;
+  for (const item of timeline.querySelectorAll("li[data-offset]")) {
+    // A seek lands on a frame, not to the millisecond: an event just ahead counts as reached.
+    if (Number(item.dataset.offset) <= now + 100) current = item;
+  }
+  for (const item of timeline.querySelectorAll("li[aria-current]")) {
+    if (item !== current) item.removeAttribute("aria-current");
+  }
+  if (current) current.setAttribute("aria-current", "step");
+}
+
+// --- the clock ----------------------------------------------------------------------------------
+function now() {
+  if (!master) return span.from;
+  return master.video.currentTime * 1000 + master.start;
+}
+
+function place(side, at, force) {
+  const target = Math.max(0, (at - side.start) / 1000);
+  const within = at >= side.start && at <= side.start + side.duration;
+  if (force || Math.abs(side.video.currentTime - target) > 0.3) {
+    side.video.currentTime = Math.min(target, side.duration / 1000);
+  }
+  return within;
+}
+
+function seekTo(at, force) {
+  for (const side of Object.values(sides)) place(side, at, force);
+  update();
+}
+
+function update() {
+  const at = now();
+  seek.value = String(Math.round(at));
+  clock.value = `${fmt(at - span.from)} / ${fmt(span.to - span.from)}`;
+  clock.textContent = clock.value;
+  markCurrentEvent(at);
+}
+
+function follow() {
+  const at = now();
+  const playing = master && !master.video.paused;
+  for (const side of Object.values(sides)) {
+    if (side === master) continue;
+    const within = place(side, at, false);
+    if (playing && within && side.video.paused) side.video.play().catch(() => {});
+    if ((!playing || !within) && !side.video.paused) side.video.pause();
+  }
+  update();
+}
+
+async function play() {
+  if (!master) return;
+  if (now() >= span.to - 50) seekTo(span.from, true);
+  try {
+    await master.video.play();
+  } catch (error) {
+    setStatus("error", t("qa.play_failed", { detail: error.message }));
+    return;
+  }
+  follow();
+}
+
+function pause() {
+  for (const side of Object.values(sides)) side.video.pause();
+}
+
+playButton.addEventListener("click", () => {
+  if (master && !master.video.paused) pause();
+  else play();
+});
+seek.addEventListener("input", () => seekTo(Number(seek.value), true));
+
+function bindMaster() {
+  const video = master.video;
+  video.addEventListener("timeupdate", follow);
+  video.addEventListener("seeked", follow);
+  video.addEventListener("play", () => {
+    playButton.textContent = t("qa.pause");
+    follow();
+  });
+  video.addEventListener("pause", () => {
+    playButton.textContent = t("qa.play");
+    follow();
+  });
+  video.addEventListener("ended", () => {
+    pause();
+    playButton.textContent = t("qa.play");
+  });
+}
+
+function loaded(video) {
+  return new Promise((resolve, reject) => {
+    if (video.readyState >= 1) return resolve();
+    video.addEventListener("loadedmetadata", () => resolve(), { once: true });
+    video.addEventListener("error", () => reject(new Error(video.error?.message || "media error")), {
+      once: true,
+    });
+  });
+}
+
+async function start() {
+  renderTimeline();
+  setStatus("loading", t("qa.preparing"));
+  let info;
+  try {
+    const response = await fetch(config.info, { credentials: "same-origin" });
+    if (!response.ok) throw new Error((await response.text()) || response.statusText);
+    info = await response.json();
+  } catch (error) {
+    setStatus("error", t("qa.load_failed", { detail: error.message }));
+    return;
+  }
+  const problems = [];
+  const waits = [];
+  for (const [name, side] of Object.entries(info.sides)) {
+    const video = videos[name];
+    if (!side.ok) {
+      problems.push(`${t(`qa.${name}`)}: ${side.error}`);
+      video.closest("figure").dataset.state = "unavailable";
+      continue;
+    }
+    sides[name] = { video, start: side.start_ms, duration: side.duration_ms };
+    video.src = config.sides[name];
+    waits.push(loaded(video));
+  }
+  if (!Object.keys(sides).length) {
+    setStatus("error", problems.join(" · ") || t("qa.nothing"));
+    return;
+  }
+  try {
+    await Promise.all(waits);
+  } catch (error) {
+    setStatus("error", t("qa.load_failed", { detail: error.message }));
+    return;
+  }
+  master = sides.customer || sides.teller;
+  span = {
+    from: Math.min(...Object.values(sides).map((s) => s.start)),
+    to: Math.max(...Object.values(sides).map((s) => s.start + s.duration)),
+  };
+  seek.min = String(span.from);
+  seek.max = String(span.to);
+  seek.disabled = false;
+  playButton.disabled = false;
+  bindMaster();
+  seekTo(span.from, true);
+  setStatus(problems.length ? "partial" : "ready", problems.length ? problems.join(" · ") : t("qa.ready"));
+}
+
+start();

@@ -1,0 +1,135 @@
+"""A QA reviewer replays a recorded call in Chromium: both sides play on one clock, an event of
+the timeline seeks both, the PIN span is marked, and every look is in the access audit."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from queueing.models import Business, Call, CallEvent, CallEventKind, CallStatus
+from recordings.models import RecordingAccess, RecordingSegment
+from recordings.services import recording_data_key, recording_finalise, recording_start
+from recordings.tests.synthetic import feed
+from recordings.writer import SideRecorder
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.factories import staff_user
+
+PASSWORD = "pw-for-tests"
+SECONDS = 6.0
+
+
+def recorded_call_with_timeline():
+    business = Business.objects.get(key="card_loss")
+    call = Call.objects.create(business=business, status=CallStatus.ENDED)
+    recording = recording_start(call=call)
+    data_key = recording_data_key(recording=recording)
+    recorders = [
+        SideRecorder(
+            recording_id=recording.id,
+            side=side,
+            data_key=data_key,
+            t0=100.0,
+            segment_seconds=2.0,
+            queue_size=4096,
+        )
+        for side in ("customer", "teller")
+    ]
+    for recorder in recorders:
+        feed(recorder, SECONDS, t0=100.0, video_from_s=0.0, small_until_s=0.0)
+        recorder.close()
+    assert RecordingSegment.objects.filter(recording=recording).count() == 6
+    recording_finalise(recording_id=recording.id)
+    start = recording.started_at
+    for offset_s, kind, data in [
+        (0.2, CallEventKind.ANSWERED, {}),
+        (2.0, CallEventKind.KYC_RESULT, {"passed": True}),
+        (
+            4.0,
+            CallEventKind.BUSINESS,
+            {"business": "card_loss", "step": "pin_requested", "masked": "start"},
+        ),
+        (5.0, CallEventKind.BUSINESS, {"business": "card_loss", "step": "done", "masked": "end"}),
+    ]:
+        event = CallEvent.objects.create(call=call, kind=kind, actor="system", data=data)
+        CallEvent.objects.filter(pk=event.pk).update(at=start + timedelta(seconds=offset_s))
+    return recording
+
+
+def positions(page) -> dict:
+    return page.evaluate(
+        """() => Object.fromEntries([...document.querySelectorAll('video[data-side]')].map(v =>
+             [v.dataset.side, {t: v.currentTime, w: v.videoWidth, paused: v.paused,
+                               ready: v.readyState}]))"""
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
+    staff_user("qa-browser", "qa", password=PASSWORD)
+    recording = recorded_call_with_timeline()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        console: list[str] = []
+        try:
+            context = browser.new_context(base_url=live_stack.url, locale="en-US")
+            context.set_default_timeout(20_000)
+            page = context.new_page()
+            page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+            page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
+            page.goto("/qa/")
+            expect(page).to_have_url(re.compile(r"/console/login/"))
+            page.get_by_test_id("login-username").fill("qa-browser")
+            page.get_by_test_id("login-password").fill(PASSWORD)
+            page.get_by_test_id("login-submit").click()
+            expect(page).to_have_url(re.compile(r"/qa/$"))
+            row = page.locator(f'tr[data-recording="{recording.id}"]')
+            expect(row).to_contain_text("Debit card loss report")
+            expect(row).to_contain_text("6 s")  # what the recording holds
+            row.get_by_test_id("qa-replay-link").click()
+
+            status = page.get_by_test_id("replay-status")
+            expect(status).to_have_attribute("data-state", "ready", timeout=30_000)
+            events = page.get_by_test_id("replay-event")
+            expect(events).to_have_count(6)  # with recording started and sealed
+            masked = page.locator('li[data-masked="start"]')
+            expect(masked).to_contain_text("PIN entry")
+
+            page.get_by_test_id("replay-play").click()
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('video[data-side]')].every(v =>
+                     !v.paused && v.currentTime > 1.0 && v.videoWidth > 0)""",
+                timeout=20_000,
+            )
+            both = positions(page)
+            assert both["customer"]["w"] == 640
+            assert both["teller"]["w"] == 640
+            # One clock: the teller's video follows the customer's.
+            assert abs(both["customer"]["t"] - both["teller"]["t"]) < 0.5, both
+
+            page.get_by_test_id("replay-play").click()  # pause
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('video[data-side]')].every(v => v.paused)"
+            )
+            masked.get_by_test_id("replay-event").click()
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('video[data-side]')].every(v =>
+                     Math.abs(v.currentTime - 4.0) < 0.4 && v.readyState >= 2)"""
+            )
+            expect(masked).to_have_attribute("aria-current", "step")
+            expect(page.get_by_test_id("replay-clock")).to_have_text(
+                re.compile(r"^0:0[34] / 0:06$")
+            )
+        finally:
+            browser.close()
+    assert not [line for line in console if line.startswith(("error", "pageerror"))], console
+
+    audit = RecordingAccess.objects.filter(recording=recording, user__username="qa-browser")
+    actions = list(audit.values_list("action", flat=True))
+    assert actions.count("replay") == 1
+    sides = {a.detail["side"] for a in audit.filter(action="replay_media")}
+    assert sides == {"customer", "teller"}
