@@ -76,3 +76,44 @@ class RecordingAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} of {self.recording_id} by {self.actor}"
+
+
+class Verdict(models.TextChoices):
+    PASS = "pass", "Pass"
+    COACHING = "coaching", "Pass with coaching"
+    FAIL = "fail", "Fail"
+
+
+class QaReview(models.Model):
+    """A reviewer's scored judgement of one recorded call. Rows are never changed: a reviewer
+    who reviews again adds a row, and the newest is their current judgement."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="reviews")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    checklist = models.JSONField(default=dict)  # item key -> "yes" | "no" | "na"
+    score = models.PositiveSmallIntegerField(null=True)  # % of applicable items met
+    verdict = models.CharField(max_length=16, choices=Verdict.choices)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} review of {self.recording_id} by {self.reviewer_id}"
+
+
+class QaNote(models.Model):
+    """A reviewer's note pinned to a moment of the recording."""
+
+    recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    at_ms = models.IntegerField()  # offset from the recording's start
+    text = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["at_ms", "id"]
+
+    def __str__(self) -> str:
+        return f"note at {self.at_ms} ms of {self.recording_id}"

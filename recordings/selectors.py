@@ -6,7 +6,7 @@ from django.db import models
 from django.db.models import QuerySet
 
 from queueing.models import CallEvent
-from recordings.models import Recording, RecordingSegment
+from recordings.models import QaReview, Recording, RecordingSegment
 
 
 def recording_get(recording_id: uuid.UUID | str) -> Recording | None:
@@ -54,14 +54,25 @@ def recording_list(
     business: str = "",
     day=None,
     call: str = "",
+    reviewed: str = "",
 ) -> QuerySet:
     """Recordings for the QA console, newest first, filtered by teller user name, business key,
-    day (a date, the server's time zone) and call or recording id prefix."""
+    day (a date, the server's time zone), call or recording id prefix, and reviewed ("yes" /
+    "no"); each carries its newest review's verdict and score."""
+    newest = QaReview.objects.filter(recording=models.OuterRef("pk")).order_by("-created_at", "-id")
     recordings = Recording.objects.select_related(
         "call", "call__business", "call__teller"
     ).annotate(
         media_ms=models.Max(models.F("segments__start_ms") + models.F("segments__duration_ms"))
     )
+    recordings = recordings.annotate(
+        review_verdict=models.Subquery(newest.values("verdict")[:1]),
+        review_score=models.Subquery(newest.values("score")[:1]),
+    )
+    if reviewed == "yes":
+        recordings = recordings.filter(review_verdict__isnull=False)
+    elif reviewed == "no":
+        recordings = recordings.filter(review_verdict__isnull=True)
     if teller:
         recordings = recordings.filter(call__teller__username=teller)
     if business:

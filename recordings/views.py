@@ -8,6 +8,7 @@ a signed grant bound to the reviewer, the recording and the audited page view; i
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from datetime import date
@@ -20,11 +21,20 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from queueing.selectors import business_list
 from recordings.models import Side
 from recordings.replay import CONTENT_TYPE, ReplayError, replay_side
+from recordings.review import (
+    CHECKLIST,
+    ReviewInvalid,
+    note_add,
+    note_json,
+    process_checks,
+    review_panel,
+    review_submit,
+)
 from recordings.selectors import (
     recording_get,
     recording_list,
@@ -59,6 +69,7 @@ def qa_index(request: HttpRequest) -> HttpResponse:
         "business": request.GET.get("business", "").strip()[:64],
         "call": request.GET.get("call", "").strip(),
         "day": request.GET.get("day", "").strip(),
+        "reviewed": request.GET.get("reviewed", "").strip(),
     }
     errors = []
     day = None
@@ -74,6 +85,7 @@ def qa_index(request: HttpRequest) -> HttpResponse:
         business=filters["business"],
         day=day,
         call="" if "call" in errors else filters["call"],
+        reviewed=filters["reviewed"] if filters["reviewed"] in ("yes", "no") else "",
     )
     page = Paginator(recordings, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [
@@ -139,6 +151,7 @@ def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
         for side in Side.values
     }
     info = f"{reverse('qa-sides', args=[recording.id])}?grant={grant}"
+    timeline = recording_timeline(recording)
     return render(
         request,
         "qa/replay.html",
@@ -149,9 +162,16 @@ def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
             "replay": {
                 "sides": sides,
                 "info": info,
-                "timeline": recording_timeline(recording),
+                "timeline": timeline,
                 "viewer": request.user.get_username(),
                 "access": access.pk,
+                "checks": process_checks(timeline),
+                "checklist": [
+                    {"key": item.key, "zh": item.zh, "en": item.en} for item in CHECKLIST
+                ],
+                "notes_url": reverse("qa-notes", args=[recording.id]),
+                "reviews_url": reverse("qa-reviews", args=[recording.id]),
+                **review_panel(recording=recording),
             },
         },
     )
@@ -236,3 +256,62 @@ def _unsatisfiable(total: int) -> HttpResponse:
     response = HttpResponse(status=416)
     response["Content-Range"] = f"bytes */{total}"
     return response
+
+
+def _json_body(request: HttpRequest) -> dict:
+    if len(request.body) > 16 * 1024:
+        raise ReviewInvalid("The request is too large.")
+    try:
+        body = json.loads(request.body or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise ReviewInvalid("The request is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise ReviewInvalid("The request must be a JSON object.")
+    return body
+
+
+@login_required
+@require_POST
+def qa_notes(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
+    """Pin a note to a moment of the recording."""
+    _require_qa(request)
+    recording = recording_get(recording_id)
+    if recording is None:
+        raise Http404("No such recording.")
+    try:
+        body = _json_body(request)
+        note = note_add(
+            recording=recording,
+            author=request.user,
+            at_ms=body.get("at_ms"),
+            text=body.get("text"),
+            media_ms=recording_media_ms(recording),
+        )
+    except ReviewInvalid as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse({"note": note_json(note)}, status=201)
+
+
+@login_required
+@require_POST
+def qa_reviews(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
+    """Submit the reviewer's checklist, verdict and comment (a new row each time)."""
+    _require_qa(request)
+    recording = recording_get(recording_id)
+    if recording is None:
+        raise Http404("No such recording.")
+    try:
+        body = _json_body(request)
+        review = review_submit(
+            recording=recording,
+            reviewer=request.user,
+            checklist=body.get("checklist"),
+            verdict=body.get("verdict"),
+            comment=body.get("comment", ""),
+        )
+    except ReviewInvalid as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    return JsonResponse(
+        {"review": {"id": review.pk, "score": review.score, "verdict": review.verdict}},
+        status=201,
+    )

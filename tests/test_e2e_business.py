@@ -315,3 +315,13 @@ def check_kept(call_id: str, codes: dict, account: dict) -> None:
     assert list(moves.exclude(kind="seed").values_list("kind", "amount")) == [
         ("transfer_out", Decimal("-1200.00"))
     ]
+    # What a QA reviewer is shown: every business's steps in the required order.
+    from recordings.review import process_checks
+    from recordings.selectors import recording_for_call, recording_timeline
+
+    findings = process_checks(recording_timeline(recording_for_call(call_id)))
+    assert {f["business"] for f in findings} == set(codes)
+    assert [f for f in findings if not f["ok"]] == []
+    keys = {f["key"] for f in findings}
+    assert {"identity_before_business", "agreement_read_before_confirm"} <= keys
+    assert {"confirm_before_pin", "pin_before_submission", "pin_span_closed"} <= keys

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from queueing.models import Business, Call, CallEvent, CallEventKind, CallStatus
-from recordings.models import RecordingAccess, RecordingSegment
+from recordings.models import QaNote, QaReview, RecordingAccess, RecordingSegment
 from recordings.services import recording_data_key, recording_finalise, recording_start
 from recordings.tests.synthetic import feed
 from recordings.writer import SideRecorder
@@ -124,12 +124,40 @@ def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
             expect(page.get_by_test_id("replay-clock")).to_have_text(
                 re.compile(r"^0:0[34] / 0:06$")
             )
+
+            # A note at the current moment, then a review.
+            page.get_by_test_id("note-text").fill("Teller read the card number aloud")
+            page.get_by_test_id("note-submit").click()
+            expect(page.get_by_test_id("note-result")).to_have_text("Note added")
+            expect(page.get_by_test_id("note-list")).to_contain_text(
+                re.compile(r"0:0[34]\s*Teller read the card number aloud\s*qa-browser")
+            )
+            for key in ("greeting", "identity", "explained", "confirmed", "closing"):
+                page.get_by_test_id(f"review-{key}-yes").check()
+            page.get_by_test_id("review-privacy-no").check()
+            page.get_by_test_id("review-verdict").select_option("coaching")
+            page.get_by_test_id("review-submit").click()
+            result = page.get_by_test_id("review-result")
+            expect(result).to_have_attribute("data-state", "error")
+            expect(result).to_contain_text("Say in the comment why")
+            page.get_by_test_id("review-comment").fill("Card number said aloud at 0:04")
+            page.get_by_test_id("review-submit").click()
+            expect(result).to_have_text("Saved — score 83%")
+            expect(page.get_by_test_id("review-list")).to_contain_text("Pass with coaching · 83%")
         finally:
             browser.close()
-    assert not [line for line in console if line.startswith(("error", "pageerror"))], console
+    errors = [line for line in console if line.startswith(("error", "pageerror"))]
+    # The one refused review (no comment for "coaching") is the only failed request.
+    assert errors == [
+        "error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ], console
 
     audit = RecordingAccess.objects.filter(recording=recording, user__username="qa-browser")
     actions = list(audit.values_list("action", flat=True))
     assert actions.count("replay") == 1
     sides = {a.detail["side"] for a in audit.filter(action="replay_media")}
     assert sides == {"customer", "teller"}
+    note = QaNote.objects.get(recording=recording)
+    assert 3000 <= note.at_ms <= 4500
+    review = QaReview.objects.get(recording=recording)
+    assert (review.verdict, review.score, review.checklist["privacy"]) == ("coaching", 83, "no")

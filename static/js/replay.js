@@ -4,7 +4,7 @@
 // recording; the page keeps a single "recording time" (ms) and sets each video to
 // (recording time - its start). The customer's video drives the clock; the teller's follows.
 
-import { t } from "./i18n.js";
+import { lang, t } from "./i18n.js";
 
 const config = JSON.parse(document.getElementById("qa-replay").textContent);
 const root = document.querySelector("[data-qa-replay]");
@@ -139,6 +139,7 @@ function update() {
   seek.value = String(Math.round(at));
   clock.value = `${fmt(at - span.from)} / ${fmt(span.to - span.from)}`;
   clock.textContent = clock.value;
+  noteTime.textContent = fmt(at);
   markCurrentEvent(at);
 }
 
@@ -252,5 +253,195 @@ async function start() {
   seekTo(span.from, true);
   setStatus(problems.length ? "partial" : "ready", problems.length ? problems.join(" · ") : t("qa.ready"));
 }
+
+// --- process checks, review and notes ------------------------------------------------------------
+const csrf = root.querySelector("[data-csrf]").value;
+const checksList = root.querySelector("[data-testid=replay-checks]");
+const reviewForm = root.querySelector("[data-testid=review-form]");
+const reviewResult = root.querySelector("[data-testid=review-result]");
+const reviewList = root.querySelector("[data-testid=review-list]");
+const noteForm = root.querySelector("[data-testid=note-form]");
+const noteText = root.querySelector("[data-testid=note-text]");
+const noteTime = root.querySelector("[data-note-time]");
+const noteResult = root.querySelector("[data-testid=note-result]");
+const noteList = root.querySelector("[data-testid=note-list]");
+
+function seekButton(offsetMs, children) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "qa-seek-link";
+  button.append(...children);
+  button.addEventListener("click", () => seekTo(Math.max(span.from, offsetMs), true));
+  return button;
+}
+
+function renderChecks() {
+  checksList.replaceChildren();
+  if (!config.checks.length) {
+    const empty = document.createElement("li");
+    empty.className = "empty";
+    empty.textContent = t("qa.checks_none");
+    checksList.append(empty);
+    return;
+  }
+  for (const check of config.checks) {
+    const item = document.createElement("li");
+    item.dataset.check = check.key;
+    item.dataset.ok = String(check.ok);
+    const mark = document.createElement("span");
+    mark.className = "qa-check-mark";
+    mark.textContent = check.ok ? `✓ ${t("qa.check_ok")}` : `⚠ ${t("qa.check_bad")}`;
+    const text = document.createElement("span");
+    text.textContent = `${check.business} · ${t(`qa.check.${check.key}`)}`;
+    const parts = [mark, text];
+    if (check.offset_ms !== null) {
+      const when = document.createElement("span");
+      when.className = "qa-event-time";
+      when.textContent = fmt(check.offset_ms);
+      parts.unshift(when);
+      item.append(seekButton(check.offset_ms, parts));
+    } else {
+      item.append(...parts);
+    }
+    checksList.append(item);
+  }
+}
+
+function renderChecklist() {
+  const holder = reviewForm.querySelector("[data-checklist]");
+  for (const entry of config.checklist) {
+    const group = document.createElement("div");
+    group.className = "qa-checklist-item";
+    group.setAttribute("role", "radiogroup");
+    const label = document.createElement("span");
+    label.id = `check-${entry.key}`;
+    label.textContent = lang === "en" ? entry.en : entry.zh;
+    group.setAttribute("aria-labelledby", label.id);
+    group.append(label);
+    for (const answer of ["yes", "no", "na"]) {
+      const option = document.createElement("label");
+      const input = document.createElement("input");
+      input.type = "radio";
+      input.name = `check-${entry.key}`;
+      input.value = answer;
+      input.dataset.testid = `review-${entry.key}-${answer}`;
+      option.append(input, ` ${t(`qa.answer.${answer}`)}`);
+      group.append(option);
+    }
+    holder.append(group);
+  }
+}
+
+function renderReviews() {
+  reviewList.replaceChildren();
+  if (!config.reviews.length) {
+    const empty = document.createElement("li");
+    empty.className = "empty";
+    empty.textContent = t("qa.no_reviews");
+    reviewList.append(empty);
+    return;
+  }
+  for (const review of config.reviews) {
+    const item = document.createElement("li");
+    item.dataset.verdict = review.verdict;
+    const score = review.score === null ? "—" : `${review.score}%`;
+    item.textContent = `${review.at.slice(0, 16).replace("T", " ")} · ${review.reviewer} · ${t(
+      `qa.verdict.${review.verdict}`,
+    )} · ${score}${review.comment ? ` — ${review.comment}` : ""}`;
+    reviewList.append(item);
+  }
+}
+
+function renderNotes() {
+  noteList.replaceChildren();
+  if (!config.notes.length) {
+    const empty = document.createElement("li");
+    empty.className = "empty";
+    empty.textContent = t("qa.no_notes");
+    noteList.append(empty);
+    return;
+  }
+  for (const note of config.notes) {
+    const item = document.createElement("li");
+    const when = document.createElement("span");
+    when.className = "qa-event-time";
+    when.textContent = fmt(note.at_ms);
+    const who = document.createElement("span");
+    who.className = "qa-event-actor";
+    who.textContent = note.author;
+    const text = document.createElement("span");
+    text.className = "qa-note-text";
+    text.textContent = note.text;
+    item.append(seekButton(note.at_ms, [when, text, who]));
+    noteList.append(item);
+  }
+}
+
+async function post(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    credentials: "same-origin",
+    headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
+    body: JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({ error: response.statusText }));
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  return answer;
+}
+
+reviewForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const checklist = {};
+  for (const entry of config.checklist) {
+    const chosen = reviewForm.querySelector(`input[name="check-${entry.key}"]:checked`);
+    if (chosen) checklist[entry.key] = chosen.value;
+  }
+  const body = {
+    checklist,
+    verdict: reviewForm.elements.verdict.value,
+    comment: reviewForm.elements.comment.value,
+  };
+  try {
+    const { review } = await post(config.reviews_url, body);
+    reviewResult.dataset.state = "saved";
+    reviewResult.textContent = t("qa.review_saved", {
+      score: review.score === null ? "—" : `${review.score}%`,
+    });
+    config.reviews.unshift({
+      ...review,
+      reviewer: config.viewer,
+      comment: body.comment.trim(),
+      at: new Date().toISOString(),
+    });
+    renderReviews();
+  } catch (error) {
+    reviewResult.dataset.state = "error";
+    reviewResult.textContent = t("qa.save_failed", { detail: error.message });
+  }
+});
+
+noteForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const { note } = await post(config.notes_url, {
+      at_ms: Math.round(now()),
+      text: noteText.value,
+    });
+    config.notes.push(note);
+    config.notes.sort((a, b) => a.at_ms - b.at_ms || a.id - b.id);
+    renderNotes();
+    noteText.value = "";
+    noteResult.dataset.state = "saved";
+    noteResult.textContent = t("qa.note_saved");
+  } catch (error) {
+    noteResult.dataset.state = "error";
+    noteResult.textContent = t("qa.save_failed", { detail: error.message });
+  }
+});
+
+renderChecks();
+renderChecklist();
+renderReviews();
+renderNotes();
 
 start();

@@ -1,0 +1,236 @@
+"""Quality review of a recorded call: the reviewer's checklist, score, verdict and timed notes,
+and the process checks the timeline itself can answer.
+
+The checklist is what a reviewer judges by watching (greeting, explanations, privacy...). The
+process checks are what the call's timeline proves or disproves without watching: identity
+verified before a business started, the agreement read before the customer confirmed, the
+customer's confirmation before the PIN, the PIN before the core-bank submission, every PIN span
+closed. They are shown to the reviewer as findings to look at, not as the verdict.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from recordings.models import QaNote, QaReview, Recording, Verdict
+
+ANSWERS = ("yes", "no", "na")
+NOTE_MAX = 500
+COMMENT_MAX = 2000
+NOTE_MARGIN_MS = 60_000  # a note may sit a little before or after the recorded media
+
+
+@dataclass(frozen=True)
+class Item:
+    key: str
+    zh: str
+    en: str
+
+
+CHECKLIST: tuple[Item, ...] = (
+    Item(
+        "greeting",
+        "柜员规范问候，并告知客户全程录音录像",
+        "The teller greeted the customer and said the call is recorded",
+    ),
+    Item(
+        "identity",
+        "办理业务前已核实客户身份（证件、人脸、联网核查）",
+        "Identity verified before any business (card, face, national check)",
+    ),
+    Item(
+        "explained",
+        "用通俗语言讲清业务内容与风险",
+        "The business and its risks explained in plain words",
+    ),
+    Item(
+        "confirmed",
+        "客户本人阅读协议并在自己屏幕上确认",
+        "The customer read the agreement and confirmed on their own screen",
+    ),
+    Item(
+        "privacy",
+        "未口述或展示密码、验证码、完整证件号",
+        "No PIN, code or full ID number said aloud or shown",
+    ),
+    Item(
+        "closing",
+        "柜员总结办理结果并规范结束通话",
+        "The teller summed up the result and closed the call properly",
+    ),
+)
+CHECKLIST_KEYS = tuple(item.key for item in CHECKLIST)
+
+
+class ReviewInvalid(Exception):
+    """The review or note cannot be saved; the message says what to fix."""
+
+
+def review_score(checklist: dict[str, str]) -> int | None:
+    """Percentage of the applicable items met; None when none applies."""
+    applicable = [answer for answer in checklist.values() if answer != "na"]
+    if not applicable:
+        return None
+    return round(100 * applicable.count("yes") / len(applicable))
+
+
+def review_submit(
+    *, recording: Recording, reviewer, checklist: dict, verdict: str, comment: str
+) -> QaReview:
+    if not isinstance(checklist, dict) or set(checklist) != set(CHECKLIST_KEYS):
+        raise ReviewInvalid("Answer every checklist item (yes, no or not applicable).")
+    if any(answer not in ANSWERS for answer in checklist.values()):
+        raise ReviewInvalid("Each checklist answer must be yes, no or not applicable.")
+    if verdict not in Verdict.values:
+        raise ReviewInvalid("Choose a verdict: pass, pass with coaching or fail.")
+    comment = (comment or "").strip() if isinstance(comment, str) else None
+    if comment is None or len(comment) > COMMENT_MAX:
+        raise ReviewInvalid(f"The comment must be text of at most {COMMENT_MAX} characters.")
+    if verdict != Verdict.PASS and not comment:
+        raise ReviewInvalid("Say in the comment why the call did not simply pass.")
+    with transaction.atomic():
+        return QaReview.objects.create(
+            recording=recording,
+            reviewer=reviewer,
+            checklist={key: checklist[key] for key in CHECKLIST_KEYS},
+            score=review_score(checklist),
+            verdict=verdict,
+            comment=comment,
+        )
+
+
+def note_add(*, recording: Recording, author, at_ms, text, media_ms: int | None) -> QaNote:
+    if isinstance(at_ms, bool) or not isinstance(at_ms, int):
+        raise ReviewInvalid("The note's time must be a whole number of milliseconds.")
+    upper = (media_ms or 0) + NOTE_MARGIN_MS
+    if not -NOTE_MARGIN_MS <= at_ms <= upper:
+        raise ReviewInvalid("The note's time is outside the recording.")
+    text = text.strip() if isinstance(text, str) else ""
+    if not text or len(text) > NOTE_MAX:
+        raise ReviewInvalid(f"Write the note (1 to {NOTE_MAX} characters).")
+    return QaNote.objects.create(recording=recording, author=author, at_ms=at_ms, text=text)
+
+
+def review_panel(*, recording: Recording) -> dict:
+    """What the replay page shows besides the media: reviews (newest first), notes (by time)."""
+    reviews = [
+        {
+            "id": review.pk,
+            "reviewer": review.reviewer.get_username(),
+            "verdict": review.verdict,
+            "score": review.score,
+            "checklist": review.checklist,
+            "comment": review.comment,
+            "at": review.created_at.isoformat(),
+        }
+        for review in QaReview.objects.filter(recording=recording).select_related("reviewer")
+    ]
+    notes = [
+        note_json(note)
+        for note in QaNote.objects.filter(recording=recording).select_related("author")
+    ]
+    return {"reviews": reviews, "notes": notes}
+
+
+def note_json(note: QaNote) -> dict:
+    return {
+        "id": note.pk,
+        "author": note.author.get_username(),
+        "at_ms": note.at_ms,
+        "text": note.text,
+        "at": note.created_at.isoformat(),
+    }
+
+
+# --- process checks from the timeline ------------------------------------------------------------
+
+
+def process_checks(timeline: list[dict]) -> list[dict]:
+    """Per business of the call, what its timeline shows about the required order of steps.
+
+    Each finding: ``{"case", "business", "key", "ok", "offset_ms"}`` where ``offset_ms`` points at
+    the event to look at. Only steps that happened are judged (a business cancelled before its
+    agreement is not faulted for the missing confirmation)."""
+    identity_passed_at = None
+    for event in timeline:
+        if event["kind"] == "kyc_result" and (event.get("data") or {}).get("passed"):
+            identity_passed_at = event["offset_ms"]
+            break
+    cases: dict[str, list[dict]] = {}
+    for event in timeline:
+        data = event.get("data") or {}
+        if event["kind"] == "business" and data.get("case"):
+            cases.setdefault(data["case"], []).append(event)
+    findings: list[dict] = []
+    for case_id, events in cases.items():
+        findings += _case_findings(case_id, events, identity_passed_at)
+    return findings
+
+
+def _case_findings(case_id: str, events: list[dict], identity_passed_at: int | None) -> list[dict]:
+    findings: list[dict] = []
+    business = (events[0].get("data") or {}).get("business", "")
+
+    def first(step: str, **match):
+        for event in events:
+            data = event.get("data") or {}
+            if data.get("step") == step and all(data.get(k) == v for k, v in match.items()):
+                return event
+        return None
+
+    def finding(key: str, ok: bool, event) -> None:
+        findings.append(
+            {
+                "case": case_id,
+                "business": business,
+                "key": key,
+                "ok": ok,
+                "offset_ms": event["offset_ms"] if event else None,
+            }
+        )
+
+    start = first("start")
+    if start is not None:
+        level = (start.get("data") or {}).get("identity_level")
+        verified = level not in (None, "", "none") or (
+            identity_passed_at is not None and identity_passed_at <= start["offset_ms"]
+        )
+        finding("identity_before_business", verified, start)
+    confirm = first("confirm", accepted=True)
+    if confirm is not None:
+        sent = first("agreement_sent")
+        read = first("agreement_read")
+        if sent is not None:
+            finding(
+                "agreement_read_before_confirm",
+                read is not None and read["offset_ms"] <= confirm["offset_ms"],
+                read or confirm,
+            )
+    authorised = first("authorise", ok=True)
+    if authorised is not None:
+        finding(
+            "confirm_before_pin",
+            confirm is not None and confirm["offset_ms"] <= authorised["offset_ms"],
+            authorised,
+        )
+    submitted = first("submitted")
+    if submitted is not None:
+        if first("pin_requested") is not None:  # the business asks a PIN or a one-time code
+            finding(
+                "pin_before_submission",
+                authorised is not None and authorised["offset_ms"] <= submitted["offset_ms"],
+                submitted,
+            )
+        else:  # the on-screen confirmation is the customer's consent
+            finding(
+                "confirm_before_submission",
+                confirm is not None and confirm["offset_ms"] <= submitted["offset_ms"],
+                submitted,
+            )
+    spans = [e for e in events if (e.get("data") or {}).get("masked") in ("start", "end")]
+    if spans:
+        # Every span the PIN pad opened was closed (authorised, locked out) by the end.
+        finding("pin_span_closed", spans[-1]["data"]["masked"] == "end", spans[-1])
+    return findings

@@ -1,0 +1,197 @@
+"""QA review: the checklist and verdict, timed notes, and the process checks from the timeline."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.test import Client
+
+from recordings.models import QaNote, QaReview
+from recordings.review import CHECKLIST_KEYS, process_checks
+from tests.factories import staff_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ALL_YES = dict.fromkeys(CHECKLIST_KEYS, "yes")
+
+
+def reviewer(name: str = "qa-reviewer") -> Client:
+    client = Client()
+    client.force_login(staff_user(name, "qa"))
+    return client
+
+
+def post(client: Client, url: str, body) -> tuple[int, dict]:
+    response = client.post(url, json.dumps(body), content_type="application/json")
+    return response.status_code, response.json()
+
+
+def urls(recording) -> tuple[str, str]:
+    base = f"/qa/recordings/{recording.id}"
+    return f"{base}/reviews", f"{base}/notes"
+
+
+def test_a_review_is_scored_over_the_applicable_items_and_kept_as_history(recorded_call):
+    client = reviewer()
+    reviews, _ = urls(recorded_call)
+    checklist = {**ALL_YES, "privacy": "no", "closing": "na"}
+    status, body = post(
+        client, reviews, {"checklist": checklist, "verdict": "coaching", "comment": "PIN aloud"}
+    )
+    assert status == 201
+    assert body["review"]["score"] == 80  # 4 of the 5 that apply
+    status, body = post(client, reviews, {"checklist": ALL_YES, "verdict": "pass"})
+    assert status == 201
+    assert body["review"]["score"] == 100
+    rows = QaReview.objects.filter(recording=recorded_call)
+    assert [(r.verdict, r.score) for r in rows] == [("pass", 100), ("coaching", 80)]
+    page = client.get(f"/qa/recordings/{recorded_call.id}/").context["replay"]
+    assert [r["verdict"] for r in page["reviews"]] == ["pass", "coaching"]
+    listed = client.get("/qa/", {"reviewed": "yes"}).context["rows"]
+    assert [(r["recording"].review_verdict, r["recording"].review_score) for r in listed] == [
+        ("pass", 100)
+    ]
+    assert client.get("/qa/", {"reviewed": "no"}).context["rows"] == []
+    assert page["reviews"][1]["comment"] == "PIN aloud"
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ({"checklist": {"greeting": "yes"}, "verdict": "pass"}, "every checklist item"),
+        ({"checklist": {**ALL_YES, "greeting": "maybe"}, "verdict": "pass"}, "yes, no or not"),
+        ({"checklist": ALL_YES, "verdict": "excellent"}, "Choose a verdict"),
+        ({"checklist": ALL_YES, "verdict": "fail"}, "Say in the comment why"),
+        ({"checklist": ALL_YES, "verdict": "pass", "comment": "x" * 2001}, "at most 2000"),
+        ({"checklist": ALL_YES, "verdict": "pass", "comment": 7}, "must be text"),
+        ({"checklist": "all yes", "verdict": "pass"}, "every checklist item"),
+        ([1, 2], "JSON object"),
+    ],
+)
+def test_a_bad_review_is_refused_in_words_and_nothing_is_saved(recorded_call, body, says):
+    status, answer = post(reviewer(), urls(recorded_call)[0], body)
+    assert status == 400
+    assert says in answer["error"]
+    assert not QaReview.objects.exists()
+
+
+def test_notes_sit_at_a_moment_of_the_recording(recorded_call):
+    client = reviewer()
+    _, notes = urls(recorded_call)
+    status, body = post(client, notes, {"at_ms": 1500, "text": "  no greeting  "})
+    assert status == 201
+    assert body["note"]["text"] == "no greeting"
+    assert body["note"]["author"] == "qa-reviewer"
+    post(client, notes, {"at_ms": 200, "text": "earlier"})
+    page = client.get(f"/qa/recordings/{recorded_call.id}/").context["replay"]
+    assert [(n["at_ms"], n["text"]) for n in page["notes"]] == [
+        (200, "earlier"),
+        (1500, "no greeting"),
+    ]
+    for bad, says in [
+        ({"at_ms": "1500", "text": "x"}, "whole number"),
+        ({"at_ms": True, "text": "x"}, "whole number"),
+        ({"at_ms": 10_000_000, "text": "x"}, "outside the recording"),
+        ({"at_ms": 100, "text": ""}, "Write the note"),
+        ({"at_ms": 100, "text": "y" * 501}, "Write the note"),
+    ]:
+        status, answer = post(client, notes, bad)
+        assert status == 400
+        assert says in answer["error"]
+    assert QaNote.objects.count() == 2
+
+
+def test_only_reviewers_write_and_the_csrf_token_is_required(recorded_call):
+    reviews, notes = urls(recorded_call)
+    teller = Client()
+    teller.force_login(staff_user("teller-y", "teller"))
+    assert teller.post(notes, "{}", content_type="application/json").status_code == 403
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(staff_user("qa-strict", "qa"))
+    forged = strict.post(
+        notes, json.dumps({"at_ms": 1, "text": "x"}), content_type="application/json"
+    )
+    assert forged.status_code == 403
+    assert reviewer().get(notes).status_code == 405
+    assert not QaNote.objects.exists()
+
+
+# --- process checks -----------------------------------------------------------------------------
+
+
+def event(offset_ms, kind, **data):
+    return {"kind": kind, "offset_ms": offset_ms, "actor": "system", "data": data}
+
+
+def step(offset_ms, name, case="c1", business="transfer", **data):
+    return event(offset_ms, "business", case=case, business=business, step=name, **data)
+
+
+IN_ORDER = [
+    event(1000, "kyc_result", passed=True),
+    step(2000, "start", identity_level="basic"),
+    step(3000, "agreement_sent"),
+    step(4000, "agreement_read"),
+    step(5000, "confirm", accepted=True),
+    step(5100, "pin_requested", masked="start"),
+    step(6000, "authorise", ok=True, masked="end"),
+    step(6100, "submitted"),
+]
+
+
+def findings_of(timeline) -> dict[str, bool]:
+    return {f["key"]: f["ok"] for f in process_checks(timeline)}
+
+
+def test_a_business_done_in_order_passes_every_check():
+    assert findings_of(IN_ORDER) == {
+        "identity_before_business": True,
+        "agreement_read_before_confirm": True,
+        "confirm_before_pin": True,
+        "pin_before_submission": True,
+        "pin_span_closed": True,
+    }
+
+
+def test_each_slip_is_found_and_points_at_its_event():
+    unverified = [
+        event(9000, "kyc_result", passed=True),
+        step(2000, "start", identity_level="none"),
+    ]
+    assert findings_of(unverified) == {"identity_before_business": False}
+    unread = [e for e in IN_ORDER if e["data"].get("step") != "agreement_read"]
+    assert findings_of(unread)["agreement_read_before_confirm"] is False
+    early = [*IN_ORDER[:-1], step(5050, "submitted")]
+    assert findings_of(early)["pin_before_submission"] is False
+    open_pin = [*IN_ORDER[:6]]
+    found = process_checks(open_pin)
+    assert {f["key"]: f["ok"] for f in found}["pin_span_closed"] is False
+    assert [f["offset_ms"] for f in found if f["key"] == "pin_span_closed"] == [5100]
+
+
+def test_a_business_without_pin_needs_the_confirmation_before_submission():
+    timeline = [
+        step(2000, "start", identity_level="basic", business="risk_assessment"),
+        step(3000, "confirm", accepted=True, business="risk_assessment"),
+        step(3500, "submitted", business="risk_assessment"),
+    ]
+    assert findings_of(timeline) == {
+        "identity_before_business": True,
+        "confirm_before_submission": True,
+    }
+    assert findings_of([timeline[0], timeline[2]]) == {
+        "identity_before_business": True,
+        "confirm_before_submission": False,
+    }
+
+
+def test_replay_page_shows_the_checks_of_its_call(recorded_call):
+    client = reviewer()
+    unreviewed = client.get("/qa/", {"reviewed": "no"})
+    assert [r["recording"].pk for r in unreviewed.context["rows"]] == [recorded_call.pk]
+    # Chinese unless the browser asks for English.
+    assert 'data-testid="qa-review-cell">未质检<' in unreviewed.content.decode()
+    page = client.get(f"/qa/recordings/{recorded_call.id}/").context["replay"]
+    assert page["checks"] == []  # no business in this call
+    assert [item["key"] for item in page["checklist"]] == list(CHECKLIST_KEYS)
