@@ -195,3 +195,23 @@ def test_replay_page_shows_the_checks_of_its_call(recorded_call):
     page = client.get(f"/qa/recordings/{recorded_call.id}/").context["replay"]
     assert page["checks"] == []  # no business in this call
     assert [item["key"] for item in page["checklist"]] == list(CHECKLIST_KEYS)
+
+
+def test_the_admin_shows_the_audit_trail_read_only(recorded_call):
+    admin_user = staff_user("admin-x", "admin")
+    admin_user.is_staff = True
+    admin_user.is_superuser = True  # the admin group holds no model permissions of its own
+    admin_user.save()
+    client = Client()
+    client.force_login(admin_user)
+    reviewer().get(f"/qa/recordings/{recorded_call.id}/")  # one audited replay
+    page = client.get("/admin/recordings/recordingaccess/")
+    assert page.status_code == 200
+    assert "qa-reviewer" in page.content.decode()
+    access = recorded_call.accesses.get()
+    change = client.get(f"/admin/recordings/recordingaccess/{access.pk}/change/")
+    assert change.status_code == 200
+    assert 'type="submit"' not in change.content.decode().split("<form")[-1].split("</form>")[0]
+    deleted = client.post(f"/admin/recordings/recordingaccess/{access.pk}/delete/", {"post": "yes"})
+    assert deleted.status_code == 403
+    assert recorded_call.accesses.count() == 1
