@@ -8,6 +8,7 @@ a signed grant bound to the reviewer, the recording and the audited page view; i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -152,6 +153,18 @@ def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
     }
     info = f"{reverse('qa-sides', args=[recording.id])}?grant={grant}"
     timeline = recording_timeline(recording)
+    evidence = [
+        {
+            "id": str(item.id),
+            "kind": item.kind,
+            "source": item.source,
+            "offset_ms": item.offset_ms,
+            # What the checks found about the picture; never the fields read off the card.
+            "meta": {k: item.meta[k] for k in ("distance", "problem", "t_ms") if k in item.meta},
+            "url": f"{reverse('qa-evidence', args=[recording.id, item.id])}?grant={grant}",
+        }
+        for item in _evidence_of(recording)
+    ]
     return render(
         request,
         "qa/replay.html",
@@ -166,6 +179,7 @@ def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
                 "viewer": request.user.get_username(),
                 "access": access.pk,
                 "checks": process_checks(timeline),
+                "evidence": evidence,
                 "checklist": [
                     {"key": item.key, "zh": item.zh, "en": item.en} for item in CHECKLIST
                 ],
@@ -315,3 +329,50 @@ def qa_reviews(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
         {"review": {"id": review.pk, "score": review.score, "verdict": review.verdict}},
         status=201,
     )
+
+
+def _evidence_of(recording):
+    """The call's identity-check pictures, sealed with this recording's key (kyc/)."""
+    from kyc.models import IdentityEvidence
+
+    return IdentityEvidence.objects.filter(identity_check__call_id=recording.call_id).order_by(
+        "captured_at"
+    )
+
+
+@login_required
+@require_GET
+def qa_evidence(
+    request: HttpRequest, recording_id: uuid.UUID, evidence_id: uuid.UUID
+) -> HttpResponse:
+    """One identity-check picture (card, portrait, sampled face or liveness frame); audited."""
+    from kyc.services import identity_evidence_open
+    from recordings.crypto import SegmentIntegrityError
+
+    _require_qa(request)
+    access_id = _grant_check(request, recording_id)
+    recording = recording_get(recording_id)
+    item = _evidence_of(recording).filter(pk=evidence_id).first() if recording else None
+    if item is None:
+        raise Http404("No such evidence in this call.")
+    try:
+        jpeg = identity_evidence_open(evidence=item)
+    except SegmentIntegrityError:
+        jpeg = None
+    ok = jpeg is not None and hashlib.sha256(jpeg).hexdigest() == item.sha256
+    recording_access_log(
+        recording=recording,
+        actor=request.user.get_username(),
+        action="replay_evidence",
+        user=request.user,
+        detail={"evidence": str(item.id), "kind": item.kind, "page_access": access_id, "ok": ok},
+    )
+    if not ok:
+        return HttpResponse(
+            "This picture failed its integrity check.",
+            status=409,
+            content_type="text/plain; charset=utf-8",
+        )
+    response = HttpResponse(jpeg, content_type="image/jpeg")
+    response["Cache-Control"] = "no-store, private"
+    return response

@@ -3,6 +3,7 @@ the timeline seeks both, the PIN span is marked, and every look is in the access
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import timedelta
 
@@ -42,6 +43,17 @@ def recorded_call_with_timeline():
         recorder.close()
     assert RecordingSegment.objects.filter(recording=recording).count() == 6
     recording_finalise(recording_id=recording.id)
+    from PIL import Image
+
+    from kyc.models import IdentityCheck
+    from kyc.services import _seal_evidence
+
+    picture = io.BytesIO()
+    Image.new("RGB", (320, 240), (30, 120, 200)).save(picture, format="JPEG")
+    check = IdentityCheck.objects.create(call=call)
+    _seal_evidence(
+        check, kind="card_front", jpeg=picture.getvalue(), source="media_worker", offset_ms=1500
+    )
     start = recording.started_at
     for offset_s, kind, data in [
         (0.2, CallEventKind.ANSWERED, {}),
@@ -94,6 +106,11 @@ def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
 
             status = page.get_by_test_id("replay-status")
             expect(status).to_have_attribute("data-state", "ready", timeout=30_000)
+            evidence = page.get_by_test_id("evidence-image")
+            expect(evidence).to_have_attribute("alt", "Card front, 0:02")
+            page.wait_for_function(
+                "() => document.querySelector('[data-testid=evidence-image]').naturalWidth === 320"
+            )
             events = page.get_by_test_id("replay-event")
             expect(events).to_have_count(6)  # with recording started and sealed
             masked = page.locator('li[data-masked="start"]')
@@ -157,6 +174,7 @@ def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
     assert actions.count("replay") == 1
     sides = {a.detail["side"] for a in audit.filter(action="replay_media")}
     assert sides == {"customer", "teller"}
+    assert audit.filter(action="replay_evidence").count() == 1
     note = QaNote.objects.get(recording=recording)
     assert 3000 <= note.at_ms <= 4500
     review = QaReview.objects.get(recording=recording)

@@ -492,6 +492,19 @@ TEXT: dict[str, dict[str, str]] = {
     "qa.note_saved": {"zh": "批注已添加", "en": "Note added"},
     "qa.no_notes": {"zh": "尚无批注", "en": "No notes yet"},
     "qa.save_failed": {"zh": "未保存：{detail}", "en": "Not saved: {detail}"},
+    "qa.evidence": {"zh": "身份核验留存影像", "en": "Identity-check pictures"},
+    "qa.evidence_hint": {
+        "zh": "核验时采集并加密留存的证件和人脸图像；每次查看均记入审计。",
+        "en": "Card and face pictures kept, encrypted, by the identity check; each view is audited.",
+    },
+    "qa.evidence_none": {"zh": "本次通话没有身份核验影像", "en": "No identity-check pictures in this call"},
+    "qa.ev.card_front": {"zh": "证件人像面", "en": "Card front"},
+    "qa.ev.card_back": {"zh": "证件国徽面", "en": "Card back"},
+    "qa.ev.portrait": {"zh": "证件照片", "en": "Card portrait"},
+    "qa.ev.face_frame": {"zh": "人脸比对画面", "en": "Face-match frame"},
+    "qa.ev.liveness_frame": {"zh": "活体检测画面", "en": "Liveness frame"},
+    "qa.ev.chip_photo": {"zh": "芯片照片", "en": "Chip photo"},
+    "qa.distance": {"zh": "人脸距离 {d}", "en": "face distance {d}"},
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from queueing.models import CallEvent, CallEventKind
+from queueing.models import Call, CallEvent, CallEventKind
 from recordings.models import RecordingAccess, RecordingSegment
 from recordings.replay import ReplayError, replay_cache_clear, replay_side
 from recordings.services import recording_finalise
@@ -197,3 +197,58 @@ def test_a_finalised_recording_replays_and_a_cut_off_one_too(recorded_call):
     replay = open_replay(client, recorded_call)
     assert replay["timeline"][-1]["kind"] == CallEventKind.HUNG_UP
     assert client.get(replay["info"]).json()["sides"]["teller"]["ok"]
+
+
+def evidence_jpeg() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_identity_pictures_are_shown_decrypted_and_each_view_audited(recorded_call):
+    from kyc.models import IdentityCheck, IdentityEvidence
+    from kyc.services import _seal_evidence
+
+    check = IdentityCheck.objects.create(call_id=recorded_call.call_id)
+    jpeg = evidence_jpeg()
+    item = _seal_evidence(
+        check,
+        kind="face_frame",
+        jpeg=jpeg,
+        source="media_worker",
+        offset_ms=1200,
+        meta={"distance": 0.41, "fields": {"id_number": "110101199003071233"}},
+    )
+    client = reviewer()
+    replay = open_replay(client, recorded_call)
+    [shown] = replay["evidence"]
+    assert (shown["kind"], shown["offset_ms"], shown["meta"]) == (
+        "face_frame",
+        1200,
+        {"distance": 0.41},  # what the check found, not what it read off the card
+    )
+    response = client.get(shown["url"])
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/jpeg"
+    assert response.content == jpeg
+    audit = RecordingAccess.objects.get(action="replay_evidence")
+    assert audit.detail["evidence"] == str(item.id)
+    assert audit.detail["ok"] is True
+    assert client.get(shown["url"].split("?")[0]).status_code == 403  # no grant
+
+    other_call = Call.objects.create(business=recorded_call.call.business)
+    other_check = IdentityCheck.objects.create(call=other_call)
+    IdentityEvidence.objects.filter(pk=item.pk).update(identity_check=other_check)
+    assert client.get(shown["url"]).status_code == 404  # not this call's picture
+    IdentityEvidence.objects.filter(pk=item.pk).update(identity_check=check)
+
+    sealed = bytearray(IdentityEvidence.objects.get(pk=item.pk).sealed)
+    sealed[-5] ^= 0x01
+    IdentityEvidence.objects.filter(pk=item.pk).update(sealed=bytes(sealed))
+    refused = client.get(shown["url"])
+    assert refused.status_code == 409
+    assert (
+        RecordingAccess.objects.filter(action="replay_evidence").latest("at").detail["ok"] is False
+    )

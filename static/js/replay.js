@@ -439,6 +439,50 @@ noteForm.addEventListener("submit", async (event) => {
   }
 });
 
+const evidenceList = root.querySelector("[data-testid=replay-evidence]");
+
+function renderEvidence() {
+  evidenceList.replaceChildren();
+  if (!config.evidence.length) {
+    const empty = document.createElement("li");
+    empty.className = "empty";
+    empty.textContent = t("qa.evidence_none");
+    evidenceList.append(empty);
+    return;
+  }
+  for (const item of config.evidence) {
+    const entry = document.createElement("li");
+    entry.dataset.kind = item.kind;
+    const figure = document.createElement("figure");
+    const image = document.createElement("img");
+    image.src = item.url;
+    image.loading = "lazy";
+    image.dataset.testid = "evidence-image";
+    const label = t(`qa.ev.${item.kind}`);
+    const when = item.offset_ms === null ? "" : fmt(item.offset_ms);
+    image.alt = when ? `${label}, ${when}` : label;
+    const caption = document.createElement("figcaption");
+    const parts = [label];
+    if (typeof item.meta.distance === "number") {
+      parts.push(t("qa.distance", { d: item.meta.distance.toFixed(2) }));
+    }
+    if (item.meta.problem) parts.push(item.meta.problem);
+    caption.textContent = parts.join(" · ");
+    figure.append(image, caption);
+    entry.append(figure);
+    if (item.offset_ms !== null) {
+      const time = document.createElement("span");
+      time.className = "qa-event-time";
+      time.textContent = when;
+      const jump = seekButton(item.offset_ms, [time]);
+      jump.setAttribute("aria-label", `${label} ${when}`);
+      entry.append(jump);
+    }
+    evidenceList.append(entry);
+  }
+}
+
+renderEvidence();
 renderChecks();
 renderChecklist();
 renderReviews();
