@@ -99,7 +99,8 @@ def test_filters(recorded_call):
     call_id = str(recorded_call.call_id)
     found = client.get("/qa/", {"call": call_id[:8]}).content.decode()
     assert str(recorded_call.id) in found
-    other = "0" if call_id[0] != "0" else "1"
+    # A prefix neither the call's nor the recording's id starts with (the filter takes both).
+    other = next(c for c in "0123" if c not in (call_id[0], str(recorded_call.id)[0]))
     assert str(recorded_call.id) not in client.get("/qa/", {"call": other}).content.decode()
     day = timezone.localdate(recorded_call.started_at).isoformat()  # the bank's day
     assert str(recorded_call.id) in client.get("/qa/", {"day": day}).content.decode()
@@ -252,3 +253,48 @@ def test_identity_pictures_are_shown_decrypted_and_each_view_audited(recorded_ca
     assert (
         RecordingAccess.objects.filter(action="replay_evidence").latest("at").detail["ok"] is False
     )
+
+
+@pytest.fixture
+def reviewer_user():
+    return staff_user("qa-async", "qa")
+
+
+async def test_a_slow_replay_does_not_hold_the_servers_shared_thread(
+    recorded_call, reviewer_user, monkeypatch
+):
+    """Preparing a replay (up to seconds for a long call) runs on a worker thread: the shared
+    sync thread, which carries every socket's database work, stays free meanwhile."""
+    import asyncio
+    import threading
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+    from django.test import AsyncClient
+
+    from recordings import views
+
+    entered, release = threading.Event(), threading.Event()
+    real = views.replay_side
+
+    def slow(**kwargs):
+        entered.set()
+        release.wait(20)
+        return real(**kwargs)
+
+    monkeypatch.setattr(views, "replay_side", slow)
+    client = AsyncClient()
+    await client.aforce_login(reviewer_user)
+    page = await client.get(f"/qa/recordings/{recorded_call.id}/")
+    request = asyncio.ensure_future(client.get(page.context["replay"]["info"]))
+    loop = asyncio.get_running_loop()
+    assert await loop.run_in_executor(None, entered.wait, 20)
+    # What a socket consumer does for every message: a call on the shared sync thread.
+    assert await asyncio.wait_for(sync_to_async(lambda: "free")(), timeout=5) == "free"
+    assert not request.done()
+    release.set()
+    answer = await request
+    assert answer.status_code == 200
+    assert answer.json()["sides"]["customer"]["ok"]
+    # The test's own sync calls (sign-in, the page) left a connection on the shared thread.
+    await sync_to_async(connections.close_all)()
