@@ -91,6 +91,10 @@ class BusinessCase(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     done_at = models.DateTimeField(null=True, blank=True)
+    # Counts the case's published changes. Its messages are sent by whichever process changed
+    # it (a server, the Celery worker with the core bank's answer) and may arrive out of order;
+    # screens keep the highest revision they have seen.
+    revision = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["created_at"]

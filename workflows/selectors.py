@@ -184,6 +184,7 @@ def case_panel(case: BusinessCase) -> dict:
     return {
         "case_id": str(case.id),
         "call_id": str(case.call_id),
+        "revision": case.revision,
         "business": case.business,
         "name": business.name(),
         "identity_level": business.identity_level,
@@ -292,6 +293,7 @@ def progress_message(case: BusinessCase, text: dict | None = None) -> dict:
     return {
         "call_id": str(case.call_id),
         "case_id": str(case.id),
+        "revision": case.revision,
         "business": catalogue.CATALOGUE[case.business].name(),
         "status": case.status,
         "text": text or progress_words(case),

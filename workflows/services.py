@@ -193,6 +193,7 @@ def _progress(case: BusinessCase, text: dict | None = None) -> tuple[str, dict]:
 
 
 def _save(case: BusinessCase, *customer_messages: tuple[str, dict]) -> BusinessCase:
+    case.revision += 1  # the row is locked (``_locked``, select_for_update) by every writer
     case.save()
     _publish(case, *customer_messages)
     return case
@@ -927,6 +928,7 @@ def call_cases_close(*, call_id: uuid.UUID) -> list[dict]:
                 case.challenge_id, case.challenge = "", {}
                 _error(case, "call_ended", "The call ended first.", "通话已先结束。")
                 _event(case, "cancelled", reason="call_ended")
+                case.revision += 1
                 case.save()
     return selectors.call_summary(call_id)
 

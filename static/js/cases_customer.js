@@ -251,6 +251,9 @@ export function casesCustomer({ signaling, currentCall }) {
       if (message.call_id !== callId()) return;
       box.hidden = false;
       const item = progressItem(message.case_id);
+      // A late message from another process must not take the business back a step.
+      if ((message.revision ?? 0) < Number(item.dataset.revision ?? -1)) return;
+      item.dataset.revision = String(message.revision ?? 0);
       item.dataset.status = message.status;
       const name = typeof message.business === "object" ? pick(message.business) : "";
       item.textContent = name ? `${name}：${pick(message.text)}` : pick(message.text);

@@ -18,6 +18,7 @@ export function casesPanel({ signaling, currentCall }) {
   const summaryList = $("call-summary-list");
   const refs = new Set();
   const cards = new Map(); // case_id -> { element, state, formKey }
+  const revisions = new Map(); // case_id -> the highest revision shown
 
   const callId = () => currentCall()?.id;
   const send = (type, fields) => {
@@ -216,7 +217,13 @@ export function casesPanel({ signaling, currentCall }) {
 
   signaling
     .on("case.state", (message) => {
-      if (message.call_id === callId()) renderCard(message.case);
+      if (message.call_id !== callId()) return;
+      // Different processes send a case's changes (a server, the worker with the core bank's
+      // answer): an older state arriving late must not replace a newer one.
+      const seen = revisions.get(message.case.case_id) ?? -1;
+      if ((message.case.revision ?? 0) < seen) return;
+      revisions.set(message.case.case_id, message.case.revision ?? 0);
+      renderCard(message.case);
     })
     .on("call.summary", (message) => renderSummary(message))
     .on("error", (message) => {
@@ -230,6 +237,7 @@ export function casesPanel({ signaling, currentCall }) {
     /** A new call (or none): no cards; the last call's summary stays until the next call. */
     reset({ keepSummary = false } = {}) {
       cards.clear();
+      revisions.clear();
       list.replaceChildren();
       errorText.textContent = "";
       panel.hidden = !callId();

@@ -689,3 +689,24 @@ def test_a_reconnecting_customer_gets_again_what_the_business_waits_for(call, se
         )
     assert resent["challenge_id"] != again["challenge_id"]
     assert finished(authorise(call, keypad, ZHANG.pin)).status == CaseStatus.DONE
+
+
+def test_every_published_change_has_a_higher_revision_so_screens_never_step_back(call, sent):
+    """The "submitted" card is sent by the server that took the PIN, the "done" card by the
+    worker with the core bank's answer: they may arrive in either order. Each carries a higher
+    revision than the change before it, and the pages keep the highest they have seen."""
+    identity_passed(call)
+    case = start_and_fill(call, "transfer", transfer_params())
+    to_confirmation(call, case)
+    authorise(call, case, ZHANG.pin)
+    case = finished(case)
+    assert case.status == CaseStatus.DONE
+    states = teller_states(sent, call, case)
+    revisions = [state["revision"] for state in states]
+    assert revisions == sorted(set(revisions)), revisions  # strictly increasing
+    by_status = {state["status"]: state["revision"] for state in states}
+    assert by_status["done"] > by_status["submitted"] > by_status["confirmed"]
+    assert states[-1]["revision"] == case.revision
+    progress = customer_messages(sent, call, "case.progress", case)
+    assert [p["revision"] for p in progress] == sorted(p["revision"] for p in progress)
+    assert progress[-1]["status"] == "done"
