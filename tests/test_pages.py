@@ -54,3 +54,15 @@ def test_admin_requires_the_admin_group():
 def test_protocol_doc_is_in_step_with_the_schemas(settings):
     doc = (settings.BASE_DIR / "docs" / "protocol.md").read_text(encoding="utf-8")
     assert doc == render_markdown(), "run: python manage.py protocol_doc"
+
+
+def test_large_text_comes_from_its_cookie_on_the_first_paint(catalogue):
+    plain = Client().get("/").content.decode()
+    assert '<html lang="zh-CN">' in plain
+    assert 'data-testid="text-size"' in plain
+    assert 'aria-pressed="false"' in plain
+    client = Client()
+    client.cookies["text"] = "large"
+    large = client.get("/").content.decode()
+    assert '<html lang="zh-CN" class="large-text">' in large
+    assert 'aria-pressed="true"' in large

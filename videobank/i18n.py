@@ -11,6 +11,7 @@ LANGUAGES = ("zh", "en")
 TEXT: dict[str, dict[str, str]] = {
     "brand": {"zh": "视频银行", "en": "Video Bank"},
     "lang.switch": {"zh": "English", "en": "中文"},
+    "text.large": {"zh": "大字模式", "en": "Large text"},
     "customer.title": {"zh": "远程视频柜员", "en": "Remote video teller"},
     "customer.intro": {
         "zh": "请选择要办理的业务，然后呼叫柜员。通话全程录音录像。",
@@ -524,4 +525,11 @@ def table(lang: str) -> dict[str, str]:
 
 def language_context(request) -> dict:
     lang = language_for(request)
-    return {"lang": lang, "html_lang": "zh-CN" if lang == "zh" else "en", "texts": table(lang)}
+    return {
+        "lang": lang,
+        "html_lang": "zh-CN" if lang == "zh" else "en",
+        "texts": table(lang),
+        # Large-text mode (elderly and low-vision users): the ``text`` cookie, so the page is
+        # drawn large from its first paint.
+        "large_text": request.COOKIES.get("text") == "large",
+    }

@@ -3,7 +3,7 @@
 // at the head of the queue.
 
 import { StatusView, callMedia, errorWords, exposeStats, openCamera, stopStream } from "./call.js";
-import { lang, setLanguageSwitchEnabled, t } from "./i18n.js";
+import { lang, setLanguageSwitchEnabled, setLargeText, t } from "./i18n.js";
 import { casesCustomer } from "./cases_customer.js";
 import { kycCustomer, simulatedPeripherals } from "./kyc_customer.js";
 import { Signaling } from "./signaling.js";
@@ -12,6 +12,11 @@ const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
 const form = document.getElementById("call-form");
 const businessSelect = $("business-select");
 const priorityBox = $("priority-elderly");
+// Who asks for the elderly/accessibility queue gets large text too (the header's switch turns
+// it off again).
+priorityBox.addEventListener("change", () => {
+  if (priorityBox.checked) setLargeText(true);
+});
 const startButton = $("call-start");
 const hangupButton = $("call-hangup");
 const positionText = $("queue-position");

@@ -33,3 +33,19 @@ export function setLanguageSwitchEnabled(enabled) {
     button.disabled = !enabled;
   }
 }
+
+// Large-text mode: the `text` cookie (read by the server for the first paint) and the page's
+// class, switched at once without a reload (a reload would drop a running call).
+export function setLargeText(on) {
+  document.documentElement.classList.toggle("large-text", on);
+  document.cookie = `text=${on ? "large" : "normal"}; path=/; max-age=31536000; samesite=lax`;
+  for (const button of document.querySelectorAll("[data-text-size]")) {
+    button.setAttribute("aria-pressed", String(on));
+  }
+}
+
+for (const button of document.querySelectorAll("[data-text-size]")) {
+  button.addEventListener("click", () => {
+    setLargeText(!document.documentElement.classList.contains("large-text"));
+  });
+}
