@@ -4,6 +4,7 @@ from . import views
 
 urlpatterns = [
     path("", views.qa_index, name="qa"),
+    path("mine/", views.teller_reviews, name="qa-mine"),
     path("recordings/<uuid:recording_id>/", views.qa_replay, name="qa-replay"),
     path("recordings/<uuid:recording_id>/sides.json", views.qa_sides, name="qa-sides"),
     path("recordings/<uuid:recording_id>/<str:side>.mp4", views.qa_media, name="qa-media"),

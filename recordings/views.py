@@ -28,7 +28,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from queueing.selectors import business_list
-from recordings.models import Side
+from recordings.models import QaNote, QaReview, Side
 from recordings.replay import CONTENT_TYPE, ReplayError, replay_side
 from recordings.review import (
     CHECKLIST,
@@ -400,3 +400,40 @@ def qa_evidence(
     response = HttpResponse(jpeg, content_type="image/jpeg")
     response["Cache-Control"] = "no-store, private"
     return response
+
+
+@login_required
+@require_GET
+def teller_reviews(request: HttpRequest) -> HttpResponse:
+    """A teller's own calls as QA judged them: verdict, score, the items missed, the comment and
+    the reviewers' notes — the feedback, without the recordings themselves."""
+    from signaling.access import access_teller
+
+    if not access_teller(request.user):
+        raise PermissionDenied("This page shows tellers the reviews of their own calls.")
+    reviews = (
+        QaReview.objects.filter(recording__call__teller=request.user)
+        .select_related("recording", "recording__call", "recording__call__business", "reviewer")
+        .order_by("-created_at", "-id")[:100]
+    )
+    labels = {item.key: item for item in CHECKLIST}
+    rows = []
+    for review in reviews:
+        notes = QaNote.objects.filter(recording=review.recording).order_by("at_ms", "id")
+        rows.append(
+            {
+                "review": review,
+                "call": review.recording.call,
+                "missed": [
+                    labels[key]
+                    for key, answer in review.checklist.items()
+                    if answer == "no" and key in labels
+                ],
+                "notes": [
+                    {"at": f"{n.at_ms // 60000}:{n.at_ms // 1000 % 60:02d}", "text": n.text}
+                    for n in notes
+                    if n.at_ms >= 0
+                ],
+            }
+        )
+    return render(request, "qa/mine.html", {"rows": rows})

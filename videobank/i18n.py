@@ -506,6 +506,14 @@ TEXT: dict[str, dict[str, str]] = {
     "qa.ev.liveness_frame": {"zh": "活体检测画面", "en": "Liveness frame"},
     "qa.ev.chip_photo": {"zh": "芯片照片", "en": "Chip photo"},
     "qa.distance": {"zh": "人脸距离 {d}", "en": "face distance {d}"},
+    "qa.mine_title": {"zh": "我的质检结果", "en": "My QA reviews"},
+    "qa.mine_intro": {
+        "zh": "质检员对您所接通话的评定、未达标项、评语与批注。",
+        "en": "How quality reviewers judged your calls: verdict, items missed, comment and notes.",
+    },
+    "qa.mine_missed": {"zh": "未达标项：", "en": "Missed:"},
+    "qa.mine_none": {"zh": "您的通话尚未被质检", "en": "None of your calls has been reviewed yet"},
+    "console.my_reviews": {"zh": "我的质检结果", "en": "My QA reviews"},
 }
 
 

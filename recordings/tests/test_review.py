@@ -215,3 +215,35 @@ def test_the_admin_shows_the_audit_trail_read_only(recorded_call):
     deleted = client.post(f"/admin/recordings/recordingaccess/{access.pk}/delete/", {"post": "yes"})
     assert deleted.status_code == 403
     assert recorded_call.accesses.count() == 1
+
+
+def test_a_teller_sees_the_reviews_of_their_own_calls_only(recorded_call):
+    from queueing.models import Call
+
+    mine = staff_user("teller-mine", "teller")
+    other = staff_user("teller-other", "teller")
+    Call.objects.filter(pk=recorded_call.call_id).update(teller=mine)
+    client = reviewer()
+    reviews, notes = urls(recorded_call)
+    checklist = {**ALL_YES, "privacy": "no"}
+    post(client, reviews, {"checklist": checklist, "verdict": "fail", "comment": "Card read aloud"})
+    post(client, notes, {"at_ms": 1500, "text": "here"})
+
+    teller = Client()
+    teller.force_login(mine)
+    page = teller.get("/qa/mine/")
+    assert page.status_code == 200
+    [row] = page.context["rows"]
+    assert row["review"].verdict == "fail"
+    assert [item.key for item in row["missed"]] == ["privacy"]
+    assert row["notes"] == [{"at": "0:01", "text": "here"}]
+    assert "Card read aloud" in page.content.decode()
+    assert "/qa/recordings/" not in page.content.decode()  # feedback, not the recording
+
+    someone_else = Client()
+    someone_else.force_login(other)
+    assert someone_else.get("/qa/mine/").context["rows"] == []
+    qa_only = reviewer("qa-only")
+    assert qa_only.get("/qa/mine/").status_code == 403
+    console = teller.get("/console/").content.decode()
+    assert 'data-testid="my-reviews-link"' in console
