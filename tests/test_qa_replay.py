@@ -111,6 +111,10 @@ def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
             page.wait_for_function(
                 "() => document.querySelector('[data-testid=evidence-image]').naturalWidth === 320"
             )
+            # No business in this call: nothing for the process checks, said in words.
+            expect(page.get_by_test_id("replay-checks")).to_have_text(
+                "No business was handled in this call"
+            )
             events = page.get_by_test_id("replay-event")
             expect(events).to_have_count(6)  # with recording started and sealed
             masked = page.locator('li[data-masked="start"]')

@@ -39,6 +39,17 @@ for (const video of Object.values(videos)) {
   video.addEventListener("contextmenu", (event) => event.preventDefault());
 }
 
+/** Clear `list`; when `items` is empty, say so in it (`key`) and answer true. */
+function emptied(list, items, key) {
+  list.replaceChildren();
+  if (items.length) return false;
+  const empty = document.createElement("li");
+  empty.className = "empty";
+  empty.textContent = t(key);
+  list.append(empty);
+  return true;
+}
+
 // --- timeline -----------------------------------------------------------------------------------
 function describe(event) {
   const data = event.data || {};
@@ -55,14 +66,7 @@ function describe(event) {
 }
 
 function renderTimeline() {
-  timeline.replaceChildren();
-  if (!config.timeline.length) {
-    const empty = document.createElement("li");
-    empty.className = "empty";
-    empty.textContent = t("qa.no_events");
-    timeline.append(empty);
-    return;
-  }
+  if (emptied(timeline, config.timeline, "qa.no_events")) return;
   for (const event of config.timeline) {
     const item = document.createElement("li");
     item.dataset.kind = event.kind;
@@ -276,14 +280,7 @@ function seekButton(offsetMs, children) {
 }
 
 function renderChecks() {
-  checksList.replaceChildren();
-  if (!config.checks.length) {
-    const empty = document.createElement("li");
-    empty.className = "empty";
-    empty.textContent = t("qa.checks_none");
-    checksList.append(empty);
-    return;
-  }
+  if (emptied(checksList, config.checks, "qa.checks_none")) return;
   for (const check of config.checks) {
     const item = document.createElement("li");
     item.dataset.check = check.key;
@@ -333,14 +330,7 @@ function renderChecklist() {
 }
 
 function renderReviews() {
-  reviewList.replaceChildren();
-  if (!config.reviews.length) {
-    const empty = document.createElement("li");
-    empty.className = "empty";
-    empty.textContent = t("qa.no_reviews");
-    reviewList.append(empty);
-    return;
-  }
+  if (emptied(reviewList, config.reviews, "qa.no_reviews")) return;
   for (const review of config.reviews) {
     const item = document.createElement("li");
     item.dataset.verdict = review.verdict;
@@ -353,14 +343,7 @@ function renderReviews() {
 }
 
 function renderNotes() {
-  noteList.replaceChildren();
-  if (!config.notes.length) {
-    const empty = document.createElement("li");
-    empty.className = "empty";
-    empty.textContent = t("qa.no_notes");
-    noteList.append(empty);
-    return;
-  }
+  if (emptied(noteList, config.notes, "qa.no_notes")) return;
   for (const note of config.notes) {
     const item = document.createElement("li");
     const when = document.createElement("span");
@@ -442,14 +425,7 @@ noteForm.addEventListener("submit", async (event) => {
 const evidenceList = root.querySelector("[data-testid=replay-evidence]");
 
 function renderEvidence() {
-  evidenceList.replaceChildren();
-  if (!config.evidence.length) {
-    const empty = document.createElement("li");
-    empty.className = "empty";
-    empty.textContent = t("qa.evidence_none");
-    evidenceList.append(empty);
-    return;
-  }
+  if (emptied(evidenceList, config.evidence, "qa.evidence_none")) return;
   for (const item of config.evidence) {
     const entry = document.createElement("li");
     entry.dataset.kind = item.kind;
