@@ -134,6 +134,36 @@ def review_panel(*, recording: Recording) -> dict:
     return {"reviews": reviews, "notes": notes}
 
 
+def teller_review_feedback(*, teller, limit: int = 100) -> list[dict]:
+    """The reviews of a teller's own calls, newest first, as feedback: the review, its call, the
+    checklist items answered "no", and the reviewers' notes (times as m:ss)."""
+    labels = {item.key: item for item in CHECKLIST}
+    reviews = (
+        QaReview.objects.filter(recording__call__teller=teller)
+        .select_related("recording", "recording__call", "recording__call__business")
+        .order_by("-created_at", "-id")[:limit]
+    )
+    rows = []
+    for review in reviews:
+        notes = QaNote.objects.filter(recording=review.recording, at_ms__gte=0)
+        rows.append(
+            {
+                "review": review,
+                "call": review.recording.call,
+                "missed": [
+                    labels[key]
+                    for key, answer in review.checklist.items()
+                    if answer == "no" and key in labels
+                ],
+                "notes": [
+                    {"at": f"{n.at_ms // 60000}:{n.at_ms // 1000 % 60:02d}", "text": n.text}
+                    for n in notes.order_by("at_ms", "id")
+                ],
+            }
+        )
+    return rows
+
+
 def note_json(note: QaNote) -> dict:
     return {
         "id": note.pk,

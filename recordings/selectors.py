@@ -93,3 +93,12 @@ def recording_media_ms(recording: Recording) -> int | None:
         end=models.Max(models.F("start_ms") + models.F("duration_ms"))
     )
     return ends["end"]
+
+
+def recording_identity_evidence(recording: Recording) -> QuerySet:
+    """The call's identity-check pictures, sealed with this recording's key (kept by kyc/)."""
+    from kyc.models import IdentityEvidence
+
+    return IdentityEvidence.objects.filter(identity_check__call_id=recording.call_id).order_by(
+        "captured_at"
+    )

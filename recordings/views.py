@@ -28,7 +28,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from queueing.selectors import business_list
-from recordings.models import QaNote, QaReview, Side
+from recordings.models import Side
 from recordings.replay import CONTENT_TYPE, ReplayError, replay_side
 from recordings.review import (
     CHECKLIST,
@@ -38,15 +38,17 @@ from recordings.review import (
     process_checks,
     review_panel,
     review_submit,
+    teller_review_feedback,
 )
 from recordings.selectors import (
     recording_get,
+    recording_identity_evidence,
     recording_list,
     recording_media_ms,
     recording_timeline,
 )
 from recordings.services import recording_access_log
-from signaling.access import access_qa
+from signaling.access import access_qa, access_teller
 
 _GRANT_SALT = "videobank.replay-grant"
 _CALL_PREFIX = re.compile(r"^[0-9a-fA-F-]{1,36}$")
@@ -185,7 +187,7 @@ def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
             "meta": {k: item.meta[k] for k in ("distance", "problem", "t_ms") if k in item.meta},
             "url": f"{reverse('qa-evidence', args=[recording.id, item.id])}?grant={grant}",
         }
-        for item in _evidence_of(recording)
+        for item in recording_identity_evidence(recording)
     ]
     return render(
         request,
@@ -355,15 +357,6 @@ def qa_reviews(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
     )
 
 
-def _evidence_of(recording):
-    """The call's identity-check pictures, sealed with this recording's key (kyc/)."""
-    from kyc.models import IdentityEvidence
-
-    return IdentityEvidence.objects.filter(identity_check__call_id=recording.call_id).order_by(
-        "captured_at"
-    )
-
-
 @login_required
 @require_GET
 def qa_evidence(
@@ -376,7 +369,9 @@ def qa_evidence(
     _require_qa(request)
     access_id = _grant_check(request, recording_id)
     recording = recording_get(recording_id)
-    item = _evidence_of(recording).filter(pk=evidence_id).first() if recording else None
+    item = (
+        recording_identity_evidence(recording).filter(pk=evidence_id).first() if recording else None
+    )
     if item is None:
         raise Http404("No such evidence in this call.")
     try:
@@ -407,33 +402,7 @@ def qa_evidence(
 def teller_reviews(request: HttpRequest) -> HttpResponse:
     """A teller's own calls as QA judged them: verdict, score, the items missed, the comment and
     the reviewers' notes — the feedback, without the recordings themselves."""
-    from signaling.access import access_teller
-
     if not access_teller(request.user):
         raise PermissionDenied("This page shows tellers the reviews of their own calls.")
-    reviews = (
-        QaReview.objects.filter(recording__call__teller=request.user)
-        .select_related("recording", "recording__call", "recording__call__business", "reviewer")
-        .order_by("-created_at", "-id")[:100]
-    )
-    labels = {item.key: item for item in CHECKLIST}
-    rows = []
-    for review in reviews:
-        notes = QaNote.objects.filter(recording=review.recording).order_by("at_ms", "id")
-        rows.append(
-            {
-                "review": review,
-                "call": review.recording.call,
-                "missed": [
-                    labels[key]
-                    for key, answer in review.checklist.items()
-                    if answer == "no" and key in labels
-                ],
-                "notes": [
-                    {"at": f"{n.at_ms // 60000}:{n.at_ms // 1000 % 60:02d}", "text": n.text}
-                    for n in notes
-                    if n.at_ms >= 0
-                ],
-            }
-        )
+    rows = teller_review_feedback(teller=request.user)
     return render(request, "qa/mine.html", {"rows": rows})
