@@ -9,3 +9,21 @@ register = template.Library()
 def t(context, key: str) -> str:
     lang = context.get("lang", "zh")
     return TEXT[key][lang]
+
+
+@register.simple_tag(takes_context=True)
+def t_of(context, prefix: str, value) -> str:
+    """The text of ``prefix + value``: ``{% t_of "qa.verdict." review.verdict %}``."""
+    return t(context, f"{prefix}{value}")
+
+
+@register.simple_tag(takes_context=True)
+def in_lang(context, item) -> str:
+    """The page language's name of something named in both: ``{"zh", "en"}`` pairs (or objects
+    with ``zh``/``en``), or models with ``name_zh``/``name_en`` (a Business)."""
+    lang = context.get("lang", "zh")
+    for key in (lang, f"name_{lang}"):
+        value = item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+        if value is not None:
+            return value
+    return ""
