@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from django.db import transaction
+from django.db import models, transaction
 
 from recordings.models import QaNote, QaReview, Recording, Verdict
 
@@ -138,14 +138,15 @@ def teller_review_feedback(*, teller, limit: int = 100) -> list[dict]:
     """The reviews of a teller's own calls, newest first, as feedback: the review, its call, the
     checklist items answered "no", and the reviewers' notes (times as m:ss)."""
     labels = {item.key: item for item in CHECKLIST}
+    notes = QaNote.objects.filter(at_ms__gte=0).order_by("at_ms", "id")
     reviews = (
         QaReview.objects.filter(recording__call__teller=teller)
         .select_related("recording", "recording__call", "recording__call__business")
+        .prefetch_related(models.Prefetch("recording__notes", queryset=notes))
         .order_by("-created_at", "-id")[:limit]
     )
     rows = []
     for review in reviews:
-        notes = QaNote.objects.filter(recording=review.recording, at_ms__gte=0)
         rows.append(
             {
                 "review": review,
@@ -157,11 +158,27 @@ def teller_review_feedback(*, teller, limit: int = 100) -> list[dict]:
                 ],
                 "notes": [
                     {"at": f"{n.at_ms // 60000}:{n.at_ms // 1000 % 60:02d}", "text": n.text}
-                    for n in notes.order_by("at_ms", "id")
+                    for n in review.recording.notes.all()
                 ],
             }
         )
     return rows
+
+
+# What a reviewer is shown of a picture's findings: what the checks measured, never the
+# fields read off the card.
+EVIDENCE_META_SHOWN = ("distance", "problem", "t_ms")
+
+
+def evidence_shown(item) -> dict:
+    """One identity-check picture as the replay page lists it (the page adds its link)."""
+    return {
+        "id": str(item.id),
+        "kind": item.kind,
+        "source": item.source,
+        "offset_ms": item.offset_ms,
+        "meta": {k: item.meta[k] for k in EVIDENCE_META_SHOWN if k in item.meta},
+    }
 
 
 def note_json(note: QaNote) -> dict:

@@ -8,6 +8,10 @@ from django.db.models import QuerySet
 from queueing.models import CallEvent
 from recordings.models import QaReview, Recording, RecordingSegment
 
+# The end of a recording's last segment (ms from its start): what it holds, even when the call
+# was cut off before it could be finalised.
+_MEDIA_END = models.Max(models.F("segments__start_ms") + models.F("segments__duration_ms"))
+
 
 def recording_get(recording_id: uuid.UUID | str) -> Recording | None:
     return Recording.objects.filter(pk=recording_id).select_related("call").first()
@@ -60,12 +64,9 @@ def recording_list(
     day (a date, the server's time zone), call or recording id prefix, and reviewed ("yes" /
     "no"); each carries its newest review's verdict and score."""
     newest = QaReview.objects.filter(recording=models.OuterRef("pk")).order_by("-created_at", "-id")
-    recordings = Recording.objects.select_related(
-        "call", "call__business", "call__teller"
-    ).annotate(
-        media_ms=models.Max(models.F("segments__start_ms") + models.F("segments__duration_ms"))
-    )
+    recordings = Recording.objects.select_related("call", "call__business", "call__teller")
     recordings = recordings.annotate(
+        media_ms=_MEDIA_END,
         review_verdict=models.Subquery(newest.values("verdict")[:1]),
         review_score=models.Subquery(newest.values("score")[:1]),
     )
@@ -89,10 +90,7 @@ def recording_list(
 
 def recording_media_ms(recording: Recording) -> int | None:
     """How much the recording holds: the end of its last segment, in ms from its start."""
-    ends = RecordingSegment.objects.filter(recording=recording).aggregate(
-        end=models.Max(models.F("start_ms") + models.F("duration_ms"))
-    )
-    return ends["end"]
+    return Recording.objects.filter(pk=recording.pk).aggregate(end=_MEDIA_END)["end"]
 
 
 def recording_identity_evidence(recording: Recording) -> QuerySet:
