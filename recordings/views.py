@@ -8,31 +8,30 @@ a signed grant bound to the reviewer, the recording and the audited page view; i
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import re
 import uuid
 from datetime import date
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db import connections
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
 from queueing.selectors import business_list
+from recordings.crypto import SegmentIntegrityError
 from recordings.models import Side
 from recordings.replay import CONTENT_TYPE, ReplayError, replay_side
 from recordings.review import (
     CHECKLIST,
     ReviewInvalid,
+    evidence_shown,
     note_add,
     note_json,
     process_checks,
@@ -49,30 +48,12 @@ from recordings.selectors import (
 )
 from recordings.services import recording_access_log
 from signaling.access import access_qa, access_teller
+from videobank.background import off_the_shared_thread
 
 _GRANT_SALT = "videobank.replay-grant"
 _CALL_PREFIX = re.compile(r"^[0-9a-fA-F-]{1,36}$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 PAGE_SIZE = 50
-
-
-def _off_the_shared_thread(view):
-    """Run a slow sync view (decrypting and remuxing a recording takes up to a second or two)
-    on a worker thread of its own instead of the server's one shared sync thread, which also
-    carries every socket's database work: a reviewer opening a replay must not hold up an offer
-    ringing on a teller's console in the same process."""
-
-    def run(request, *args, **kwargs):
-        try:
-            return view(request, *args, **kwargs)
-        finally:
-            connections.close_all()  # this worker thread's own connection
-
-    @functools.wraps(view)
-    async def wrapper(request, *args, **kwargs):
-        return await sync_to_async(run, thread_sensitive=False)(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _require_qa(request: HttpRequest) -> None:
@@ -179,12 +160,7 @@ def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
     timeline = recording_timeline(recording)
     evidence = [
         {
-            "id": str(item.id),
-            "kind": item.kind,
-            "source": item.source,
-            "offset_ms": item.offset_ms,
-            # What the checks found about the picture; never the fields read off the card.
-            "meta": {k: item.meta[k] for k in ("distance", "problem", "t_ms") if k in item.meta},
+            **evidence_shown(item),
             "url": f"{reverse('qa-evidence', args=[recording.id, item.id])}?grant={grant}",
         }
         for item in recording_identity_evidence(recording)
@@ -217,7 +193,7 @@ def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
 
 @login_required
 @require_GET
-@_off_the_shared_thread
+@off_the_shared_thread
 def qa_sides(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
     """Verify and prepare both sides (the slow part: the page shows progress meanwhile); says
     where each starts in the recording, or why it cannot be played."""
@@ -244,7 +220,7 @@ def qa_sides(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
 
 @login_required
 @require_GET
-@_off_the_shared_thread
+@off_the_shared_thread
 def qa_media(request: HttpRequest, recording_id: uuid.UUID, side: str) -> HttpResponse:
     _require_qa(request)
     access_id = _grant_check(request, recording_id)
@@ -363,8 +339,7 @@ def qa_evidence(
     request: HttpRequest, recording_id: uuid.UUID, evidence_id: uuid.UUID
 ) -> HttpResponse:
     """One identity-check picture (card, portrait, sampled face or liveness frame); audited."""
-    from kyc.services import identity_evidence_open
-    from recordings.crypto import SegmentIntegrityError
+    from kyc.services import identity_evidence_open  # kyc builds on recordings: imported late
 
     _require_qa(request)
     access_id = _grant_check(request, recording_id)
