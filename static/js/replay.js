@@ -53,7 +53,8 @@ function emptied(list, items, key) {
 // --- timeline -----------------------------------------------------------------------------------
 function describe(event) {
   const data = event.data || {};
-  const label = t(`qa.kind.${event.kind}`) === `qa.kind.${event.kind}` ? event.kind : t(`qa.kind.${event.kind}`);
+  const key = `qa.kind.${event.kind}`;
+  const label = t(key) === key ? event.kind : t(key); // t() answers the key for a kind it lacks
   const parts = [];
   if (data.business) parts.push(data.business);
   if (data.step) parts.push(data.step);
@@ -142,7 +143,6 @@ function update() {
   const at = now();
   seek.value = String(Math.round(at));
   clock.value = `${fmt(at - span.from)} / ${fmt(span.to - span.from)}`;
-  clock.textContent = clock.value;
   noteTime.textContent = fmt(at);
   markCurrentEvent(at);
 }
