@@ -81,11 +81,10 @@ def index_facts(name: str, version: str) -> dict:
             data = json.load(response)
     except Exception as exc:  # noqa: BLE001 - reported, the audit goes on
         return {"name": name, "version": version, "error": str(exc)}
-    files = [
-        f
-        for f in data.get("files", [])
-        if f"-{version}" in f["filename"] or f"_{version}" in f["filename"]
-    ]
+    # A release's files: NAME-VERSION-... (wheels) or NAME-VERSION.tar.gz / .zip (sdists).
+    stem = re.sub(r"[-_.]+", "[-_.]+", re.escape(name).replace("\\", ""))
+    own = re.compile(rf"^{stem}-{re.escape(version)}(-|\.tar|\.zip)", re.IGNORECASE)
+    files = [f for f in data.get("files", []) if own.match(f["filename"])]
     yanked = bool(files) and all(f.get("yanked") for f in files)
     final = [v for v in data.get("versions", []) if re.fullmatch(r"\d+(\.\d+)*", v)]
     line = version.split(".")[:2]
