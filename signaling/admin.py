@@ -21,10 +21,16 @@ class KioskEventInline(admin.TabularInline):
     readonly_fields = fields
     can_delete = False
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        return access.access_admin(request.user)
+
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
 
