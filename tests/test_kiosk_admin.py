@@ -249,3 +249,36 @@ def test_the_simulated_card_reader_serves_only_an_enrolled_kiosks_call(
     assert served.status_code == 200, served.content
     assert served.json()["fields"]["id_number"]
     assert Citizen.objects.count() == citizens + 1
+
+
+def test_the_demo_seed_registers_a_kiosk_with_a_fresh_credential_each_time(catalogue):
+    from django.core.management import call_command
+
+    outputs = []
+    for _ in range(2):
+        out = io.StringIO()
+        call_command("seed_demo", stdout=out)
+        outputs.append(out.getvalue())
+    first, second = (CREDENTIAL.search(o).group(0) for o in outputs)
+    assert "/kiosk/enrol/" in outputs[0]
+    assert first != second  # random per seed, never a published constant
+    assert access.access_kiosk(first).channel == "web"  # the previous one stops working
+    assert access.access_kiosk(second).kiosk_name == "Demo kiosk"
+
+
+@pytest.mark.parametrize(
+    ("keys", "words"),
+    [
+        ("2026-12:REPLACE_WITH_BASE64_32_BYTES", "is not base64"),  # .env.example's placeholder
+        ("k1:" + "c2hvcnQ=", "under 32 bytes"),
+        ("no-id-here", "look like 'id:base64key'"),
+    ],
+)
+def test_a_malformed_app_claim_key_stops_the_server_at_start(settings, keys, words):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.APP_CLAIM_KEYS = keys
+    with pytest.raises(SystemCheckError, match="signaling.E001") as refused:
+        call_command("check")
+    assert words in str(refused.value)
