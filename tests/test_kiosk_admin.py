@@ -12,6 +12,7 @@ import logging
 import re
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.admin.models import LogEntry
 from django.test import Client
 from PIL import Image
@@ -151,7 +152,8 @@ def test_only_the_admin_group_manages_kiosks_and_nobody_deletes_one():
     assert access.access_kiosk(credential).channel == "vtm"
 
 
-def test_enrolment_sets_a_strict_httponly_cookie_and_the_kiosk_page_follows_it():
+def test_enrolment_sets_a_strict_httponly_cookie_and_the_kiosk_page_follows_it(settings):
+    settings.KIOSK_SIMULATOR = True  # the demo's peripherals show only on an enrolled kiosk
     _, credential = kiosk_registered(name="Branch 7 kiosk B")
     browser = Client()
     browser.cookies["lang"] = "en"
@@ -251,6 +253,9 @@ def test_the_simulated_card_reader_serves_only_an_enrolled_kiosks_call(
     assert Citizen.objects.count() == citizens + 1
 
 
+@pytest.mark.skipif(
+    django_settings.PROFILE != "embedded", reason="the demo seed runs on the embedded profile only"
+)
 def test_the_demo_seed_registers_a_kiosk_with_a_fresh_credential_each_time(catalogue):
     from django.core.management import call_command
 
