@@ -845,9 +845,12 @@ __all__ = [
 # --- kiosk peripherals ------------------------------------------------------------------------
 
 
-def peripheral_report(*, call_id: uuid.UUID, device: str, event: str, data: dict) -> None:
+def peripheral_report(
+    *, call_id: uuid.UUID, device: str, event: str, data: dict, actor: str = "customer"
+) -> None:
     """A VTM peripheral reported: on the call's timeline and the teller's console; the ID-card
-    reader's chip goes on to the identity check."""
+    reader's chip goes on to the identity check. Whether the sender is a kiosk is the
+    transport's check (``signaling.access.access_kiosk_call``); ``actor`` names it."""
     import base64
     import binascii
 
@@ -861,7 +864,7 @@ def peripheral_report(*, call_id: uuid.UUID, device: str, event: str, data: dict
         call = Call.objects.filter(pk=call_id).first()
         if call is None:
             raise NotFound("No such call.")
-        call_event_record(call_id=call_id, kind="peripheral", actor="customer", data=summary)
+        call_event_record(call_id=call_id, kind="peripheral", actor=actor, data=summary)
         if call.teller_id:
             notify.forward_on_commit(
                 notify.teller_group(call.teller_id),

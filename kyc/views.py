@@ -7,6 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from queueing.errors import QueueingError
+from signaling import access
 from signaling.access import TokenError, customer_token_read
 
 from . import services
@@ -67,12 +68,22 @@ def simulated_card(request: HttpRequest) -> JsonResponse:
         raise Http404("The simulated card reader is off.")
     try:
         body = json.loads(request.body or b"{}")
-        customer_token_read(str(body.get("token", "")))
+        if not isinstance(body, dict):
+            raise ValueError
+        call_id = customer_token_read(str(body.get("token", "")))
         photo = base64.b64decode(str(body.get("photo_jpeg_b64", "")), validate=True)
     except TokenError:
         return _refused(403, "This call's link has expired.", "通话凭证已失效。", "bad_token")
     except (ValueError, binascii.Error):
         return _refused(400, "Send a JPEG snapshot.", "请发送 JPEG 快照。", "invalid")
+    # A card reader, even a simulated one, belongs to an enrolled kiosk's call (its cookie).
+    caller = access.access_kiosk(
+        request.COOKIES.get(access.KIOSK_COOKIE), ip=request.META.get("REMOTE_ADDR")
+    )
+    try:
+        access.access_kiosk_call(caller=caller, call_id=call_id)
+    except access.Refused as exc:
+        return _refused(403, exc.en, exc.zh, "forbidden")
     try:
         fields, chip = services.simulated_card_issue(photo_jpeg=photo)
     except KycError as exc:

@@ -9,6 +9,12 @@ and benchmarks, which place and answer calls without a browser::
         await customer.start_media()
         ...
         await customer.hangup()
+
+Who the customer is comes from proof, not from what the client says: an app passes the claim its
+bank's backend signed for this call (``call(..., claim=...)``: channel ``app``, VIP if the bank
+says so); a kiosk app presents its credential (``CustomerClient(url, kiosk_credential=...)``: the
+``vtm_kiosk`` cookie on the handshake, channel ``vtm``, and the only socket whose
+``peripheral(...)`` reports count). Without either the call is a web call.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from aiortc.mediastreams import AUDIO_PTIME, MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
 
 PROTOCOL_VERSION = 1
+KIOSK_COOKIE = "vtm_kiosk"  # the kiosk credential's cookie (signaling.access.KIOSK_COOKIE)
 
 
 class ServerError(Exception):
@@ -256,11 +263,43 @@ class CustomerClient(_Client):
     call_id: str | None = None
     token: str | None = None
 
-    async def call(self, business: str, *, channel: str = "app", language: str = "zh") -> str:
-        await self.send("call.request", business=business, channel=channel, language=language)
+    def __init__(self, base_url: str, *, kiosk_credential: str | None = None, **kwargs) -> None:
+        if kiosk_credential:
+            kwargs["cookies"] = f"{KIOSK_COOKIE}={kiosk_credential}"
+        super().__init__(base_url, **kwargs)
+
+    @property
+    def channel(self) -> str | None:
+        """The channel the server recognised at the handshake (``vtm`` or ``web``)."""
+        return (self.hello or {}).get("channel")
+
+    async def call(
+        self,
+        business: str,
+        *,
+        language: str = "zh",
+        claim: str | None = None,
+        expect_channel: str | None = None,
+    ) -> str:
+        """Place a call. ``claim``: the app claim the bank's backend signed (makes it an app
+        call); ``expect_channel``: refuse (``ServerError`` forbidden) rather than place a call
+        on another channel, e.g. a kiosk app whose credential was rotated."""
+        fields: dict[str, Any] = {"business": business, "language": language}
+        if claim is not None:
+            fields["claim"] = claim
+        if expect_channel is not None:
+            fields["channel"] = expect_channel
+        await self.send("call.request", **fields)
         queued = await self.wait_for("call.queued")
         self.call_id, self.token = queued["call_id"], queued["token"]
         return self.call_id
+
+    async def peripheral(self, device: str, event: str, data: dict | None = None) -> None:
+        """A kiosk peripheral's report (refused unless this is an enrolled kiosk's call)."""
+        fields: dict[str, Any] = {"call_id": self.call_id, "device": device, "event": event}
+        if data:
+            fields["data"] = data
+        await self.send("peripheral.event", **fields)
 
     async def start_media(self, call_id: str | None = None, **kwargs) -> None:
         await super().start_media(call_id or self.call_id, **kwargs)

@@ -120,10 +120,20 @@ class CustomerConsumer(SignalingConsumer):
     role = "customer"
     call_id: uuid.UUID | None = None
     _held: list[dict] | None = None  # call messages that arrived before `call.queued` went out
+    # Who this socket is, from what it proved (kiosk credential at the handshake; an app claim
+    # with its call.request) — the one place channel, kiosk and app device are read from.
+    caller: access.Caller = access.Caller()
+    socket_caller: access.Caller = access.Caller()  # as proven at the handshake (kiosk or web)
 
     async def connect(self):
+        client = self.scope.get("client") or (None, None)
+        credential = (self.scope.get("cookies") or {}).get(access.KIOSK_COOKIE)
+        self.socket_caller = await database_sync_to_async(access.access_kiosk)(
+            credential, ip=client[0]
+        )
+        self.caller = self.socket_caller
         await self.accept()
-        await self.hello()
+        await self.hello(channel=self.caller.channel)
 
     async def disconnect(self, code):
         if self.call_id is not None:
@@ -148,6 +158,11 @@ class CustomerConsumer(SignalingConsumer):
             call = await database_sync_to_async(selectors.call_get)(call_id=self.call_id)
             if call is not None and call.status in OPEN_CALL_STATUSES:
                 raise QueueingError("This socket already has a call in progress.")
+        # The channel (and VIP) come from proof: the kiosk credential or a signed app claim.
+        caller = access.caller_for_call(
+            socket=self.socket_caller, claim=message.get("claim"), channel=message.get("channel")
+        )
+        self.caller = caller
         client = self.scope.get("client") or (None, None)
         preferred = None
         if message.get("previous_token"):
@@ -161,10 +176,14 @@ class CustomerConsumer(SignalingConsumer):
             call = await database_sync_to_async(services.call_enqueue)(
                 call_id=call_id,
                 business_key=message["business"],
-                channel=message.get("channel", "web"),
+                channel=caller.channel,
                 language=message.get("language", "zh"),
                 priority=(
-                    Priority.ELDERLY if message.get("priority") == "elderly" else Priority.NORMAL
+                    Priority.VIP
+                    if caller.vip
+                    else Priority.ELDERLY
+                    if message.get("priority") == "elderly"
+                    else Priority.NORMAL
                 ),
                 preferred_teller_id=preferred,
                 customer_ip=client[0],
@@ -274,12 +293,18 @@ class CustomerConsumer(SignalingConsumer):
         )
 
     async def on_peripheral_event(self, message: dict) -> None:
+        # Peripherals are evidence (the card reader's chip feeds the identity check): only an
+        # enrolled kiosk, still under its current credential, in a call it placed, reports them.
+        if self.caller.channel != access.VTM:
+            raise access.Refused(*access.NOT_A_KIOSK)
         call_id = self._bound(message)
+        await database_sync_to_async(access.access_kiosk_call)(caller=self.caller, call_id=call_id)
         await database_sync_to_async(kyc.peripheral_report)(
             call_id=call_id,
             device=message["device"],
             event=message["event"],
             data=message.get("data") or {},
+            actor=self.caller.actor,
         )
 
     async def call_left(self, call_id: str) -> None:

@@ -6,6 +6,7 @@ from . import views
 urlpatterns = [
     path("", views.customer_page, name="customer"),
     path("kiosk/", views.customer_page, {"kiosk": True}, name="kiosk"),
+    path("kiosk/enrol/", views.kiosk_enrol, name="kiosk_enrol"),
     path("console/", views.console_page, name="console"),
     path("console/wallboard/", views.wallboard_page, name="wallboard"),
     path(

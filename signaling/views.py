@@ -1,13 +1,18 @@
+import logging
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET
+from django.utils.cache import add_never_cache_headers
+from django.views.decorators.http import require_GET, require_http_methods
 
 from queueing.selectors import business_list
 
-from . import access
+from . import access, services
+
+log = logging.getLogger(__name__)
 
 # The service level the wallboard measures against (calls answered within the threshold).
 SERVICE_LEVEL_TARGET = 0.8
@@ -18,11 +23,73 @@ def customer_page(request: HttpRequest, kiosk: bool = False) -> HttpResponse:
     businesses = [
         {"key": b.key, "zh": b.name_zh, "en": b.name_en} for b in business_list(active_only=True)
     ]
+    # What the socket will prove (the same cookie rides on its handshake): an enrolled kiosk's
+    # page expects the vtm channel, so a lapse between this page and the call is refused in
+    # words; a kiosk page without a valid enrolment says so and calls as a web page.
+    caller = access.access_kiosk(
+        request.COOKIES.get(access.KIOSK_COOKIE), ip=request.META.get("REMOTE_ADDR")
+    )
+    enrolled = caller.channel == access.VTM
     return render(
         request,
         "customer/index.html",
-        {"businesses": businesses, "kiosk": kiosk, "simulator": settings.KIOSK_SIMULATOR},
+        {
+            "businesses": businesses,
+            "kiosk": kiosk,
+            "enrolled": enrolled,
+            "kiosk_name": caller.kiosk_name,
+            "enrolment_lapsed": kiosk and not enrolled and access.KIOSK_COOKIE in request.COOKIES,
+            "simulator": settings.KIOSK_SIMULATOR,
+        },
     )
+
+
+# The kiosk's cookie lives as long as browsers let one (400 days); rotation or revocation, not
+# expiry, is what ends a kiosk's enrolment.
+KIOSK_COOKIE_MAX_AGE_S = 400 * 24 * 3600
+
+
+@require_http_methods(["GET", "POST"])
+def kiosk_enrol(request: HttpRequest) -> HttpResponse:
+    """A branch technician pastes the kiosk's credential (from the admin) once; the browser then
+    carries it as an HttpOnly, SameSite=Strict cookie (Secure on https) to the kiosk page and
+    its socket."""
+    error = None
+    if request.method == "POST":
+        credential = request.POST.get("credential", "").strip()
+        try:
+            kiosk = services.kiosk_enrol(
+                credential=credential[:200], ip=request.META.get("REMOTE_ADDR")
+            )
+        except access.Refused as exc:
+            error = exc
+        else:
+            response = redirect("kiosk")
+            response.set_cookie(
+                access.KIOSK_COOKIE,
+                credential,
+                max_age=KIOSK_COOKIE_MAX_AGE_S,
+                httponly=True,
+                samesite="Strict",
+                secure=request.is_secure(),
+            )
+            log.info("kiosk %s: enrolment cookie set", kiosk.pk)
+            return response
+    caller = access.access_kiosk(
+        request.COOKIES.get(access.KIOSK_COOKIE), ip=request.META.get("REMOTE_ADDR")
+    )
+    response = render(
+        request,
+        "customer/kiosk_enrol.html",
+        {
+            "error": error,
+            "kiosk_name": caller.kiosk_name,
+            "lapsed": caller.channel != access.VTM and access.KIOSK_COOKIE in request.COOKIES,
+        },
+        status=403 if error else 200,
+    )
+    add_never_cache_headers(response)
+    return response
 
 
 @login_required

@@ -20,6 +20,19 @@ def session_cookie(username: str, *groups: str) -> bytes:
     return f"sessionid={client.cookies['sessionid'].value}".encode()
 
 
+def kiosk_registered(name: str = "test kiosk", branch: str = "test branch") -> tuple[int, str]:
+    """A kiosk as the admin registers one: its id and its credential (shown once)."""
+    from signaling.services import kiosk_create
+
+    kiosk, credential = kiosk_create(name=name, branch=branch, actor="tests")
+    return kiosk.pk, credential
+
+
+def kiosk_cookie(credential: str) -> bytes:
+    """The cookie an enrolled kiosk's browser (or kiosk app) carries on the handshake."""
+    return f"vtm_kiosk={credential}".encode()
+
+
 class Socket:
     """A communicator that speaks protocol v1."""
 

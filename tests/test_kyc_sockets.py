@@ -18,7 +18,7 @@ from PIL import Image
 from queueing.models import CallEvent
 from signaling.models import MediaWorker
 from tests.factories import catalogue_seed
-from tests.sockets import Socket, session_cookie
+from tests.sockets import Socket, kiosk_cookie, kiosk_registered, session_cookie
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 
@@ -39,17 +39,19 @@ async def media_channel():
     return name
 
 
-async def connected(channel: str = "web") -> tuple[Socket, Socket, str]:
-    customer = Socket("/ws/customer/")
+async def connected(kiosk_credential: str | None = None) -> tuple[Socket, Socket, str]:
+    """A connected call; from an enrolled kiosk when its credential is given, else a web page."""
+    customer = Socket("/ws/customer/", kiosk_cookie(kiosk_credential) if kiosk_credential else None)
     await customer.open()
     teller = Socket("/ws/teller/", await sync_to_async(session_cookie)("kyc-sock-teller", "teller"))
     await teller.open()
-    await customer.send("call.request", business="account_change", channel=channel)
+    await customer.send("call.request", business="account_change")
     call_id = (await customer.expect("call.queued"))["call_id"]
     await teller.send("presence.set", status="available")
     await teller.expect("call.offer")
     await teller.send("call.accept", call_id=call_id)
-    await teller.expect("call.connected")
+    connected = await teller.expect("call.connected")
+    assert connected["channel"] == ("vtm" if kiosk_credential else "web")
     await customer.expect("call.answered")
     return customer, teller, call_id
 
@@ -144,7 +146,8 @@ async def test_bad_kyc_messages_are_refused_in_words(media_channel):
 
 
 async def test_the_kiosk_card_reader_reaches_the_teller_and_the_check(media_channel):
-    customer, teller, call_id = await connected(channel="vtm")
+    kiosk_id, credential = await sync_to_async(kiosk_registered)()
+    customer, teller, call_id = await connected(kiosk_credential=credential)
     await teller.send("kyc.start", call_id=call_id)
     await customer.expect("kyc.consent_request")
     await customer.send("kyc.consent", call_id=call_id, accepted=True)
@@ -188,6 +191,14 @@ async def test_the_kiosk_card_reader_reaches_the_teller_and_the_check(media_chan
         )
     )()
     assert [k["device"] for k in kinds] == ["id_card_reader", "receipt_printer"]
+    actors = await sync_to_async(
+        lambda: set(
+            CallEvent.objects.filter(call_id=call_id, kind="peripheral").values_list(
+                "actor", flat=True
+            )
+        )
+    )()
+    assert actors == {f"kiosk:{kiosk_id}"}  # the timeline names the kiosk that reported
     assert CHIP_FIELDS["id_number"] not in json.dumps(kinds, ensure_ascii=False)
     for sock in (customer, teller):
         await sock.close()

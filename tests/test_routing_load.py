@@ -88,7 +88,6 @@ class CustomerPlan:
     n: int
     business: str
     language: str
-    channel: str
     elderly: bool
     arrive_at: float
     patience_s: float
@@ -136,7 +135,6 @@ def customer_plans(rng: random.Random, businesses: list[str]) -> list[CustomerPl
             n=n,
             business=rng.choice(businesses),
             language=rng.choices(list(LANGUAGES), weights=list(LANGUAGES.values()))[0],
-            channel=rng.choice(["web", "app", "vtm"]),
             elderly=rng.random() < 0.1,
             arrive_at=rng.uniform(0, ARRIVALS_S),
             patience_s=rng.uniform(*PATIENCE_S) if rng.random() < IMPATIENT else WAIT_ANSWER_S,
@@ -188,12 +186,10 @@ async def customer_run(plan: CustomerPlan, url: str, t0: float, saw: CustomerSaw
     await asyncio.sleep(max(0.0, t0 + plan.arrive_at - time.monotonic()))  # its arrival time
     async with CustomerClient(url) as customer:
         fields = {"priority": "elderly"} if plan.elderly else {}
+        # The channel is not the customer's to say (an enrolled kiosk or a signed app claim
+        # proves it): these anonymous customers are web calls.
         await customer.send(
-            "call.request",
-            business=plan.business,
-            channel=plan.channel,
-            language=plan.language,
-            **fields,
+            "call.request", business=plan.business, language=plan.language, **fields
         )
         queued = await customer.wait_for("call.queued", timeout=30)
         saw.call_id = customer.call_id = queued["call_id"]

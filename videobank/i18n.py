@@ -224,6 +224,23 @@ TEXT: dict[str, dict[str, str]] = {
     "cases.submission_retry": {"zh": "立即重新提交", "en": "Submit again now"},
     "cases.summary": {"zh": "本次通话办理的业务", "en": "Businesses done in this call"},
     "cases.none": {"zh": "本次通话未办理业务", "en": "No business was done in this call"},
+    "kiosk.enrolled_as": {"zh": "本机已登记为自助柜员机：", "en": "This kiosk is enrolled as"},
+    "kiosk.needs_enrolment": {
+        "zh": "本机尚未登记为自助柜员机：读卡器等外设不被受理，通话按网页渠道处理。请网点技术人员登记本机。",
+        "en": "This kiosk is not enrolled: its card reader and other peripherals are not accepted and calls count as web calls. A branch technician enrols it.",
+    },
+    "kiosk.enrolment_lapsed": {
+        "zh": "本机的登记已失效（凭证已更换或吊销），需要重新登记：在此之前外设不被受理，通话按网页渠道处理。",
+        "en": "This kiosk's enrolment is no longer valid (its credential was rotated or revoked) and it needs enrolment again; until then its peripherals are not accepted and calls count as web calls.",
+    },
+    "kiosk.enrol_link": {"zh": "登记本机", "en": "Enrol this kiosk"},
+    "kiosk.enrol_title": {"zh": "登记自助柜员机", "en": "Enrol this kiosk"},
+    "kiosk.enrol_intro": {
+        "zh": "粘贴管理员在后台登记或更换凭证时显示的本机凭证（vtm_ 开头）。凭证保存在本浏览器中，页面脚本无法读取。",
+        "en": "Paste the credential the admin showed when this kiosk was registered or its credential rotated (it starts with vtm_). This browser keeps it where page scripts cannot read it.",
+    },
+    "kiosk.enrol_label": {"zh": "本机凭证", "en": "Kiosk credential"},
+    "kiosk.enrol_submit": {"zh": "登记", "en": "Enrol"},
     "kiosk.sim_title": {"zh": "模拟外设（演示）", "en": "Simulated peripherals (demo)"},
     "kiosk.sim_note": {
         "zh": "真实的自助柜员机由读卡器等外设上报事件；此处用按钮模拟。",

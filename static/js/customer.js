@@ -108,12 +108,16 @@ async function startCall() {
     return;
   }
   if (call !== mine) return;
-  signaling.send("call.request", {
+  // The server takes the channel from what the socket proves (an enrolled kiosk's cookie);
+  // an enrolled kiosk's page states that it expects "vtm", so a lapsed enrolment is refused in
+  // words instead of becoming a web call unnoticed.
+  const request = {
     business: businessSelect.value,
-    channel: form.dataset.channel,
     language: lang,
     priority: priorityBox.checked ? "elderly" : "normal",
-  });
+  };
+  if (form.dataset.channel) request.channel = form.dataset.channel;
+  signaling.send("call.request", request);
 }
 
 const current = (message) => call && call.id && message.call_id === call.id;

@@ -91,6 +91,14 @@ SIGNALING_MAX_FRAME_BYTES = 64 * 1024
 # How long a customer token stays valid after the call was placed.
 CUSTOMER_TOKEN_MAX_AGE_S = env.int("CUSTOMER_TOKEN_MAX_AGE_S", default=4 * 3600)
 
+# Signed app claims (signaling/access.py): the bank's app backend signs, per call, "this is our
+# app on device D, VIP yes/no" with HMAC-SHA256; only such a claim makes a call `app` (and VIP).
+# "id:base64key,id2:base64key2" (keys of 32+ bytes), newest first: the first signs, all verify.
+# Empty: no app claims are taken (the embedded profile keeps its own key in VAR_DIR for the demo).
+APP_CLAIM_KEYS = env.str("APP_CLAIM_KEYS", default="")
+# The longest validity a claim may carry (iat to exp); a longer one is refused.
+APP_CLAIM_MAX_TTL_S = env.int("APP_CLAIM_MAX_TTL_S", default=300)
+
 # ICE servers handed to browsers and to the media worker. JSON list of RTCIceServer dicts, e.g.
 # [{"urls": ["turn:turn.bank.example:3478"], "username": "u", "credential": "p"}]
 ICE_SERVERS = env.json("ICE_SERVERS", default=[])

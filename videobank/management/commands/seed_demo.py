@@ -38,3 +38,28 @@ class Command(BaseCommand):
         corebank_seed()  # their accounts, cards and PINs in the core-banking stub
         names = ", ".join(u for u, *_ in DEMO_USERS)
         self.stdout.write(f"Demo accounts: {names} — password: {password}")
+        credential = demo_kiosk_credential()
+        self.stdout.write(
+            f"Demo kiosk {DEMO_KIOSK!r}: open /kiosk/enrol/ in the kiosk's browser and paste "
+            f"{credential} (new with every seed; the previous one no longer works)."
+        )
+
+
+DEMO_KIOSK = "Demo kiosk"
+
+
+def demo_kiosk_credential() -> str:
+    """Register the demo kiosk, or rotate its credential: a random one per seed, never a
+    published constant."""
+    from signaling.models import Kiosk
+    from signaling.services import kiosk_create, kiosk_rotate
+
+    kiosk = Kiosk.objects.filter(name=DEMO_KIOSK, revoked_at__isnull=True).first()
+    if kiosk is None:
+        for revoked in Kiosk.objects.filter(name=DEMO_KIOSK):  # the name is unique: free it
+            revoked.name = f"{DEMO_KIOSK} (revoked #{revoked.pk})"
+            revoked.save(update_fields=["name"])
+        _, credential = kiosk_create(name=DEMO_KIOSK, branch="Demo branch", actor="seed_demo")
+    else:
+        _, credential = kiosk_rotate(kiosk_id=kiosk.pk, actor="seed_demo")
+    return credential
