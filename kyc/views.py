@@ -10,8 +10,11 @@ from queueing.errors import QueueingError
 from signaling.access import TokenError, customer_token_read
 
 from . import services
-from .errors import KycError
+from .errors import KycError, Refused
 from .images import MAX_BYTES
+
+# A picture the server will not decode: too many bytes, too many pixels.
+TOO_LARGE_CODES = {"too_large", "too_many_pixels"}
 
 
 def _refused(status: int, en: str, zh: str, code: str) -> JsonResponse:
@@ -22,15 +25,18 @@ def _refused(status: int, en: str, zh: str, code: str) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def upload(request: HttpRequest) -> JsonResponse:
+    """The customer's picture of one side of the card. In this order, each refused in words:
+    the call token, the call connected and its identity check waiting for this side, the file's
+    size, the per-call rate; only then is the picture decoded."""
     try:
         call_id = customer_token_read(request.POST.get("token", ""))
     except TokenError:
         return _refused(403, "This call's link has expired.", "通话凭证已失效。", "bad_token")
     side = request.POST.get("side", "")
-    if side not in services.CAPTURE_PURPOSES:
-        return _refused(
-            400, "Say which side of the card this is.", "请说明是证件哪一面。", "invalid"
-        )
+    try:
+        services.identity_upload_admit(call_id=call_id, side=side)
+    except Refused as exc:
+        return _refused(exc.status, exc.detail, exc.detail_zh, exc.reason)
     image = request.FILES.get("image")
     if image is None:
         return _refused(400, "No picture was sent.", "未收到图片。", "invalid")
@@ -43,8 +49,11 @@ def upload(request: HttpRequest) -> JsonResponse:
         )
     try:
         services.identity_upload(call_id=call_id, side=side, data=image.read())
+    except Refused as exc:
+        return _refused(exc.status, exc.detail, exc.detail_zh, exc.reason)
     except KycError as exc:
-        return _refused(400, exc.detail, exc.detail_zh, exc.code)
+        status = 413 if exc.code in TOO_LARGE_CODES else 400
+        return _refused(status, exc.detail, exc.detail_zh, exc.code)
     except QueueingError as exc:
         return _refused(409, exc.detail, exc.detail, exc.code)
     return JsonResponse({"status": "received"}, status=202)

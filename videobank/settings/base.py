@@ -168,6 +168,9 @@ KYC_FACE_CARD_MIN_SIZE_PX = env.int("KYC_FACE_CARD_MIN_SIZE_PX", default=48)
 KYC_LIVENESS_SECONDS = env.float("KYC_LIVENESS_SECONDS", default=15.0)
 # A passed identity check serves the call's businesses for this long.
 KYC_RESULT_TTL_S = env.float("KYC_RESULT_TTL_S", default=1800.0)
+# A call's card uploads (/kyc/upload/) counted in the database over a sliding minute: beyond this
+# the customer is told to wait (429, in words) and nothing is decoded.
+KYC_UPLOAD_MAX_PER_MINUTE = env.int("KYC_UPLOAD_MAX_PER_MINUTE", default=6)
 # Face match: this many frames, at random moments within the next KYC_FACE_SPREAD_S seconds
 # (KYC_FACE_MIN_FRAMES of them must show one clear face: one bad frame is forgiven).
 KYC_FACE_FRAMES = env.int("KYC_FACE_FRAMES", default=4)
