@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -21,13 +22,30 @@ def _refused(status: int, en: str, zh: str, code: str) -> JsonResponse:
     return JsonResponse({"code": code, "detail": {"en": en, "zh": zh}}, status=status)
 
 
+def _declared_too_large(request: HttpRequest) -> bool:
+    """Second line behind the ASGI body cap (videobank/body_limit.py), for a server that runs
+    Django without it: the declared length, before anything touches the body."""
+    try:
+        return int(request.META.get("CONTENT_LENGTH") or 0) > settings.HTTP_BODY_MAX_BYTES
+    except ValueError:
+        return False
+
+
 # The call token in the form is the credential (no cookie session: nothing for CSRF to ride on).
 @csrf_exempt
 @require_POST
 def upload(request: HttpRequest) -> JsonResponse:
     """The customer's picture of one side of the card. In this order, each refused in words:
-    the call token, the call connected and its identity check waiting for this side, the file's
-    size, the per-call rate; only then is the picture decoded."""
+    the body's size, the call token, the call connected and its identity check waiting for this
+    side, the file's size, the per-call rate; only then is the picture decoded."""
+    if _declared_too_large(request):
+        mb = settings.HTTP_BODY_MAX_BYTES / (1024 * 1024)
+        return _refused(
+            413,
+            f"The request is too large: the limit is {mb:.0f} MB.",
+            f"请求过大：上限为 {mb:.0f} MB。",
+            "too_large",
+        )
     try:
         call_id = customer_token_read(request.POST.get("token", ""))
     except TokenError:
@@ -69,7 +87,6 @@ def simulated_card(request: HttpRequest) -> JsonResponse:
     import binascii
     import json
 
-    from django.conf import settings
     from django.http import Http404
 
     if not settings.KIOSK_SIMULATOR:

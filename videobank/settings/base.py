@@ -86,6 +86,16 @@ LOGOUT_REDIRECT_URL = "/console/login/"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 
+# --- HTTP request bodies ---------------------------------------------------------------------
+# Bodies over this are refused (413, in words) by an ASGI guard before Django reads them
+# (videobank/body_limit.py): a declared Content-Length at once, a chunked body as it streams.
+# Room for the 10 MB card picture of /kyc/upload/ and its form.
+HTTP_BODY_MAX_BYTES = env.int("HTTP_BODY_MAX_BYTES", default=12 * 1024 * 1024)
+# Django's own limits, a second line: form fields and request.body reads above this are refused;
+# uploaded files above this are spooled to a temporary file instead of memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+
 # --- signaling -------------------------------------------------------------------------------
 SIGNALING_MAX_FRAME_BYTES = 64 * 1024
 # How long a customer token stays valid after the call was placed.
