@@ -821,7 +821,13 @@ def identity_upload(*, call_id: uuid.UUID, side: str, data: bytes) -> IdentityCh
         _locked_check(check.id)
         check = identity_upload_admit(call_id=call_id, side=side)
         check.source = "upload"
-        _evidence_take(check, purpose=step, frames=[(None, 0, jpeg)], source="upload")
+        taken = _evidence_take(check, purpose=step, frames=[(None, 0, jpeg)], source="upload")
+        call_event_record(
+            call_id=call_id,
+            kind="kyc_capture",
+            actor="customer",
+            data={"side": side, "source": "upload", "evidence": [str(i) for i in taken]},
+        )
     return check
 
 

@@ -149,7 +149,7 @@ def peak_memory(action):
         _, traced_peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    return result, traced_peak, (_proc_kib("VmHWM") - rss_before) * 1024
+    return result, traced_peak, max(0, _proc_kib("VmHWM") - rss_before) * 1024
 
 
 def chip_photo() -> bytes:
@@ -360,6 +360,8 @@ def test_capturing_the_card_again_after_the_check_passed_resets_what_rested_on_i
     front = step(check, "card_front")
     assert front["status"] == "passed"
     assert front["evidence"] != old_front
+    uploaded = CallEvent.objects.get(call=call, kind="kyc_capture", actor="customer")
+    assert uploaded.data == {"side": "front", "source": "upload", "evidence": [front["evidence"]]}
     services.identity_fields_confirm(
         call_id=call.id, teller=call.teller_obj, fields=_confirmable(check)
     )
