@@ -31,3 +31,16 @@ class ServiceUnavailable(KycError):
     """An outside service (national ID check) did not answer in time."""
 
     code = "service_unavailable"
+
+
+class Refused(KycError):
+    """Understood, but not taken in the call's current state: the call is over, nothing waits for
+    this evidence, or it came too often. ``reason`` names which (for the page and tests),
+    ``status`` is the HTTP answer. Over a socket it is a ``conflict`` in words."""
+
+    code = "conflict"
+
+    def __init__(self, detail: str, *, detail_zh: str, reason: str, status: int = 409):
+        super().__init__(detail, detail_zh=detail_zh)
+        self.reason = reason
+        self.status = status

@@ -110,3 +110,20 @@ class IdentityEvidence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} evidence of {self.identity_check_id}"
+
+
+class UploadAttempt(models.Model):
+    """A customer's card upload that got as far as the picture checks (the call was connected and
+    its identity check waited for that side). Counted for the per-call upload limit — in the
+    database, so the limit holds however many server processes take the uploads."""
+
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="kyc_upload_attempts")
+    side = models.CharField(max_length=8)
+    size = models.PositiveIntegerField()  # bytes of the file as sent
+    at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["call", "at"], name="kyc_upload_call_at")]
+
+    def __str__(self) -> str:
+        return f"{self.side} upload for {self.call_id} at {self.at:%H:%M:%S}"

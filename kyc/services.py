@@ -22,6 +22,7 @@ no personal data) after commit.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import uuid
@@ -41,7 +42,7 @@ from recordings.selectors import recording_for_call
 from recordings.services import recording_data_key
 
 from . import selectors
-from .errors import KycError
+from .errors import KycError, Refused
 from .images import image_jpeg, image_load
 from .models import (
     STEP_ORDER,
@@ -52,6 +53,7 @@ from .models import (
     Level,
     Step,
     StepStatus,
+    UploadAttempt,
 )
 
 log = logging.getLogger(__name__)
@@ -157,10 +159,13 @@ def _publish(check: IdentityCheck, *, step: str | None = None) -> None:
 
 
 def _evaluate(check: IdentityCheck) -> None:
-    """Passed when every step has; the level says what was proven."""
+    """Passed when every step has, on the evidence the check holds now; the level says what was
+    proven."""
     if check.status != CheckStatus.IN_PROGRESS:
         return
     if all(_step_status(check, s) == StepStatus.PASSED for s in STEP_ORDER):
+        if _binding_broken(check):
+            return
         now = _now()
         national = check.steps.get(Step.NATIONAL, {})
         check.status = CheckStatus.PASSED
@@ -176,6 +181,197 @@ def _evaluate(check: IdentityCheck) -> None:
                 "expires_at": check.expires_at.isoformat(),
             },
         )
+
+
+# --- card evidence: when it is taken, and what rests on it --------------------------------------
+#
+# A side of the card takes evidence (the teller's capture, the customer's upload, the kiosk's chip
+# read) only while its step has not passed. Once it has, the teller is relying on it: only the
+# teller replaces it (capture again), and that resets every step that rested on the card, in
+# words and on the timeline. The customer's device never overwrites a side the teller has.
+
+CARD_STEPS = (Step.CARD_FRONT, Step.CARD_BACK)
+SIDE_OF = {Step.CARD_FRONT: "front", Step.CARD_BACK: "back"}
+# What rests on the card: the fields read from it, the national check run on those fields and the
+# card's photo, the live face matched to that photo, the liveness of that face.
+RESTS_ON_CARD = {
+    Step.FIELDS: ("confirm the fields again", "请重新核对信息"),
+    Step.NATIONAL: (
+        "the national ID check runs again once the fields are confirmed",
+        "核对信息后将重新进行公安联网核查",
+    ),
+    Step.FACE_MATCH: ("match the face again", "请重新进行人脸比对"),
+    Step.LIVENESS: ("check liveness again", "请重新进行活体检测"),
+}
+REPLACED_BY = {
+    "capture": ("the teller captured it again", "柜员重新采集"),
+    "chip": ("the card reader read a card", "读卡器读取了证件"),
+}
+PORTRAIT_WORDS = {"card": ("the card's photo", "证件照片"), "chip": ("the chip photo", "芯片照片")}
+
+
+def _card_basis(check: IdentityCheck) -> dict[str, str | None]:
+    """The evidence each side of the card passed on: what the fields and the national check
+    rest on."""
+    return {
+        SIDE_OF[step]: check.steps.get(step, {}).get("evidence")
+        if _step_status(check, step) == StepStatus.PASSED
+        else None
+        for step in CARD_STEPS
+    }
+
+
+def _card_portrait(check: IdentityCheck) -> dict | None:
+    """The photo the card front passed with — ``{evidence, sha256, source}`` — or None."""
+    if _step_status(check, Step.CARD_FRONT) != StepStatus.PASSED:
+        return None
+    return check.steps[Step.CARD_FRONT].get("portrait")
+
+
+def _sha(portrait: dict | None) -> str | None:
+    return portrait.get("sha256") if portrait else None
+
+
+def portrait_named(portrait: dict | None) -> dict | None:
+    """Which photo, as the panel's words and the timeline name it (a hash prefix is enough)."""
+    if not portrait:
+        return None
+    return {
+        "evidence": portrait["evidence"],
+        "source": portrait["source"],
+        "sha256": portrait["sha256"][:16],
+    }
+
+
+def portrait_words(portrait: dict) -> tuple[str, str]:
+    en, zh = PORTRAIT_WORDS.get(portrait["source"], PORTRAIT_WORDS["card"])
+    ref = f"evidence {portrait['evidence'][:8]}, sha256 {portrait['sha256'][:12]}"
+    ref_zh = f"证据 {portrait['evidence'][:8]}，sha256 {portrait['sha256'][:12]}"
+    return f"Compared with {en} ({ref}).", f"比对对象：{zh}（{ref_zh}）。"
+
+
+def _portrait_ref(evidence: IdentityEvidence, source: str) -> dict:
+    return {"evidence": str(evidence.id), "sha256": evidence.sha256, "source": source}
+
+
+def portrait_bytes(*, check_id: uuid.UUID, portrait: dict) -> bytes:
+    """The JPEG of exactly this portrait, verified by its hash; KycError in words if the evidence
+    is not the one named."""
+    evidence = (
+        IdentityEvidence.objects.select_related("identity_check")
+        .filter(
+            pk=portrait["evidence"],
+            identity_check_id=check_id,
+            kind__in=[EvidenceKind.PORTRAIT, EvidenceKind.CHIP_PHOTO],
+        )
+        .first()
+    )
+    jpeg = identity_evidence_open(evidence=evidence) if evidence is not None else b""
+    if evidence is None or hashlib.sha256(jpeg).hexdigest() != portrait["sha256"]:
+        raise KycError(
+            "The card photo on record is not the one the check was run with; capture the card "
+            "front again.",
+            detail_zh="存档的证件照片与核验时使用的不一致，请重新采集证件人像面。",
+            code="portrait_mismatch",
+        )
+    return jpeg
+
+
+def _face_match_portrait(check: IdentityCheck) -> dict:
+    """The photo the live face is matched against: the one the national check was run with (bound
+    by hash when it started), else the card's photo. Refused in words if there is none, or if the
+    card's photo changed after the national check."""
+    portrait = _card_portrait(check)
+    if portrait is None:
+        raise Refused(
+            "Capture the card front (with its photo) first.",
+            detail_zh="请先采集证件人像面（含照片）。",
+            reason="no_portrait",
+        )
+    national = check.steps.get(Step.NATIONAL, {}).get("portrait")
+    if national is not None and national["sha256"] != portrait["sha256"]:
+        raise Refused(
+            "The card's photo changed after the national ID check was run with another one; run "
+            "the national check again before the face match.",
+            detail_zh="公安联网核查之后证件照片已更换，请先重新进行联网核查，再进行人脸比对。",
+            reason="portrait_changed",
+        )
+    return national or portrait
+
+
+def _binding_broken(check: IdentityCheck) -> bool:
+    """True (and the step in question failed, in words) when a step's result rests on evidence
+    other than what the check holds now: never passed on swapped evidence."""
+    basis = _card_basis(check)
+    portrait = _card_portrait(check)
+    national = check.steps.get(Step.NATIONAL, {})
+    broken = None
+    if check.steps.get(Step.FIELDS, {}).get("basis") != basis:
+        broken = Step.FIELDS
+    elif national.get("basis") != basis or _sha(national.get("portrait")) != _sha(portrait):
+        broken = Step.NATIONAL
+    elif _sha(check.steps.get(Step.FACE_MATCH, {}).get("portrait")) != _sha(portrait):
+        broken = Step.FACE_MATCH
+    if broken is None:
+        return False
+    log.warning("identity check %s: %s rests on replaced card evidence", check.id, broken)
+    todo_en, todo_zh = RESTS_ON_CARD[broken]
+    _step_set(
+        check,
+        broken,
+        StepStatus.FAILED,
+        detail=f"This result rests on card evidence that has since been replaced; {todo_en}.",
+        detail_zh=f"该结果所依据的证件材料已被替换，{todo_zh}。",
+        code="stale_evidence",
+    )
+    return True
+
+
+def _card_replace(check: IdentityCheck, *, sides, by: str, actor: str) -> list[str]:
+    """New card evidence is coming for ``sides``. A side that had passed is being replaced: every
+    step that rested on the card goes back to pending with words saying why, a passed check is
+    no longer passed, late results of the old evidence are ignored, and the timeline says so.
+    Returns the steps reset."""
+    replaced = [s for s in sides if _step_status(check, s) == StepStatus.PASSED]
+    if not replaced:
+        return []
+    sides_en = " and ".join(STEP_TEXT[s][0] for s in replaced)
+    sides_zh = "、".join(STEP_TEXT[s][1] for s in replaced)
+    why_en, why_zh = REPLACED_BY[by]
+    reset = [s for s in RESTS_ON_CARD if _step_status(check, s) != StepStatus.PENDING]
+    for step in reset:
+        todo_en, todo_zh = RESTS_ON_CARD[step]
+        _step_set(
+            check,
+            step,
+            StepStatus.PENDING,
+            detail=f"Reset: {sides_en} was replaced ({why_en}); {todo_en}.",
+            detail_zh=f"已重置：{sides_zh}已被替换（{why_zh}），{todo_zh}。",
+            code="reset",
+        )
+    was_passed = check.status == CheckStatus.PASSED
+    if was_passed:
+        check.status = CheckStatus.IN_PROGRESS
+        check.level = Level.NONE
+        check.passed_at = None
+        check.expires_at = None
+    check.fields = {}  # confirmed no more: the teller confirms what the new evidence says
+    check.face_distance = None
+    check.face_matched_at = None
+    check.national_check_id = None  # a late answer about the old card changes nothing
+    call_event_record(
+        call_id=check.call_id,
+        kind="kyc_reset",
+        actor=actor,
+        data={
+            "replaced": [SIDE_OF[s] for s in replaced],
+            "by": by,
+            "evidence_replaced": {SIDE_OF[s]: check.steps[s].get("evidence") for s in replaced},
+            "steps_reset": reset,
+            "check_was_passed": was_passed,
+        },
+    )
+    return reset
 
 
 def _save(check: IdentityCheck, *, step: str | None = None) -> IdentityCheck:
@@ -304,13 +500,17 @@ def _grab(check: IdentityCheck, *, purpose: str, **params) -> None:
 
 
 def identity_capture_request(*, call_id: uuid.UUID, teller, side: str) -> IdentityCheck:
-    """The teller clicks "capture": the server grabs the card from the live video."""
+    """The teller clicks "capture": the server grabs the card from the live video. Capturing a
+    side that already passed replaces it: every step that rested on the card is reset (words on
+    the panel, a ``kyc_reset`` on the timeline), and the side takes new evidence again — from
+    this grab, the customer's upload or the kiosk's card reader."""
     step = CAPTURE_PURPOSES.get(side)
     if step is None:
         raise Conflict(f"Unknown card side {side!r}.")
     with transaction.atomic():
         check = _check_for_teller(call_id=call_id, teller=teller)
         _require_consent(check)
+        _card_replace(check, sides=[step], by="capture", actor=f"teller:{teller.pk}")
         _step_set(
             check,
             step,
@@ -326,20 +526,20 @@ def identity_capture_request(*, call_id: uuid.UUID, teller, side: str) -> Identi
 
 
 def identity_face_match_request(*, call_id: uuid.UUID, teller) -> IdentityCheck:
-    """Sample frames at random moments of the next few seconds and match them to the card."""
+    """Sample frames at random moments of the next few seconds and match them to the photo the
+    national check was run with (or, before it, the card's photo); refused in words if the card's
+    photo changed after the national check."""
     with transaction.atomic():
         check = _check_for_teller(call_id=call_id, teller=teller)
         _require_consent(check)
-        if not check.evidence.filter(
-            kind__in=[EvidenceKind.PORTRAIT, EvidenceKind.CHIP_PHOTO]
-        ).exists():
-            raise Conflict("Capture the card front (with its photo) first.")
+        portrait = _face_match_portrait(check)
         _step_set(
             check,
             Step.FACE_MATCH,
             StepStatus.RUNNING,
             detail="Sampling the customer's live video…",
             detail_zh="正在采集客户视频画面…",
+            portrait=portrait,
         )
         # One random moment in each equal slot of the spread (a frame per moment even when the
         # video runs at a few frames a second), unpredictable to the client.
@@ -433,46 +633,77 @@ def identity_frames_received(
     *, check_id: uuid.UUID, purpose: str, frames: list[tuple[int, int, bytes]], source: str
 ) -> list[uuid.UUID]:
     """Frames grabbed by the media worker (``(offset_ms on the recording, ms since the grab
-    began, jpeg)``) or uploaded: kept as evidence, analysed in the background."""
-    from .tasks import identity_analyse_dispatch
-
+    began, jpeg)``): kept as evidence, analysed in the background. Frames for a side of the card
+    that has passed meanwhile (the card reader filled it, say) are not kept."""
     if purpose not in EVIDENCE_OF:
         raise Conflict(f"Unknown purpose {purpose!r}.")
     with transaction.atomic():
         check = _locked_check(check_id)
-        if not frames:
+        return _evidence_take(check, purpose=purpose, frames=frames, source=source)
+
+
+def _evidence_take(
+    check: IdentityCheck, *, purpose: str, frames: list[tuple[int | None, int, bytes]], source: str
+) -> list[uuid.UUID]:
+    """Seal the frames as evidence of ``purpose`` and queue their analysis (after commit). The
+    step remembers which evidence it is analysing: a result about any other (an older grab, a
+    replaced card) is ignored."""
+    from .tasks import identity_analyse_dispatch
+
+    if purpose in CARD_STEPS and _step_status(check, purpose) == StepStatus.PASSED:
+        log.info("%s frames for %s not kept: the side has passed", purpose, check.id)
+        return []
+    bound = {}
+    if purpose == Step.FACE_MATCH:
+        try:
+            bound["portrait"] = _face_match_portrait(check)
+        except KycError as exc:
             _step_set(
                 check,
                 purpose,
                 StepStatus.FAILED,
-                detail="No video arrived from the customer's camera; check it is on and retry.",
-                detail_zh="未收到客户摄像头画面，请确认摄像头已开启后重试。",
-                code="no_video",
+                detail=exc.detail,
+                detail_zh=exc.detail_zh,
+                code=getattr(exc, "reason", exc.code),
             )
             _save(check, step=purpose)
             return []
-        ids = [
-            _seal_evidence(
-                check,
-                kind=EVIDENCE_OF[purpose],
-                jpeg=jpeg,
-                source=source,
-                offset_ms=offset_ms,
-                meta={"t_ms": t_ms},
-            ).id
-            for offset_ms, t_ms, jpeg in frames
-        ]
+    if not frames:
         _step_set(
             check,
             purpose,
-            StepStatus.RUNNING,
-            detail="Checking the pictures…",
-            detail_zh="正在分析图像…",
+            StepStatus.FAILED,
+            detail="No video arrived from the customer's camera; check it is on and retry.",
+            detail_zh="未收到客户摄像头画面，请确认摄像头已开启后重试。",
+            code="no_video",
         )
         _save(check, step=purpose)
-        transaction.on_commit(
-            lambda: identity_analyse_dispatch(str(check.id), purpose, [str(i) for i in ids])
-        )
+        return []
+    ids = [
+        _seal_evidence(
+            check,
+            kind=EVIDENCE_OF[purpose],
+            jpeg=jpeg,
+            source=source,
+            offset_ms=offset_ms,
+            meta={"t_ms": t_ms},
+        ).id
+        for offset_ms, t_ms, jpeg in frames
+    ]
+    _step_set(
+        check,
+        purpose,
+        StepStatus.RUNNING,
+        detail="Checking the pictures…",
+        detail_zh="正在分析图像…",
+        analysing=[str(i) for i in ids],
+        **bound,
+    )
+    _save(check, step=purpose)
+    check_id = str(check.id)
+    transaction.on_commit(
+        lambda: identity_analyse_dispatch(check_id, purpose, [str(i) for i in ids])
+    )
     return ids
 
 
@@ -480,31 +711,123 @@ def identity_grab_failed(*, check_id: uuid.UUID, purpose: str, detail: str, deta
     """The media worker could not grab (call not on this worker, no video)."""
     with transaction.atomic():
         check = _locked_check(check_id)
+        if _step_status(check, purpose) != StepStatus.RUNNING:
+            return  # nobody waits for this grab any more (filled or reset meanwhile)
         _step_set(
             check, purpose, StepStatus.FAILED, detail=detail, detail_zh=detail_zh, code="no_video"
         )
         _save(check, step=purpose)
 
 
-def identity_upload(*, call_id: uuid.UUID, side: str, data: bytes) -> IdentityCheck:
-    """The customer photographed the card on a phone (or chose a file): checked, then analysed
-    like a grabbed frame. Bad files are refused in words and nothing is stored."""
-    step = CAPTURE_PURPOSES.get(side)
-    if step is None:
-        raise Conflict(f"Unknown card side {side!r}.")
-    image = image_load(data)  # BadImage: not an image, > 10 MB, > 20 MP, damaged
+# --- the customer's evidence: a phone upload, the kiosk's card reader ---------------------------
+
+UPLOAD_MAX_SIDE = 2000  # OCR needs no more; keeps evidence small
+
+
+def _customer_call(call_id: uuid.UUID) -> IdentityCheck:
+    """The call's current identity check, if the call is connected and the customer consented;
+    refused in words otherwise."""
+    call = Call.objects.filter(pk=call_id).only("status").first()
+    if call is None or call.status != CallStatus.CONNECTED:
+        if call is not None and call.status in (CallStatus.WAITING, CallStatus.OFFERED):
+            raise Refused(
+                "The call is not connected yet; nothing was taken.",
+                detail_zh="通话尚未接通，未接收任何内容。",
+                reason="not_connected",
+            )
+        raise Refused(
+            "The call has ended; nothing was taken.",
+            detail_zh="通话已结束，未接收任何内容。",
+            reason="call_ended",
+        )
     check = IdentityCheck.objects.filter(call_id=call_id).order_by("-created_at").first()
     if check is None:
-        raise Conflict("The teller has not started the identity check.")
-    _require_consent(check)
-    image.thumbnail((2000, 2000))  # OCR needs no more; keeps evidence small
-    identity_frames_received(
-        check_id=check.id, purpose=step, frames=[(None, 0, image_jpeg(image))], source="upload"
-    )
+        raise Refused(
+            "The teller has not asked for your ID card yet; nothing was taken.",
+            detail_zh="柜员尚未请求您的证件，未接收任何内容。",
+            reason="not_waiting",
+        )
+    if check.status == CheckStatus.CONSENT_PENDING:
+        raise Refused(
+            "Give your consent to the identity check first; nothing was taken.",
+            detail_zh="请先同意身份核验，未接收任何内容。",
+            reason="no_consent",
+        )
+    if check.status == CheckStatus.REFUSED:
+        raise Refused(
+            "You declined the identity check; nothing was taken.",
+            detail_zh="您已拒绝身份核验，未接收任何内容。",
+            reason="declined",
+        )
+    return check
+
+
+def identity_upload_admit(*, call_id: uuid.UUID, side: str) -> IdentityCheck:
+    """Before a byte of the picture is looked at: the call is connected and its identity check
+    waits for this side of the card (consent given, the side not passed). Refused in words."""
+    step = CAPTURE_PURPOSES.get(side)
+    if step is None:
+        raise Refused(
+            "Say which side of the card this is.",
+            detail_zh="请说明是证件哪一面。",
+            reason="invalid",
+            status=400,
+        )
+    check = _customer_call(call_id)
+    if _step_status(check, step) == StepStatus.PASSED:
+        raise Refused(
+            f"The teller already has this side of your card ({STEP_TEXT[step][0]}); if they "
+            "need it again they will ask. Nothing was taken.",
+            detail_zh=f"柜员已收到证件此面（{STEP_TEXT[step][1]}），如需重新提供会告知您。"
+            "未接收任何内容。",
+            reason="already_received",
+        )
+    return check
+
+
+def _upload_rate_take(*, call_id: uuid.UUID, side: str, size: int) -> None:
+    """One of the call's uploads a minute (``KYC_UPLOAD_MAX_PER_MINUTE``), counted in the
+    database under the call's row lock: the limit holds across server processes."""
+    limit = settings.KYC_UPLOAD_MAX_PER_MINUTE
+    now = _now()
     with transaction.atomic():
-        check = _locked_check(check.id)
+        Call.objects.select_for_update().filter(pk=call_id).values_list("id", flat=True).first()
+        recent = UploadAttempt.objects.filter(
+            call_id=call_id, at__gt=now - timedelta(seconds=60)
+        ).count()
+        if recent >= limit:
+            raise Refused(
+                f"Too many pictures: at most {limit} a minute. Wait a moment, then send it again.",
+                detail_zh=f"发送过于频繁：每分钟最多 {limit} 张，请稍候再发送。",
+                reason="too_many",
+                status=429,
+            )
+        UploadAttempt.objects.create(call_id=call_id, side=side, size=size, at=now)
+
+
+def identity_upload(*, call_id: uuid.UUID, side: str, data: bytes) -> IdentityCheck:
+    """The customer photographed the card on a phone (or chose a file): taken only while the call
+    is connected and its check waits for this side, within the per-call rate; then checked (size,
+    pixels from the header, format) and analysed like a grabbed frame. Refused in words, with
+    nothing stored, otherwise."""
+    step = CAPTURE_PURPOSES.get(side)
+    check = identity_upload_admit(call_id=call_id, side=side)  # before any decoding
+    _upload_rate_take(call_id=call_id, side=side, size=len(data))
+    image = image_load(data, max_side=UPLOAD_MAX_SIDE)  # BadImage: not an image, > 10 MB, > 20 MP
+    image.thumbnail((UPLOAD_MAX_SIDE, UPLOAD_MAX_SIDE))
+    jpeg = image_jpeg(image)
+    with transaction.atomic():
+        # Decoding took a while: the call may have ended or the side been filled meanwhile.
+        _locked_check(check.id)
+        check = identity_upload_admit(call_id=call_id, side=side)
         check.source = "upload"
-        check.save(update_fields=["source", "updated_at"])
+        taken = _evidence_take(check, purpose=step, frames=[(None, 0, jpeg)], source="upload")
+        call_event_record(
+            call_id=call_id,
+            kind="kyc_capture",
+            actor="customer",
+            data={"side": side, "source": "upload", "evidence": [str(i) for i in taken]},
+        )
     return check
 
 
@@ -512,27 +835,30 @@ def identity_chip_read(
     *, call_id: uuid.UUID, fields: dict, photo_jpeg: bytes | None
 ) -> IdentityCheck:
     """The kiosk's ID-card reader read the chip: its fields replace OCR (still confirmed by the
-    teller) and its photo is the portrait the live face is matched against."""
+    teller) and its photo is the portrait the live face is matched against. The chip carries both
+    sides, so it is taken while the card is not fully read (a side not passed — at the start, or
+    after the teller asked for the card again); a side it replaces resets what rested on it."""
+    check = _chip_waiting(call_id)  # before the photo is decoded
+    image = image_load(photo_jpeg) if photo_jpeg else None
     with transaction.atomic():
-        check = (
-            IdentityCheck.objects.select_for_update()
-            .filter(call_id=call_id)
-            .order_by("-created_at")
-            .first()
-        )
-        if check is None:
-            raise Conflict("The teller has not started the identity check.")
-        _require_consent(check)
-        if photo_jpeg:
-            image = image_load(photo_jpeg)
-            _seal_evidence(
+        _locked_check(check.id)
+        check = _chip_waiting(call_id)
+        _card_replace(check, sides=CARD_STEPS, by="chip", actor="customer")
+        portrait = None
+        if image is not None:
+            evidence = _seal_evidence(
                 check, kind=EvidenceKind.CHIP_PHOTO, jpeg=image_jpeg(image), source="chip"
             )
+            portrait = _portrait_ref(evidence, "chip")
+        chip_fields = json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()
+        basis = (
+            portrait["evidence"] if portrait else f"chip:{hashlib.sha256(chip_fields).hexdigest()}"
+        )
         checks = validate_fields(fields)
         check.source = "chip"
         check.fields_read = {"front": dict(fields), "back": {}, "checks": checks, "source": "chip"}
         ok = all(c["passed"] for c in checks)
-        for step in (Step.CARD_FRONT, Step.CARD_BACK):
+        for step in CARD_STEPS:
             _step_set(
                 check,
                 step,
@@ -540,14 +866,32 @@ def identity_chip_read(
                 detail="Read from the card's chip." if ok else _checks_words(checks)[0],
                 detail_zh="已读取证件芯片。" if ok else _checks_words(checks)[1],
                 source="chip",
+                evidence=basis,
+                **({"portrait": portrait} if step == Step.CARD_FRONT and portrait else {}),
             )
         call_event_record(
             call_id=call_id,
             kind="kyc_capture",
             actor="customer",
-            data={"source": "chip", "id_number": mask_id_number(fields.get("id_number", ""))},
+            data={
+                "source": "chip",
+                "id_number": mask_id_number(fields.get("id_number", "")),
+                "portrait": portrait_named(portrait),
+            },
         )
         return _save(check, step=Step.CARD_FRONT)
+
+
+def _chip_waiting(call_id: uuid.UUID) -> IdentityCheck:
+    check = _customer_call(call_id)
+    if all(_step_status(check, s) == StepStatus.PASSED for s in CARD_STEPS):
+        raise Refused(
+            "The card was already read and the teller is relying on it; the teller asks for the "
+            "card again if it is needed. Nothing was taken.",
+            detail_zh="证件已读取，柜员正在据此核验；如需重新读卡，柜员会提示您。未接收任何内容。",
+            reason="already_received",
+        )
+    return check
 
 
 def _checks_words(checks: list[dict]) -> tuple[str, str]:
@@ -573,23 +917,40 @@ def identity_step_result(
     portrait_jpeg: bytes | None = None,
     evidence_meta: dict[str, dict] | None = None,
     face_distance: float | None = None,
+    evidence_ids: list[str] | None = None,
 ) -> IdentityCheck:
-    """Record what an analysis found (called by ``kyc.tasks``)."""
+    """Record what an analysis of ``evidence_ids`` found (called by ``kyc.tasks``). A result
+    about evidence the step no longer waits for — an older grab, a card replaced meanwhile, a
+    face matched against another photo than the step is bound to — changes nothing."""
+    data = dict(data or {})
     with transaction.atomic():
         check = _locked_check(check_id)
+        waiting = check.steps.get(step, {})
+        stale = evidence_ids is not None and (
+            waiting.get("status") != StepStatus.RUNNING
+            or sorted(waiting.get("analysing") or []) != sorted(evidence_ids)
+            or ("portrait" in data and _sha(data["portrait"]) != _sha(waiting.get("portrait")))
+        )
+        if stale:
+            log.info("%s result of %s ignored: not what the step waits for", step, check_id)
+            return check
+        if portrait_jpeg is not None:
+            # Kept beside any earlier portrait (evidence is never deleted); the front's step
+            # names the one it passed with, and that is the photo the checks use.
+            portrait = _seal_evidence(
+                check, kind=EvidenceKind.PORTRAIT, jpeg=portrait_jpeg, source="card"
+            )
+            data["portrait"] = _portrait_ref(portrait, "card")
         _step_set(
             check,
             step,
             StepStatus.PASSED if passed else StepStatus.FAILED,
             detail=detail,
             detail_zh=detail_zh,
-            **(data or {}),
+            **data,
         )
         if fields_read is not None:
             check.fields_read = {**check.fields_read, **fields_read}
-        if portrait_jpeg is not None:
-            check.evidence.filter(kind=EvidenceKind.PORTRAIT).delete()
-            _seal_evidence(check, kind=EvidenceKind.PORTRAIT, jpeg=portrait_jpeg, source="card")
         for evidence_id, meta in (evidence_meta or {}).items():
             IdentityEvidence.objects.filter(pk=evidence_id, identity_check=check).update(meta=meta)
         if face_distance is not None:
@@ -612,7 +973,7 @@ def identity_step_result(
         call_event_record(
             call_id=check.call_id,
             kind=kind,
-            data={"step": step, "passed": passed, "detail": detail, **_timeline_data(data or {})},
+            data={"step": step, "passed": passed, "detail": detail, **_timeline_data(data)},
         )
         return _save(check, step=step)
 
@@ -628,7 +989,10 @@ def _timeline_data(data: dict) -> dict:
         "measurements",
         "factors",
     )
-    return {k: v for k, v in data.items() if k in keep}
+    kept = {k: v for k, v in data.items() if k in keep}
+    if data.get("portrait"):
+        kept["portrait"] = portrait_named(data["portrait"])
+    return kept
 
 
 # --- the teller confirms the fields, then the national check ----------------------------------
@@ -691,6 +1055,7 @@ def identity_fields_confirm(*, call_id: uuid.UUID, teller, fields: dict) -> Iden
             detail_zh=f"柜员 {teller.get_username()} 已核对"
             + (f"，更正 {len(corrections)} 处。" if corrections else "。"),
             checks=checks,
+            basis=_card_basis(check),
         )
         call_event_record(
             call_id=call_id,
@@ -722,34 +1087,35 @@ def _business_risk(check: IdentityCheck) -> str:
     return "high" if key in settings.KYC_HIGH_RISK_BUSINESSES else "low"
 
 
-def _portrait_jpeg(check: IdentityCheck) -> bytes | None:
-    evidence = (
-        check.evidence.filter(kind__in=[EvidenceKind.CHIP_PHOTO, EvidenceKind.PORTRAIT])
-        .order_by("-captured_at")
-        .first()
-    )
-    return identity_evidence_open(evidence=evidence) if evidence is not None else None
-
-
 def _national_start(check: IdentityCheck, *, retry: bool = False) -> None:
+    """Ask the national check about the confirmed fields and the card's photo — exactly the photo
+    the front passed with, verified by hash. The step keeps which photo (evidence id, sha256) and
+    which card evidence it was run on: the face match is bound to that photo."""
     from kyc.national.services import national_check_retry, national_check_start
 
-    portrait = _portrait_jpeg(check)
+    portrait = _card_portrait(check)
+    jpeg = portrait_bytes(check_id=check.id, portrait=portrait) if portrait else None
+    basis = _card_basis(check)
+    before = check.steps.get(Step.NATIONAL, {})
+    same_evidence = before.get("basis") == basis and _sha(before.get("portrait")) == _sha(portrait)
+    factors = 3 if portrait else 2
     _step_set(
         check,
         Step.NATIONAL,
         StepStatus.RUNNING,
         detail="Asking the national ID service…",
         detail_zh="正在进行公安联网核查…",
-        factors=3 if portrait else 2,
+        factors=factors,
+        portrait=portrait,
+        basis=basis,
     )
-    if retry and check.national_check_id:
+    if retry and check.national_check_id and same_evidence:
         national = national_check_retry(check_id=check.national_check_id)
     else:
         national = national_check_start(
             name=check.fields["name"],
             id_number=check.fields["id_number"],
-            portrait_jpeg=portrait,
+            portrait_jpeg=jpeg,
             business_risk=_business_risk(check),
             call_id=check.call_id,
         )
@@ -757,7 +1123,12 @@ def _national_start(check: IdentityCheck, *, retry: bool = False) -> None:
     call_event_record(
         call_id=check.call_id,
         kind="kyc_national",
-        data={"asked": True, "factors": 3 if portrait else 2, "national_check": str(national.id)},
+        data={
+            "asked": True,
+            "factors": factors,
+            "national_check": str(national.id),
+            "portrait": portrait_named(portrait),
+        },
     )
 
 
@@ -776,6 +1147,7 @@ def identity_national_result(*, check_id: uuid.UUID) -> None:
             return
         passed = national.status == "passed"
         detail, detail_zh = selectors.national_words(national)
+        asked = check.steps.get(Step.NATIONAL, {})
         _step_set(
             check,
             Step.NATIONAL,
@@ -787,6 +1159,9 @@ def identity_national_result(*, check_id: uuid.UUID) -> None:
             code=national.status,
             from_cache=national.from_cache,
             retry=national.status == "unavailable",
+            # What it was asked about stays with the answer (the face match binds to it).
+            portrait=asked.get("portrait"),
+            basis=asked.get("basis"),
         )
         call_event_record(
             call_id=check.call_id,
@@ -838,6 +1213,7 @@ __all__ = [
     "identity_national_result",
     "identity_step_result",
     "identity_upload",
+    "identity_upload_admit",
     "mask_id_number",
 ]
 

@@ -80,7 +80,7 @@ def identity_analyse(*, check_id: uuid.UUID, purpose: str, evidence_ids: list[st
                 "customer_detail_zh": exc.detail_zh,
             },
         }
-    identity_step_result(check_id=check_id, step=purpose, **outcome)
+    identity_step_result(check_id=check_id, step=purpose, evidence_ids=evidence_ids, **outcome)
 
 
 def _analyse_card(purpose: str, items) -> dict:
@@ -167,30 +167,31 @@ def _portrait(card: np.ndarray) -> bytes | None:
     return out.getvalue()
 
 
-def _portrait_of(check_id: uuid.UUID) -> np.ndarray:
-    from .models import EvidenceKind, IdentityEvidence
-    from .services import identity_evidence_open
+def _bound_portrait(check_id: uuid.UUID) -> tuple[dict, np.ndarray]:
+    """The photo this face match is bound to (the one the national check was run with, named on
+    the step when the frames were taken), opened and verified by its hash — never merely the
+    newest photo on file."""
+    from .models import IdentityCheck
+    from .services import portrait_bytes
 
-    evidence = (
-        IdentityEvidence.objects.filter(
-            identity_check_id=check_id, kind__in=[EvidenceKind.CHIP_PHOTO, EvidenceKind.PORTRAIT]
-        )
-        .order_by("-captured_at")
-        .first()
-    )
-    if evidence is None:
+    steps = IdentityCheck.objects.values_list("steps", flat=True).get(pk=check_id)
+    portrait = steps.get(Step.FACE_MATCH, {}).get("portrait")
+    if not portrait:
         raise KycError(
             "There is no card photo to compare with; capture the card front first.",
             detail_zh="没有可比对的证件照片，请先截取证件人像面。",
             code="no_portrait",
         )
-    return _array(identity_evidence_open(evidence=evidence))
+    return portrait, _array(portrait_bytes(check_id=check_id, portrait=portrait))
 
 
 def _analyse_face(check_id: uuid.UUID, items) -> dict:
     from .faces import face_match
+    from .services import portrait_words
 
-    result = face_match(card=_portrait_of(check_id), frames=[_array(jpeg) for _, jpeg in items])
+    portrait, card = _bound_portrait(check_id)
+    result = face_match(card=card, frames=[_array(jpeg) for _, jpeg in items])
+    which_en, which_zh = portrait_words(portrait)
     meta = {
         str(evidence.id): {
             **evidence.meta,
@@ -203,9 +204,10 @@ def _analyse_face(check_id: uuid.UUID, items) -> dict:
     }
     return {
         "passed": result.decision,
-        "detail": result.reason,
-        "detail_zh": result.reason_zh,
+        "detail": f"{result.reason} {which_en}",
+        "detail_zh": f"{result.reason_zh}{which_zh}",
         "data": {
+            "portrait": portrait,
             "code": result.reason_code,
             "distances": result.distances,
             "threshold": result.threshold,

@@ -277,6 +277,7 @@ class CallEventKind(models.TextChoices):
     KYC_LIVENESS = "kyc_liveness", "Identity check: liveness"
     KYC_NATIONAL = "kyc_national", "Identity check: national ID check"
     KYC_RESULT = "kyc_result", "Identity check: result"
+    KYC_RESET = "kyc_reset", "Identity check: card evidence replaced, steps reset"
     PERIPHERAL = "peripheral", "Kiosk peripheral event"
     BUSINESS = "business", "Business step"
 

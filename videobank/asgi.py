@@ -19,6 +19,7 @@ from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from signaling.routing import websocket_urlpatterns  # noqa: E402
+from videobank.body_limit import BodySizeLimit  # noqa: E402
 
 
 class BackgroundLoops:
@@ -48,10 +49,13 @@ application = BackgroundLoops(
     ProtocolTypeRouter(
         {
             # Static files (a few CSS/JS modules) come from daphne itself; a deployment may put
-            # a CDN or reverse proxy in front instead (SERVE_STATIC=false).
-            "http": ASGIStaticFilesHandler(django_asgi_app)
-            if settings.SERVE_STATIC
-            else django_asgi_app,
+            # a CDN or reverse proxy in front instead (SERVE_STATIC=false). Request bodies are
+            # capped (HTTP_BODY_MAX_BYTES) before Django reads them.
+            "http": BodySizeLimit(
+                ASGIStaticFilesHandler(django_asgi_app)
+                if settings.SERVE_STATIC
+                else django_asgi_app
+            ),
             "websocket": AllowedHostsOriginValidator(
                 AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
             ),

@@ -455,6 +455,10 @@ TEXT: dict[str, dict[str, str]] = {
     "qa.kind.kyc_liveness": {"zh": "身份核验：活体检测", "en": "Identity check: liveness"},
     "qa.kind.kyc_national": {"zh": "身份核验：联网核查", "en": "Identity check: national check"},
     "qa.kind.kyc_result": {"zh": "身份核验：结果", "en": "Identity check: result"},
+    "qa.kind.kyc_reset": {
+        "zh": "身份核验：证件重新采集，相关步骤已重置",
+        "en": "Identity check: card evidence replaced, steps reset",
+    },
     "qa.kind.peripheral": {"zh": "自助设备事件", "en": "Kiosk device"},
     "qa.kind.business": {"zh": "业务办理", "en": "Business"},
     "qa.checks": {"zh": "流程检查（依据时间线）", "en": "Process checks (from the timeline)"},

@@ -86,6 +86,16 @@ LOGOUT_REDIRECT_URL = "/console/login/"
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False
 
+# --- HTTP request bodies ---------------------------------------------------------------------
+# Bodies over this are refused (413, in words) by an ASGI guard before Django reads them
+# (videobank/body_limit.py): a declared Content-Length at once, a chunked body as it streams.
+# Room for the 10 MB card picture of /kyc/upload/ and its form.
+HTTP_BODY_MAX_BYTES = env.int("HTTP_BODY_MAX_BYTES", default=12 * 1024 * 1024)
+# Django's own limits, a second line: form fields and request.body reads above this are refused;
+# uploaded files above this are spooled to a temporary file instead of memory.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
+
 # --- signaling -------------------------------------------------------------------------------
 SIGNALING_MAX_FRAME_BYTES = 64 * 1024
 # How long a customer token stays valid after the call was placed.
@@ -176,6 +186,9 @@ KYC_FACE_CARD_MIN_SIZE_PX = env.int("KYC_FACE_CARD_MIN_SIZE_PX", default=48)
 KYC_LIVENESS_SECONDS = env.float("KYC_LIVENESS_SECONDS", default=15.0)
 # A passed identity check serves the call's businesses for this long.
 KYC_RESULT_TTL_S = env.float("KYC_RESULT_TTL_S", default=1800.0)
+# A call's card uploads (/kyc/upload/) counted in the database over a sliding minute: beyond this
+# the customer is told to wait (429, in words) and nothing is decoded.
+KYC_UPLOAD_MAX_PER_MINUTE = env.int("KYC_UPLOAD_MAX_PER_MINUTE", default=6)
 # Face match: this many frames, at random moments within the next KYC_FACE_SPREAD_S seconds
 # (KYC_FACE_MIN_FRAMES of them must show one clear face: one bad frame is forgiven).
 KYC_FACE_FRAMES = env.int("KYC_FACE_FRAMES", default=4)
