@@ -15,6 +15,7 @@ from kyc.models import IdentityCheck, IdentityEvidence
 from queueing.models import CallEvent
 from signaling.models import MediaWorker
 from tests.factories import catalogue_seed
+from tests.sockets import kiosk_registered
 from tests.test_kyc_sockets import CHIP_FIELDS, chip_photo_b64, connected
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -91,7 +92,8 @@ def steps_of(state: dict) -> dict:
 
 
 async def test_the_card_reader_cannot_swap_a_card_the_teller_confirmed(media_channel):
-    customer, teller, call_id = await connected(channel="vtm")
+    _, credential = await sync_to_async(kiosk_registered)()
+    customer, teller, call_id = await connected(kiosk_credential=credential)
     photo = await sync_to_async(chip_photo_b64)()
     await teller.send("kyc.start", call_id=call_id)
     await customer.expect("kyc.consent_request")
