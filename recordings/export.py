@@ -43,6 +43,7 @@ from recordings.manifest import (
 from recordings.models import Recording, RecordingStatus, Side
 from recordings.selectors import recording_segments, recording_timeline
 from recordings.services import (
+    local_time_words,
     recording_access_log,
     recording_data_key,
     recording_sealed_event,
@@ -171,10 +172,6 @@ def slot_open(recording: Recording, root: Path, data_key: bytes, slot: _Slot) ->
         ) from None
 
 
-def _when(moment) -> str:
-    return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
-
-
 def seal_findings(recording: Recording, data_key: bytes, entries: list[Entry]) -> list[Finding]:
     """A finalised recording against its sealed manifest: the manifest must be there and
     authentic, and name exactly the segments stored now."""
@@ -256,11 +253,11 @@ def slots_verify(
     else:
         sealed = recording_sealed_event(recording)
         if sealed is not None:
+            at = local_time_words(sealed.at)
             problems.append(
                 Finding(
-                    f"the recording was sealed at {_when(sealed.at)} but is no longer: its seal "
-                    f"was removed",
-                    f"录像已于 {_when(sealed.at)} 封存，但封存已被撤除",
+                    f"the recording was sealed at {at} but is no longer: its seal was removed",
+                    f"录像已于 {at} 封存，但封存已被撤除",
                 )
             )
         problems += sequence_findings(entries)

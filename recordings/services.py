@@ -24,7 +24,14 @@ from recordings.crypto import (
     open_sealed,
     segment_aad,
 )
-from recordings.manifest import Entry, Finding, manifest_build, manifest_sign, sequence_gaps
+from recordings.manifest import (
+    SIDE_WORDS,
+    Entry,
+    Finding,
+    manifest_build,
+    manifest_sign,
+    sequence_gaps,
+)
 from recordings.models import (
     Recording,
     RecordingAccess,
@@ -210,11 +217,11 @@ def recording_finalise(*, recording_id: uuid.UUID, incomplete: Finding | None = 
         segments = list(recording.segments.all())
         entries = [Entry(s.side, s.index, s.sha256, s.start_ms, s.duration_ms) for s in segments]
         for side, missing in sequence_gaps(entries).items():
-            en, zh = {"customer": ("customer", "客户侧"), "teller": ("teller", "柜员侧")}[side]
+            en, zh = SIDE_WORDS[side]
             reasons.append(
                 Finding(
-                    f"{en} segment(s) {', '.join(map(str, missing))} never reached storage",
-                    f"{zh}第 {', '.join(map(str, missing))} 段未能存储",
+                    f"{en}: segment(s) {', '.join(map(str, missing))} never reached storage",
+                    f"{zh}：第 {', '.join(map(str, missing))} 段未能存储",
                 )
             )
         reason = (
@@ -266,7 +273,8 @@ def recording_finalise(*, recording_id: uuid.UUID, incomplete: Finding | None = 
     return recording
 
 
-def _when(moment: datetime) -> str:
+def local_time_words(moment: datetime) -> str:
+    """A moment as a reviewer reads it: the bank's local time, with its zone."""
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
@@ -285,9 +293,10 @@ def _sweep_reason(recording: Recording, workers: dict, now: datetime) -> Finding
         last_seen = last_segment.created_at if last_segment else recording.started_at
         name = call.media_channel or "(none)"
         dead = False  # a worker stopping cleanly finalises first: give it the grace below
+    seen = local_time_words(last_seen)
     stopped = Finding(
-        f"media worker {name} stopped at {_when(last_seen)}; what it had not sealed is lost",
-        f"媒体服务 {name} 于 {_when(last_seen)} 停止，其未封存的部分已丢失",
+        f"media worker {name} stopped at {seen}; what it had not sealed is lost",
+        f"媒体服务 {name} 于 {seen} 停止，其未封存的部分已丢失",
     )
     if call.status in OPEN_CALL_STATUSES:
         # A call waiting for a new teller keeps its recording open for the next media worker;
@@ -303,10 +312,11 @@ def _sweep_reason(recording: Recording, workers: dict, now: datetime) -> Finding
         return None
     if worker is None:
         return stopped
+    ended = local_time_words(ended_at)
     return Finding(
-        f"the call ended at {_when(ended_at)} but its media worker {name} did not finalise the "
-        f"recording within {grace:g} s",
-        f"通话于 {_when(ended_at)} 结束，但媒体服务 {name} 未在 {grace:g} 秒内完成录像封存",
+        f"the call ended at {ended} but its media worker {name} did not finalise the recording "
+        f"within {grace:g} s",
+        f"通话于 {ended} 结束，但媒体服务 {name} 未在 {grace:g} 秒内完成录像封存",
     )
 
 
