@@ -262,6 +262,7 @@ class CallEventKind(models.TextChoices):
     DISCONNECTED = "disconnected", "Disconnected"
     RECORDING_STARTED = "recording_started", "Recording started"
     RECORDING_FINALISED = "recording_finalised", "Recording finalised"
+    RECORDING_INCOMPLETE = "recording_incomplete", "Recording sealed as incomplete"
     OFFER_REJECTED = "offer_rejected", "Offer rejected"
     OFFER_EXPIRED = "offer_expired", "Offer expired"
     REQUEUED = "requeued", "Re-queued"

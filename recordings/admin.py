@@ -1,25 +1,46 @@
-"""Recordings in the admin: read-only. The audit trail answers "who looked at which call"."""
+"""Recordings in the admin: read-only evidence. The audit trail answers "who looked at which
+call"; a recording shows whether it was sealed whole or as incomplete, and why."""
 
 from django.contrib import admin
 
-from .models import QaNote, QaReview, RecordingAccess
+from videobank.admin import AppendOnlyAdmin, AppendOnlyInline
+
+from .models import QaNote, QaReview, Recording, RecordingAccess, RecordingSegment
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Audit and review rows are evidence: nobody edits or deletes them here."""
+class RecordingSegmentInline(AppendOnlyInline):
+    model = RecordingSegment
+    fields = ("side", "index", "start_ms", "duration_ms", "size", "sha256", "created_at")
+    readonly_fields = fields
 
-    def has_add_permission(self, request) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+@admin.register(Recording)
+class RecordingAdmin(AppendOnlyAdmin):
+    list_display = ("id", "call", "status", "incomplete", "started_at", "ended_at")
+    list_filter = ("status", "incomplete")
+    search_fields = ("id", "call__id")
+    date_hierarchy = "started_at"
+    # The wrapped data key stays out of the page.
+    exclude = ("wrapped_key",)
+    readonly_fields = (
+        "id",
+        "call",
+        "status",
+        "incomplete",
+        "incomplete_reason",
+        "key_id",
+        "started_at",
+        "ended_at",
+        "clock_fixed",
+        "manifest_sha256",
+        "manifest_hmac",
+        "manifest",
+    )
+    inlines = [RecordingSegmentInline]
 
 
 @admin.register(RecordingAccess)
-class RecordingAccessAdmin(ReadOnlyAdmin):
+class RecordingAccessAdmin(AppendOnlyAdmin):
     list_display = ("at", "actor", "action", "recording")
     list_filter = ("action",)
     search_fields = ("actor", "recording__id", "recording__call__id")
@@ -27,13 +48,13 @@ class RecordingAccessAdmin(ReadOnlyAdmin):
 
 
 @admin.register(QaReview)
-class QaReviewAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "reviewer", "verdict", "score", "recording")
-    list_filter = ("verdict",)
+class QaReviewAdmin(AppendOnlyAdmin):
+    list_display = ("created_at", "reviewer", "kind", "verdict", "score", "overrides", "recording")
+    list_filter = ("verdict", "kind")
     search_fields = ("reviewer__username", "recording__id")
 
 
 @admin.register(QaNote)
-class QaNoteAdmin(ReadOnlyAdmin):
+class QaNoteAdmin(AppendOnlyAdmin):
     list_display = ("created_at", "author", "at_ms", "text", "recording")
     search_fields = ("author__username", "text")

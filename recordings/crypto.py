@@ -9,12 +9,17 @@ import os
 import uuid
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 MAGIC = b"VBSEG1"
 NONCE_BYTES = 12
 TAG_BYTES = 16
 DATA_KEY_BYTES = 32
+# HKDF label of the key that authenticates a recording's sealed manifest: the data key itself
+# only ever seals segments (AES-GCM); the manifest gets a key of its own derived from it.
+MANIFEST_KEY_INFO = b"videobank/recording-manifest/v1"
 
 
 class SegmentIntegrityError(Exception):
@@ -49,3 +54,11 @@ def open_sealed(data_key: bytes, blob: bytes, aad: bytes) -> bytes:
             "segment failed authentication: tampered, truncated, moved from another slot, "
             "or sealed under another key"
         ) from None
+
+
+def manifest_key(data_key: bytes) -> bytes:
+    """The HMAC key of a recording's sealed manifest, derived from its data key: whoever cannot
+    unwrap the data key (the master key is not in the database) cannot make or mend a manifest."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=MANIFEST_KEY_INFO).derive(
+        data_key
+    )

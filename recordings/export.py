@@ -1,11 +1,19 @@
 """Export of a recording as playable files, after verifying every segment.
 
 Verification comes first and is complete: each segment's stored bytes must match the SHA-256
-registered for it, must open under the recording's key in its own slot (AES-GCM with the slot as
-AAD), no index may be missing, and a finalised recording's manifest hash must still match its
-segment list. Only then is anything written. A recording that was never finalised (the server died
-mid-call) exports what finished; a sealed segment whose row never reached the database is taken on
-the strength of its authentication tag alone, and the manifest says so.
+registered for it and must open under the recording's key in its own slot (AES-GCM with the slot
+as AAD). A finalised recording must carry its sealed manifest, authentic under the key derived
+from its data key (recordings/manifest.py), and what is stored must be exactly what was sealed:
+a side cut at its start or its end, a segment missing, added or changed is refused, in words.
+Only then is anything written; replay (recordings/replay.py) verifies the same way.
+
+A recording not finalised yet is still being recorded, or its media worker died and the
+recordings sweep (a queue-ticker job) has not sealed it as incomplete yet — which it does within
+``RECORDING_SWEEP_GRACE_S`` of the call's end. Until then it exports what finished, with a
+warning that its end cannot be verified; each side must still begin at segment 0 with no hole,
+and a recording whose timeline says it was sealed once is refused (its seal was removed). A
+sealed segment whose row never reached the database is taken on the strength of its
+authentication tag alone, and the manifest says so; sealing adopts such files the same way.
 """
 
 from __future__ import annotations
@@ -16,19 +24,29 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import av
 from django.conf import settings
 from django.utils import timezone
 
-from recordings.crypto import SegmentIntegrityError, open_sealed, segment_aad
+from recordings.crypto import SegmentIntegrityError, manifest_key, open_sealed, segment_aad
+from recordings.manifest import (
+    Entry,
+    Finding,
+    incomplete_words,
+    manifest_authentic,
+    manifest_compare,
+    sequence_findings,
+)
 from recordings.models import Recording, RecordingStatus, Side
 from recordings.selectors import recording_segments, recording_timeline
 from recordings.services import (
+    local_time_words,
     recording_access_log,
     recording_data_key,
-    recording_manifest_sha256,
+    recording_sealed_event,
 )
 from recordings.writer import segment_filename_re, segment_relpath
 
@@ -36,7 +54,16 @@ logger = logging.getLogger(__name__)
 
 
 class RecordingExportError(Exception):
-    """The recording failed verification; nothing was exported."""
+    """The recording failed verification; nothing was exported. ``str()`` says why in English,
+    ``zh`` in Chinese."""
+
+    def __init__(self, message: str, zh: str | None = None) -> None:
+        super().__init__(message)
+        self.zh = zh or message
+
+    @classmethod
+    def of(cls, findings: list[Finding]) -> RecordingExportError:
+        return cls("\n".join(f.en for f in findings), "\n".join(f.zh for f in findings))
 
 
 @dataclass
@@ -119,16 +146,20 @@ def recording_slots(recording: Recording, root: Path) -> tuple[list[_Slot], list
 def slot_open(recording: Recording, root: Path, data_key: bytes, slot: _Slot) -> bytes:
     """Read, check and decrypt one segment; raises RecordingExportError with the reason."""
     name = f"{slot.side}:{slot.index} ({slot.path})"
+    zh_name = f"{'客户侧' if slot.side == Side.CUSTOMER else '柜员侧'}第 {slot.index} 段"
     try:
         blob = (root / slot.path).read_bytes()
     except FileNotFoundError:
-        raise RecordingExportError(f"segment {name}: file is missing") from None
+        raise RecordingExportError(
+            f"segment {name}: file is missing", f"{zh_name}：文件缺失"
+        ) from None
     if slot.sha256 is not None:
         actual = hashlib.sha256(blob).hexdigest()
         if actual != slot.sha256:
             raise RecordingExportError(
                 f"segment {name}: SHA-256 mismatch, stored file was modified "
-                f"(expected {slot.sha256}, found {actual})"
+                f"(expected {slot.sha256}, found {actual})",
+                f"{zh_name}：SHA-256 不符，存储的文件被改动",
             )
     else:
         slot.sha256 = hashlib.sha256(blob).hexdigest()
@@ -136,30 +167,107 @@ def slot_open(recording: Recording, root: Path, data_key: bytes, slot: _Slot) ->
     try:
         return open_sealed(data_key, blob, segment_aad(recording.id, slot.side, slot.index))
     except SegmentIntegrityError as exc:
-        raise RecordingExportError(f"segment {name}: {exc}") from None
+        raise RecordingExportError(
+            f"segment {name}: {exc}", f"{zh_name}：未通过认证（被篡改、截断、挪位或非本录像密钥）"
+        ) from None
 
 
-def slots_verify(recording: Recording, root: Path, data_key: bytes, slots: list[_Slot]) -> None:
-    problems: list[str] = []
+def seal_findings(recording: Recording, data_key: bytes, entries: list[Entry]) -> list[Finding]:
+    """A finalised recording against its sealed manifest: the manifest must be there and
+    authentic, and name exactly the segments stored now."""
+    document, mac = recording.manifest, recording.manifest_hmac
+    if not document or not mac:
+        return [
+            Finding(
+                "the recording is marked finalised but carries no sealed manifest (keyed HMAC): "
+                "it cannot be shown to be whole",
+                "录像标记为已封存，但没有带密钥的封存清单（HMAC），无法证明其完整",
+            )
+        ]
+    if not manifest_authentic(manifest_key(data_key), document, mac):
+        return [
+            Finding(
+                "the sealed manifest does not authenticate under the recording's key: it was "
+                "altered or forged",
+                "封存清单无法用本录像的密钥验证：清单被改动或伪造",
+            )
+        ]
+    findings: list[Finding] = []
+    if document.get("recording_id") != str(recording.id) or document.get("call_id") != str(
+        recording.call_id
+    ):
+        findings.append(
+            Finding(
+                "the sealed manifest belongs to another recording or call",
+                "封存清单属于另一录像或通话",
+            )
+        )
+    for name, en, zh in (
+        ("started_at", "start", "开始"),
+        ("ended_at", "end", "结束"),
+    ):
+        value = getattr(recording, name)
+        if value is None or datetime.fromisoformat(document.get(name, "")) != value:
+            findings.append(
+                Finding(
+                    f"the recording's {en} time was changed after sealing (sealed: "
+                    f"{document.get(name)})",
+                    f"录像的{zh}时间在封存后被改动（封存时为 {document.get(name)}）",
+                )
+            )
+    if bool(document.get("complete")) == recording.incomplete or (
+        document.get("incomplete_reason") or {}
+    ) != (recording.incomplete_reason or {}):
+        findings.append(
+            Finding(
+                "the recording's completeness or its reason was changed after sealing",
+                "录像的完整性标记或原因在封存后被改动",
+            )
+        )
+    return findings + manifest_compare(document, entries)
+
+
+def slots_verify(
+    recording: Recording, root: Path, data_key: bytes, slots: list[_Slot]
+) -> list[str]:
+    """Raises RecordingExportError with every problem found; returns warnings."""
+    problems: list[Finding] = []
+    warnings: list[str] = []
     for slot in slots:
         try:
             slot_open(recording, root, data_key, slot)
         except RecordingExportError as exc:
-            problems.append(str(exc))
-    for side in Side.values:
-        indexes = sorted(slot.index for slot in slots if slot.side == side)
-        missing = sorted(set(range(indexes[0], indexes[-1] + 1)) - set(indexes)) if indexes else []
-        if missing:
-            problems.append(f"{side}: segment index(es) {missing} missing from the sequence")
+            problems.append(Finding(str(exc), exc.zh))
+    entries = [
+        Entry(slot.side, slot.index, slot.sha256 or "", slot.start_ms or 0, slot.duration_ms or 0)
+        for slot in slots
+    ]
     if recording.status == RecordingStatus.FINALISED:
-        registered = [slot for slot in slots if slot.start_ms is not None]
-        if recording_manifest_sha256(registered) != recording.manifest_sha256:
+        registered = [
+            e for e, slot in zip(entries, slots, strict=True) if slot.start_ms is not None
+        ]
+        problems += seal_findings(recording, data_key, registered)
+        incomplete = incomplete_words(recording.manifest or {})
+        if incomplete is not None and not problems:
+            warnings.append(f"sealed as incomplete: {incomplete.en}")
+    else:
+        sealed = recording_sealed_event(recording)
+        if sealed is not None:
+            at = local_time_words(sealed.at)
             problems.append(
-                "segment list does not match the manifest hash recorded at finalisation "
-                "(segment rows were added, removed or changed)"
+                Finding(
+                    f"the recording was sealed at {at} but is no longer: its seal was removed",
+                    f"录像已于 {at} 封存，但封存已被撤除",
+                )
             )
+        problems += sequence_findings(entries)
+        warnings.append(
+            "not sealed yet (still recording, or its media worker stopped and the sweep has not "
+            "sealed it): its end cannot be verified"
+        )
     if problems:
-        raise RecordingExportError("\n".join(problems))
+        raise RecordingExportError.of(problems)
+    return warnings
 
 
 def _join_side(segments: list[bytes], path: Path, summary: SideSummary) -> None:
@@ -249,7 +357,7 @@ def recording_export(
     try:
         data_key = recording_data_key(recording=recording)
         slots, result.warnings = recording_slots(recording, root)
-        slots_verify(recording, root, data_key, slots)
+        result.warnings += slots_verify(recording, root, data_key, slots)
         _write(recording, root, data_key, slots, out_dir, result)
     except Exception as exc:
         error = str(exc) or exc.__class__.__name__
@@ -320,6 +428,12 @@ def _write(
         "started_at": recording.started_at.isoformat(),
         "ended_at": recording.ended_at.isoformat() if recording.ended_at else None,
         "manifest_sha256": recording.manifest_sha256 or None,
+        # The sealed manifest and its HMAC-SHA256 (key: HKDF of the data key, see
+        # recordings/crypto.py manifest_key), verified before this export was written.
+        "sealed_manifest": recording.manifest or None,
+        "manifest_hmac": recording.manifest_hmac or None,
+        "incomplete": recording.incomplete,
+        "incomplete_reason": recording.incomplete_reason or None,
         "key_id": recording.key_id,
         "exported_at": timezone.now().isoformat(),
         "segments": [

@@ -22,8 +22,21 @@ class Recording(models.Model):
     wrapped_key = models.BinaryField()
     started_at = models.DateTimeField()
     ended_at = models.DateTimeField(null=True, blank=True)
-    # SHA-256 over the ordered list of segment hashes, set when finalised.
+    # SHA-256 over the ordered list of segment hashes, set when finalised (kept for reference:
+    # anyone with database access can recompute it, so it proves nothing on its own).
     manifest_sha256 = models.CharField(max_length=64, blank=True)
+    # The sealed manifest (recordings/manifest.py): every segment, each side's segment count,
+    # first index and media end, the ids and times; and its HMAC-SHA256 under a key derived from
+    # the data key, so only a holder of the master key can make or mend one.
+    manifest = models.JSONField(default=dict, blank=True)
+    manifest_hmac = models.CharField(max_length=64, blank=True)
+    # Sealed without every part of the call (its media worker died, the finalisation was lost,
+    # a segment never reached storage): {"en": ..., "zh": ...}, also in the sealed manifest.
+    incomplete = models.BooleanField(default=False)
+    incomplete_reason = models.JSONField(default=dict, blank=True)
+    # Set when the first media session fixed the recording clock's origin (``started_at``): a
+    # session resumed on another media worker keeps it, so the parts share one clock.
+    clock_fixed = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"recording {self.id} of call {self.call_id}"
@@ -84,12 +97,23 @@ class Verdict(models.TextChoices):
     FAIL = "fail", "Fail"
 
 
+class ReviewKind(models.TextChoices):
+    REVIEW = "review", "Review"
+    OVERRIDE = "override", "Supervisor's override"
+
+
 class QaReview(models.Model):
     """A reviewer's scored judgement of one recorded call. Rows are never changed: a reviewer
-    who reviews again adds a row, and the newest is their current judgement."""
+    who reviews again adds a row, and the newest is the call's current judgement. A failed
+    judgement is changed only by a supervisor's override: a row of kind ``override`` pointing at
+    the failed one, its reason in ``comment``."""
 
     recording = models.ForeignKey(Recording, on_delete=models.PROTECT, related_name="reviews")
     reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    kind = models.CharField(max_length=16, choices=ReviewKind.choices, default=ReviewKind.REVIEW)
+    overrides = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="overridden_by"
+    )
     checklist = models.JSONField(default=dict)  # item key -> "yes" | "no" | "na"
     score = models.PositiveSmallIntegerField(null=True)  # % of applicable items met
     verdict = models.CharField(max_length=16, choices=Verdict.choices)

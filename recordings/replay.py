@@ -1,11 +1,12 @@
 """A recording replayed in the QA console (``recordings/views.py``).
 
 Each side is verified exactly as an export is (every segment's SHA-256, its authentication tag in
-its own slot, no gap in the sequence, the finalised manifest), then decrypted and remuxed — not
-re-encoded — into one MP4 (H.264 + Opus) in memory, served with HTTP ranges so the reviewer can
-seek. Nothing decrypted is written to disk. Both sides start at 0 in their files; ``start_ms``
-says where that is in the recording, so the page can lay the two videos and the call's timeline
-on one clock.
+its own slot, and for a finalised recording its keyed manifest: nothing cut at either end,
+missing, added or changed; for one not sealed yet, each side from segment 0 without a hole), then
+decrypted and remuxed — not re-encoded — into one MP4 (H.264 + Opus) in memory, served with HTTP
+ranges so the reviewer can seek. Nothing decrypted is written to disk. Both sides start at 0 in
+their files; ``start_ms`` says where that is in the recording, so the page can lay the two videos
+and the call's timeline on one clock.
 
 A small in-process cache keeps the last sides served (``REPLAY_CACHE_BYTES``, for
 ``REPLAY_CACHE_S``) so a reviewer's seeks, each a range request, do not decrypt the call again.
@@ -37,7 +38,12 @@ CONTENT_TYPE = "video/mp4"
 
 
 class ReplayError(Exception):
-    """The side cannot be replayed; the message says why, in words a reviewer can act on."""
+    """The side cannot be replayed; the message says why, in words a reviewer can act on
+    (``zh``: the same in Chinese)."""
+
+    def __init__(self, message: str, zh: str | None = None) -> None:
+        super().__init__(message)
+        self.zh = zh or message
 
 
 @dataclass(frozen=True)
@@ -59,7 +65,7 @@ def _cache_key(recording: Recording) -> tuple:
     # A recording still being written (a server died mid-call) may grow: its segment count is
     # part of the key. A finalised one is fixed by its manifest.
     segments = recording.segments.count()
-    return (str(recording.id), recording.status, recording.manifest_sha256, segments)
+    return (str(recording.id), recording.status, recording.manifest_hmac, segments)
 
 
 def _cache_get(key: tuple) -> ReplayMedia | None:
@@ -93,7 +99,7 @@ def replay_cache_clear() -> None:
 def replay_side(*, recording: Recording, side: str) -> ReplayMedia:
     """One side of ``recording`` as an MP4 in memory; raises ReplayError."""
     if side not in Side.values:
-        raise ReplayError(f"Unknown side {side!r}.")
+        raise ReplayError(f"Unknown side {side!r}.", f"没有 {side!r} 这一侧。")
     key = (*_cache_key(recording), side)
     cached = _cache_get(key)
     if cached is not None:
@@ -107,9 +113,14 @@ def replay_side(*, recording: Recording, side: str) -> ReplayMedia:
             slot_open(recording, root, data_key, slot) for slot in slots if slot.side == side
         ]
     except RecordingExportError as exc:
-        raise ReplayError(f"The recording failed verification: {exc}") from None
+        raise ReplayError(
+            f"The recording failed verification: {exc}", f"录像未通过校验：{exc.zh}"
+        ) from None
     if not plaintexts:
-        raise ReplayError(f"Nothing was recorded of the {side}.")
+        raise ReplayError(
+            f"Nothing was recorded of the {side}.",
+            f"没有录到{'客户' if side == Side.CUSTOMER else '柜员'}的画面。",
+        )
     summary = SideSummary(side=side, segments=len(plaintexts))
     buffer = io.BytesIO()
     join_segments(plaintexts, buffer, summary, container_format="mp4", rebase=True)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from django.db import models, transaction
 
-from recordings.models import QaNote, QaReview, Recording, Verdict
+from queueing.models import Offer, OfferStatus
+from recordings.models import QaNote, QaReview, Recording, ReviewKind, Verdict
 
 ANSWERS = ("yes", "no", "na")
 NOTE_MAX = 500
@@ -68,6 +69,53 @@ class ReviewInvalid(Exception):
     """The review or note cannot be saved; the message says what to fix."""
 
 
+class ReviewRefused(Exception):
+    """This person may not write this review or note; ``str()`` says why in English, ``zh`` in
+    Chinese. Nothing is stored."""
+
+    def __init__(self, message: str, zh: str) -> None:
+        super().__init__(message)
+        self.zh = zh
+
+
+def _own_call() -> ReviewRefused:
+    return ReviewRefused(
+        "You served this call as its teller: someone else must review it.",
+        "您是本通话的柜员，不能评定自己的通话，请由其他质检员评定。",
+    )
+
+
+def _fail_stands() -> ReviewRefused:
+    return ReviewRefused(
+        "The latest review of this call is a fail: only a supervisor's override, with a reason, "
+        "can change it.",
+        "本通话最近一次评定为不合格：只有主管填写理由后改判才能更改。",
+    )
+
+
+def call_served_by(*, recording: Recording, user) -> bool:
+    """Did ``user`` serve this recording's call as a teller (its teller now, or one who
+    accepted it before a drop or a move)?"""
+    call = recording.call
+    if call.teller_id == user.pk:
+        return True
+    return Offer.objects.filter(
+        call_id=call.pk,
+        teller_id=user.pk,
+        status__in=(OfferStatus.ACCEPTED, OfferStatus.DROPPED),
+    ).exists()
+
+
+def review_latest(*, recording: Recording) -> QaReview | None:
+    """The call's current judgement: its newest review or override."""
+    return QaReview.objects.filter(recording=recording).order_by("-created_at", "-id").first()
+
+
+def _lock(recording: Recording) -> None:
+    # One judgement at a time per recording: the "latest is a fail" rule reads what it guards.
+    Recording.objects.select_for_update().filter(pk=recording.pk).first()
+
+
 def review_score(checklist: dict[str, str]) -> int | None:
     """Percentage of the applicable items met; None when none applies."""
     applicable = [answer for answer in checklist.values() if answer != "na"]
@@ -77,6 +125,27 @@ def review_score(checklist: dict[str, str]) -> int | None:
 
 
 def review_submit(
+    *, recording: Recording, reviewer, checklist: dict, verdict: str, comment: str
+) -> QaReview:
+    """A reviewer's judgement (a new row). Refused for the call's own teller, and for anyone
+    while the call's latest judgement is a fail (that takes a supervisor's override)."""
+    with transaction.atomic():
+        _lock(recording)
+        if call_served_by(recording=recording, user=reviewer):
+            raise _own_call()
+        latest = review_latest(recording=recording)
+        if latest is not None and latest.verdict == Verdict.FAIL:
+            raise _fail_stands()
+        return _review_create(
+            recording=recording,
+            reviewer=reviewer,
+            checklist=checklist,
+            verdict=verdict,
+            comment=comment,
+        )
+
+
+def _review_create(
     *, recording: Recording, reviewer, checklist: dict, verdict: str, comment: str
 ) -> QaReview:
     if not isinstance(checklist, dict) or set(checklist) != set(CHECKLIST_KEYS):
@@ -90,14 +159,50 @@ def review_submit(
         raise ReviewInvalid(f"The comment must be text of at most {COMMENT_MAX} characters.")
     if verdict != Verdict.PASS and not comment:
         raise ReviewInvalid("Say in the comment why the call did not simply pass.")
+    return QaReview.objects.create(
+        recording=recording,
+        reviewer=reviewer,
+        checklist={key: checklist[key] for key in CHECKLIST_KEYS},
+        score=review_score(checklist),
+        verdict=verdict,
+        comment=comment,
+    )
+
+
+def review_override(
+    *, recording: Recording, supervisor, review_id, verdict: str, reason: str
+) -> QaReview:
+    """A supervisor changes the call's failed judgement: a new row of kind ``override`` linked
+    to the failed review, with the reason; the failed review stays. The caller has checked that
+    ``supervisor`` is one (``signaling.access.access_supervisor``)."""
+    if isinstance(review_id, bool) or not isinstance(review_id, int):
+        raise ReviewInvalid("Say which review is overridden (its number).")
+    if verdict not in (Verdict.PASS, Verdict.COACHING):
+        raise ReviewInvalid("An override changes a fail: choose pass or pass with coaching.")
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not reason or len(reason) > COMMENT_MAX:
+        raise ReviewInvalid(f"Give the reason for the override (1 to {COMMENT_MAX} characters).")
     with transaction.atomic():
+        _lock(recording)
+        if call_served_by(recording=recording, user=supervisor):
+            raise _own_call()
+        failed = QaReview.objects.filter(recording=recording, pk=review_id).first()
+        if failed is None:
+            raise ReviewInvalid("There is no such review of this call.")
+        if failed.verdict != Verdict.FAIL:
+            raise ReviewInvalid("Only a failed review is overridden.")
+        latest = review_latest(recording=recording)
+        if latest is not None and latest.pk != failed.pk:
+            raise ReviewInvalid("That review is no longer the call's latest judgement.")
         return QaReview.objects.create(
             recording=recording,
-            reviewer=reviewer,
-            checklist={key: checklist[key] for key in CHECKLIST_KEYS},
-            score=review_score(checklist),
+            reviewer=supervisor,
+            kind=ReviewKind.OVERRIDE,
+            overrides=failed,
+            checklist=failed.checklist,
+            score=failed.score,
             verdict=verdict,
-            comment=comment,
+            comment=reason,
         )
 
 
@@ -110,28 +215,49 @@ def note_add(*, recording: Recording, author, at_ms, text, media_ms: int | None)
     text = text.strip() if isinstance(text, str) else ""
     if not text or len(text) > NOTE_MAX:
         raise ReviewInvalid(f"Write the note (1 to {NOTE_MAX} characters).")
+    if call_served_by(recording=recording, user=author):
+        raise _own_call()
     return QaNote.objects.create(recording=recording, author=author, at_ms=at_ms, text=text)
 
 
-def review_panel(*, recording: Recording) -> dict:
-    """What the replay page shows besides the media: reviews (newest first), notes (by time)."""
-    reviews = [
-        {
-            "id": review.pk,
-            "reviewer": review.reviewer.get_username(),
-            "verdict": review.verdict,
-            "score": review.score,
-            "checklist": review.checklist,
-            "comment": review.comment,
-            "at": review.created_at.isoformat(),
-        }
-        for review in QaReview.objects.filter(recording=recording).select_related("reviewer")
-    ]
+def review_json(review: QaReview) -> dict:
+    return {
+        "id": review.pk,
+        "kind": review.kind,
+        "overrides": review.overrides_id,
+        "reviewer": review.reviewer.get_username(),
+        "verdict": review.verdict,
+        "score": review.score,
+        "checklist": review.checklist,
+        "comment": review.comment,
+        "at": review.created_at.isoformat(),
+    }
+
+
+def review_panel(*, recording: Recording, viewer, may_override: bool) -> dict:
+    """What the replay page shows besides the media: reviews and overrides (newest first),
+    notes (by time), and what this viewer may do: review (not their own call, not over a
+    standing fail) or override the failed latest judgement (a supervisor)."""
+    rows = list(
+        QaReview.objects.filter(recording=recording)
+        .select_related("reviewer")
+        .order_by("-created_at", "-id")
+    )
     notes = [
         note_json(note)
         for note in QaNote.objects.filter(recording=recording).select_related("author")
     ]
-    return {"reviews": reviews, "notes": notes}
+    own = call_served_by(recording=recording, user=viewer)
+    failed = rows[0] if rows and rows[0].verdict == Verdict.FAIL else None
+    return {
+        "reviews": [review_json(review) for review in rows],
+        "notes": notes,
+        "own_call": own,
+        "failed_review": failed.pk if failed else None,
+        "may_review": not own and failed is None,
+        "may_override": bool(may_override and failed is not None and not own),
+        "supervisor": bool(may_override),
+    }
 
 
 def teller_review_feedback(*, teller, limit: int = 100) -> list[dict]:

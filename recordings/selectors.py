@@ -5,7 +5,7 @@ import uuid
 from django.db import models
 from django.db.models import QuerySet
 
-from queueing.models import CallEvent
+from queueing.models import CallEvent, Offer, OfferStatus
 from recordings.models import QaReview, Recording, RecordingSegment
 
 # The end of a recording's last segment (ms from its start): what it holds, even when the call
@@ -59,16 +59,35 @@ def recording_list(
     day=None,
     call: str = "",
     reviewed: str = "",
+    viewer=None,
 ) -> QuerySet:
     """Recordings for the QA console, newest first, filtered by teller user name, business key,
     day (a date, the server's time zone), call or recording id prefix, and reviewed ("yes" /
-    "no"); each carries its newest review's verdict and score."""
+    "no"); each carries its newest review's verdict, score and kind (review or a supervisor's
+    override), and ``own_call``: whether ``viewer`` served the call as a teller (they may not
+    review it)."""
     newest = QaReview.objects.filter(recording=models.OuterRef("pk")).order_by("-created_at", "-id")
     recordings = Recording.objects.select_related("call", "call__business", "call__teller")
+    served = models.Q(pk__in=[])
+    if viewer is not None and viewer.pk is not None:
+        served = models.Q(call__teller_id=viewer.pk) | models.Exists(
+            Offer.objects.filter(
+                call_id=models.OuterRef("call_id"),
+                teller_id=viewer.pk,
+                status__in=(OfferStatus.ACCEPTED, OfferStatus.DROPPED),
+            )
+        )
     recordings = recordings.annotate(
         media_ms=_MEDIA_END,
         review_verdict=models.Subquery(newest.values("verdict")[:1]),
         review_score=models.Subquery(newest.values("score")[:1]),
+        review_kind=models.Subquery(newest.values("kind")[:1]),
+        # CASE, not the bare condition: a call without a teller would make it NULL.
+        own_call=models.Case(
+            models.When(served, then=models.Value(True)),
+            default=models.Value(False),
+            output_field=models.BooleanField(),
+        ),
     )
     if reviewed == "yes":
         recordings = recordings.filter(review_verdict__isnull=False)

@@ -15,4 +15,5 @@ urlpatterns = [
     ),
     path("recordings/<uuid:recording_id>/notes", views.qa_notes, name="qa-notes"),
     path("recordings/<uuid:recording_id>/reviews", views.qa_reviews, name="qa-reviews"),
+    path("recordings/<uuid:recording_id>/override", views.qa_override, name="qa-override"),
 ]

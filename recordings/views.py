@@ -31,10 +31,12 @@ from recordings.replay import CONTENT_TYPE, ReplayError, replay_side
 from recordings.review import (
     CHECKLIST,
     ReviewInvalid,
+    ReviewRefused,
     evidence_shown,
     note_add,
     note_json,
     process_checks,
+    review_override,
     review_panel,
     review_submit,
     teller_review_feedback,
@@ -47,8 +49,9 @@ from recordings.selectors import (
     recording_timeline,
 )
 from recordings.services import recording_access_log
-from signaling.access import access_qa, access_teller
+from signaling.access import access_qa, access_supervisor, access_teller
 from videobank.background import off_the_shared_thread
+from videobank.i18n import language_for
 
 _GRANT_SALT = "videobank.replay-grant"
 _CALL_PREFIX = re.compile(r"^[0-9a-fA-F-]{1,36}$")
@@ -92,6 +95,7 @@ def qa_index(request: HttpRequest) -> HttpResponse:
         day=day,
         call="" if "call" in errors else filters["call"],
         reviewed=filters["reviewed"] if filters["reviewed"] in ("yes", "no") else "",
+        viewer=request.user,
     )
     page = Paginator(recordings, PAGE_SIZE).get_page(request.GET.get("page"))
     rows = [
@@ -185,7 +189,12 @@ def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
                 ],
                 "notes_url": reverse("qa-notes", args=[recording.id]),
                 "reviews_url": reverse("qa-reviews", args=[recording.id]),
-                **review_panel(recording=recording),
+                "override_url": reverse("qa-override", args=[recording.id]),
+                **review_panel(
+                    recording=recording,
+                    viewer=request.user,
+                    may_override=access_supervisor(request.user),
+                ),
             },
         },
     )
@@ -207,7 +216,7 @@ def qa_sides(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
         try:
             media = replay_side(recording=recording, side=side)
         except ReplayError as exc:
-            sides[side] = {"ok": False, "error": str(exc)}
+            sides[side] = {"ok": False, "error": str(exc), "error_zh": exc.zh}
             continue
         sides[side] = {
             "ok": True,
@@ -274,6 +283,15 @@ def _unsatisfiable(total: int) -> HttpResponse:
     return response
 
 
+def _refused(request: HttpRequest, exc: ReviewRefused) -> JsonResponse:
+    """403 in the page's language, with both languages for a script."""
+    zh = language_for(request) == "zh"
+    return JsonResponse(
+        {"error": exc.zh if zh else str(exc), "error_en": str(exc), "error_zh": exc.zh},
+        status=403,
+    )
+
+
 def _json_body(request: HttpRequest) -> dict:
     if len(request.body) > 16 * 1024:
         raise ReviewInvalid("The request is too large.")
@@ -305,6 +323,8 @@ def qa_notes(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
         )
     except ReviewInvalid as exc:
         return JsonResponse({"error": str(exc)}, status=400)
+    except ReviewRefused as exc:
+        return _refused(request, exc)
     return JsonResponse({"note": note_json(note)}, status=201)
 
 
@@ -327,8 +347,52 @@ def qa_reviews(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
         )
     except ReviewInvalid as exc:
         return JsonResponse({"error": str(exc)}, status=400)
+    except ReviewRefused as exc:
+        return _refused(request, exc)
     return JsonResponse(
         {"review": {"id": review.pk, "score": review.score, "verdict": review.verdict}},
+        status=201,
+    )
+
+
+@login_required
+@require_POST
+def qa_override(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
+    """A supervisor overrides the call's failed judgement, with a reason (a new row; the failed
+    review stays in the history)."""
+    if not access_supervisor(request.user):
+        return _refused(
+            request,
+            ReviewRefused(
+                "Only a supervisor overrides a failed review.", "只有主管可以改判不合格的评定。"
+            ),
+        )
+    recording = recording_get(recording_id)
+    if recording is None:
+        raise Http404("No such recording.")
+    try:
+        body = _json_body(request)
+        review = review_override(
+            recording=recording,
+            supervisor=request.user,
+            review_id=body.get("review"),
+            verdict=body.get("verdict"),
+            reason=body.get("reason"),
+        )
+    except ReviewInvalid as exc:
+        return JsonResponse({"error": str(exc)}, status=400)
+    except ReviewRefused as exc:
+        return _refused(request, exc)
+    return JsonResponse(
+        {
+            "review": {
+                "id": review.pk,
+                "kind": review.kind,
+                "overrides": review.overrides_id,
+                "score": review.score,
+                "verdict": review.verdict,
+            }
+        },
         status=201,
     )
 

@@ -48,6 +48,7 @@ AUDIO_BIT_RATE = 48_000  # speech; libopus would pick 96 kbit/s for stereo
 OPUS_FRAME_SAMPLES = 960  # 20 ms; libopus accepts only fixed-size frames
 # Audio timestamps follow the sample count, re-anchored to arrival time only past this gap.
 AUDIO_MAX_SKEW_S = 0.2
+SEAL_ATTEMPTS = 5
 DEFAULT_QUEUE_SIZE = 256  # ~2.5 s of one side's 15 fps video plus 50 audio frames/s
 SEGMENT_SUFFIX = ".mkv.enc"
 
@@ -109,8 +110,7 @@ def _copy_frame(frame: av.VideoFrame) -> av.VideoFrame:
 class _Segment:
     """One in-memory Matroska container with a video and an audio stream."""
 
-    def __init__(self, *, index: int, window_end_s: float, size: tuple[int, int], fps: int):
-        self.index = index
+    def __init__(self, *, window_end_s: float, size: tuple[int, int], fps: int):
         self.window_end_s = window_end_s
         self.buffer = io.BytesIO()
         self.container = av.open(self.buffer, mode="w", format="matroska")
@@ -333,12 +333,10 @@ class SideRecorder:
         if segment is None:
             slot = max(0, math.floor(t_rel / self.segment_seconds))
             segment = _Segment(
-                index=self._next_index,
                 window_end_s=(slot + 1) * self.segment_seconds,
                 size=self._size,
                 fps=self._fps,
             )
-            self._next_index += 1
             self._segment = segment
         return segment
 
@@ -422,11 +420,23 @@ class SideRecorder:
             segment.abandon()
             return
         plaintext = segment.finish()
-        index = segment.index
-        blob = seal(self._data_key, plaintext, segment_aad(self.recording_id, self.side, index))
+        # The index is taken only now, when there is something to seal: an index is never left
+        # empty behind (a hole reads as a cut), and a sealed file is never replaced — if another
+        # writer of this recording (a media worker presumed dead, still running) took the index
+        # meanwhile, this segment takes the next free one.
+        for _attempt in range(SEAL_ATTEMPTS):
+            index = self._next_index
+            blob = seal(self._data_key, plaintext, segment_aad(self.recording_id, self.side, index))
+            relpath = segment_relpath(self.recording_id, self.side, index)
+            try:
+                self._write_new(self.root / relpath, blob)
+                break
+            except FileExistsError:
+                self._next_index = max(index + 1, self._first_free_index())
+        else:
+            raise RuntimeError(f"no free segment index for {self.side} after {SEAL_ATTEMPTS} tries")
+        self._next_index = index + 1
         del plaintext
-        relpath = segment_relpath(self.recording_id, self.side, index)
-        self._write_atomically(self.root / relpath, blob)
         start_ms = round(segment.start_ms or 0)
         info = SegmentInfo(
             side=self.side,
@@ -449,7 +459,9 @@ class SideRecorder:
             self._count_error("on_segment failed for segment %s", index)
 
     @staticmethod
-    def _write_atomically(path: Path, blob: bytes) -> None:
+    def _write_new(path: Path, blob: bytes) -> None:
+        """Write ``blob`` at ``path`` whole or not at all; FileExistsError if ``path`` exists
+        (a hard link from the temporary file never replaces what is there)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         try:
@@ -457,12 +469,35 @@ class SideRecorder:
                 fh.write(blob)
                 fh.flush()
                 os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
+            os.link(tmp, path)
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
         dir_fd = os.open(path.parent, os.O_RDONLY)
         try:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def segment_probe(plaintext: bytes) -> dict[str, int]:
+    """A decrypted segment's place on the recording clock and its frame counts, read from the
+    container (for a sealed file whose row never reached the database)."""
+    starts: list[float] = []
+    ends: list[float] = []
+    counts = {"video": 0, "audio": 0}
+    with av.open(io.BytesIO(plaintext), mode="r") as source:
+        inputs = [s for s in source.streams if s.type in counts]
+        for packet in source.demux(inputs):
+            if packet.pts is None:
+                continue
+            start = float(packet.pts * packet.time_base)
+            starts.append(start)
+            ends.append(start + float((packet.duration or 0) * packet.time_base))
+            counts[packet.stream.type] += 1
+    start_ms = max(0, round(min(starts, default=0.0) * 1000))
+    return {
+        "start_ms": start_ms,
+        "duration_ms": max(0, round(max(ends, default=0.0) * 1000) - start_ms),
+        "video_frames": counts["video"],
+        "audio_frames": counts["audio"],
+    }

@@ -3,12 +3,15 @@
 Two server (daphne) processes, one media worker and one Celery worker. A call placed through
 server A is answered through server B and its media flows both ways through the media worker;
 the Celery worker finalises the recording. If the media worker dies mid-call, the segments it had
-finished survive and export to playable files.
+finished survive, the queue ticker's sweep seals the recording as incomplete with the reason, and
+it exports to playable files. If the call goes on through a second media worker, the recording
+continues there on the same clock and exports whole.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 import av
 import pytest
@@ -19,6 +22,8 @@ from queueing.models import Call, CallStatus
 from recordings.export import recording_export
 from recordings.models import Recording, RecordingSegment, RecordingStatus, Side
 from signaling.client import CustomerClient, TellerClient
+from signaling.models import MediaWorker
+from signaling.selectors import media_worker_alive
 from tests.calls import answered_call, hang_up, teller_cookie, until
 from tests.factories import staff_user
 from tests.livestack import LiveStack
@@ -40,8 +45,10 @@ def start_stack(transactional_db, no_shared_stack, tmp_path):
     """
     stacks: list[LiveStack] = []
 
-    def start() -> LiveStack:
-        stack = LiveStack(tmp_path / "stack-logs", servers=2, media_workers=1, celery=True)
+    def start(media_workers: int = 1) -> LiveStack:
+        stack = LiveStack(
+            tmp_path / "stack-logs", servers=2, media_workers=media_workers, celery=True
+        )
         stacks.append(stack)
         return stack.start()
 
@@ -143,21 +150,159 @@ async def test_finished_segments_survive_a_media_worker_killed_mid_call(
             return all(len(rows) >= 3 for rows in segments.values())
 
         await until(three_segments_a_side, timeout=30, what="three finished segments a side")
+        worker_row = await orm(
+            lambda: MediaWorker.objects.get(channel_name=call_id_channel(call_id))
+        )
         media_worker = stack.process("media-0").popen
         media_worker.kill()
         assert await asyncio.to_thread(media_worker.wait, 10) == -9
 
-    await orm(recording.refresh_from_db)
-    assert recording.status == RecordingStatus.RECORDING  # nobody lived to finalise it
+    # Nobody lived to finalise it: the queue ticker's sweep seals it as incomplete, saying why.
+    def sealed():
+        return Recording.objects.filter(pk=recording.pk, status=RecordingStatus.FINALISED).first()
+
+    recording = await until(lambda: orm(sealed), timeout=60, what="recording sealed by the sweep")
+    assert recording.incomplete
+    assert (
+        f"media worker {worker_row.host}:{worker_row.pid} stopped at"
+        in recording.incomplete_reason["en"]
+    )
     registered = await orm(_registered, recording.id)
 
     out_dir = tmp_path / "export"
     result = await orm(recording_export, recording=recording, out_dir=out_dir, actor="test")
+    assert any("sealed as incomplete: media worker" in w for w in result.warnings)
     for side in Side.values:
         summary = result.sides[side]
-        assert summary.segments >= len(registered[side]) >= 3, (side, summary)
+        assert summary.segments == len(registered[side]) >= 3, (side, summary)
         frames = await asyncio.to_thread(_decoded_frames, out_dir / summary.file)
         # Every video frame of the finished segments plays; and at least a second of each.
         assert frames["video"] >= sum(row.video_frames for row in registered[side]), frames
         assert frames["video"] >= 15, (side, frames)
         assert frames["audio"] >= 50, (side, frames)
+
+
+def call_id_channel(call_id: str) -> str:
+    return Call.objects.get(pk=call_id).media_channel
+
+
+def _worker_process(stack: LiveStack, channel: str):
+    return next(
+        p
+        for p in stack.processes
+        if p.name.startswith("media-") and f"media worker listening on {channel}" in p.log()
+    )
+
+
+def _video_times(path) -> list[float]:
+    with av.open(str(path)) as container:
+        return sorted(
+            float(packet.pts * packet.time_base)
+            for packet in container.demux(container.streams.video[0])
+            if packet.pts is not None and packet.size
+        )
+
+
+async def test_a_recording_continues_on_a_second_media_worker_on_one_clock(
+    start_stack, monkeypatch, tmp_path
+):
+    """Worker A is killed mid-call; the teller reconnects and takes the call again, which now
+    goes through worker B. The recording continues on B: both parts export and replay on one
+    clock, B's after A's, the gap between them no wider than the switch."""
+    monkeypatch.setenv("RECORDING_SEGMENT_SECONDS", "1")
+    stack = start_stack(media_workers=2)
+    cookies = await _teller_cookie("teller-moved")
+
+    async with CustomerClient(stack.urls[0]) as customer:
+        teller = TellerClient(stack.urls[1], cookies=cookies)
+        await teller.connect()
+        call_id = await answered_call(customer, teller)
+        await asyncio.gather(
+            customer.wait_media(video=30, audio=50, timeout=30),
+            teller.wait_media(video=30, audio=50, timeout=30),
+        )
+        recording = await orm(Recording.objects.get, call_id=call_id)
+
+        async def segments_a_side(count: int):
+            segments = await orm(_registered, recording.id)
+            return all(len(rows) >= count for rows in segments.values()) and segments
+
+        part_a = await until(lambda: segments_a_side(2), timeout=30, what="A's segments")
+        first_channel = await orm(call_id_channel, call_id)
+        worker_a = _worker_process(stack, first_channel)
+        worker_a.popen.kill()
+        killed_at = time.time()
+        assert await asyncio.to_thread(worker_a.popen.wait, 10) == -9
+
+        async def a_is_dead():
+            return not await orm(media_worker_alive, first_channel)
+
+        await until(a_is_dead, timeout=30, what="worker A's heartbeat stale")
+        # The teller's connection drops and comes back: the call is queued at the head again
+        # and answered through the live worker B.
+        await teller.close()
+        await customer.wait_for("call.requeued")
+        teller = TellerClient(stack.urls[1], cookies=cookies)
+        await teller.connect()
+        await teller.go_available()
+        await teller.next_offer(call_id)
+        await teller.accept(call_id)
+        await customer.wait_for("call.answered")
+        assert await orm(call_id_channel, call_id) != first_channel
+        for client in (customer, teller):
+            if client.pc is not None:
+                await client.pc.close()
+            client.received = {"audio": 0, "video": 0}
+        await asyncio.gather(customer.start_media(call_id), teller.start_media(call_id))
+        resumed_at = time.time()
+        await asyncio.gather(
+            customer.wait_media(video=30, audio=50, timeout=30),
+            teller.wait_media(video=30, audio=50, timeout=30),
+        )
+        had = {side: len(rows) for side, rows in part_a.items()}
+        await until(lambda: segments_a_side(max(had.values()) + 3), timeout=30, what="B's segments")
+        await hang_up(customer, teller, call_id)
+        await teller.close()
+
+    def finalised():
+        return Recording.objects.filter(call_id=call_id, status=RecordingStatus.FINALISED).first()
+
+    recording = await until(lambda: orm(finalised), timeout=30, what="recording finalised")
+    registered = await orm(_registered, recording.id)
+    out_dir = tmp_path / "export"
+    result = await orm(recording_export, recording=recording, out_dir=out_dir, actor="test")
+    switch_s = resumed_at - killed_at
+    call = await orm(Call.objects.get, pk=call_id)
+    call_s = (call.ended_at - recording.started_at).total_seconds()
+    for side in Side.values:
+        rows = registered[side]
+        assert [row.index for row in rows] == list(range(len(rows))), side
+        summary = result.sides[side]
+        # No video frame of either part is dropped in the join.
+        assert summary.video_packets == sum(row.video_frames for row in rows), (side, summary)
+        for times in (
+            _video_times(out_dir / summary.file),
+            await orm(_replayed_times, recording, side),
+        ):
+            gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+            # One clock: the widest hole is the switch (plus A's unsealed last second), and
+            # B's part comes after A's instead of on top of it.
+            assert max(gaps) <= switch_s + 1.0 + 0.5, (side, max(gaps), switch_s)
+            assert max(gaps) >= 1.0, (side, max(gaps))
+            # Both parts are there: what plays spans the call but for the switch.
+            assert times[-1] <= call_s + 1.0, (side, times[-1], call_s)
+            assert times[-1] - times[0] >= call_s - switch_s - 3.0, (side, times, call_s)
+
+
+def _replayed_times(recording, side: str) -> list[float]:
+    import io
+
+    from recordings.replay import replay_side
+
+    media = replay_side(recording=recording, side=side)
+    with av.open(io.BytesIO(media.data)) as container:
+        return sorted(
+            float(packet.pts * packet.time_base) + media.start_ms / 1000
+            for packet in container.demux(container.streams.video[0])
+            if packet.pts is not None and packet.size
+        )

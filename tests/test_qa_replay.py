@@ -22,7 +22,7 @@ PASSWORD = "pw-for-tests"
 SECONDS = 6.0
 
 
-def recorded_call_with_timeline():
+def recorded_call_with_timeline(incomplete=None):
     business = Business.objects.get(key="card_loss")
     call = Call.objects.create(business=business, status=CallStatus.ENDED)
     recording = recording_start(call=call)
@@ -42,7 +42,7 @@ def recorded_call_with_timeline():
         feed(recorder, SECONDS, t0=100.0, video_from_s=0.0, small_until_s=0.0)
         recorder.close()
     assert RecordingSegment.objects.filter(recording=recording).count() == 6
-    recording_finalise(recording_id=recording.id)
+    recording_finalise(recording_id=recording.id, incomplete=incomplete)
     from PIL import Image
 
     from kyc.models import IdentityCheck
@@ -183,3 +183,82 @@ def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
     assert 3000 <= note.at_ms <= 4500
     review = QaReview.objects.get(recording=recording)
     assert (review.verdict, review.score, review.checklist["privacy"]) == ("coaching", 83, "no")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_supervisor_overrides_a_failed_review_of_an_incomplete_recording(live_stack):
+    """The list and the page say the recording is incomplete and why; the failed review blocks
+    the review form; the supervisor overrides it with a reason, and both stay in the history."""
+    from recordings.manifest import Finding
+    from recordings.review import review_submit
+
+    staff_user("supervisor-browser", "supervisor", "qa", password=PASSWORD)
+    why = Finding("media worker media-7:4242 stopped at 2026-12-05 10:00:00 CST", "媒体服务停止")
+    recording = recorded_call_with_timeline(incomplete=why)
+    failed = review_submit(
+        recording=recording,
+        reviewer=staff_user("qa-failer", "qa"),
+        checklist=dict.fromkeys(("greeting", "identity", "explained", "confirmed"), "yes")
+        | {"privacy": "no", "closing": "yes"},
+        verdict="fail",
+        comment="PIN said aloud",
+    )
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        console: list[str] = []
+        try:
+            context = browser.new_context(base_url=live_stack.url, locale="en-US")
+            context.set_default_timeout(20_000)
+            page = context.new_page()
+            page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
+            page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
+            page.goto("/qa/")
+            page.get_by_test_id("login-username").fill("supervisor-browser")
+            page.get_by_test_id("login-password").fill(PASSWORD)
+            page.get_by_test_id("login-submit").click()
+            page.goto("/qa/")
+            row = page.locator(f'tr[data-recording="{recording.id}"]')
+            expect(row.get_by_test_id("qa-incomplete")).to_have_text(f"Incomplete: {why.en}")
+            expect(row.get_by_test_id("qa-review-cell")).to_contain_text("Fail")
+            row.get_by_test_id("qa-replay-link").click()
+
+            expect(page.get_by_test_id("replay-incomplete")).to_have_text(f"Incomplete: {why.en}")
+            expect(page.get_by_test_id("replay-status")).to_have_attribute(
+                "data-state", "ready", timeout=30_000
+            )
+            expect(page.get_by_test_id("review-form")).to_be_hidden()
+            expect(page.get_by_test_id("review-blocked")).to_have_text(
+                "The latest review is a fail: only a supervisor's override, with a reason, "
+                "changes it"
+            )
+            page.get_by_test_id("override-verdict").select_option("coaching")
+            page.get_by_test_id("override-submit").click()
+            result = page.get_by_test_id("override-result")
+            expect(result).to_have_attribute("data-state", "error")
+            expect(result).to_contain_text("Give the reason for the override")
+            page.get_by_test_id("override-reason").fill("The PIN was the customer's own, by phone")
+            page.get_by_test_id("override-submit").click()
+            expect(result).to_have_text("Overridden")
+            rows = page.get_by_test_id("review-row")
+            expect(rows).to_have_count(2)
+            expect(rows.first).to_contain_text(
+                f"Supervisor's override (overrides review #{failed.pk}) · supervisor-browser · "
+                f"Pass with coaching"
+            )
+            expect(rows.nth(1)).to_contain_text("qa-failer · Fail")
+            expect(page.get_by_test_id("override-form")).to_be_hidden()
+            expect(page.get_by_test_id("review-form")).to_be_visible()
+            expect(page.get_by_test_id("review-blocked")).to_be_hidden()
+        finally:
+            browser.close()
+    errors = [line for line in console if line.startswith(("error", "pageerror"))]
+    assert errors == [
+        "error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ], console
+    history = list(QaReview.objects.filter(recording=recording))
+    assert [(r.kind, r.verdict, r.overrides_id) for r in history] == [
+        ("override", "coaching", failed.pk),
+        ("review", "fail", None),
+    ]

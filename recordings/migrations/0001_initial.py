@@ -8,62 +8,121 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('queueing', '0001_initial'),
+        ("queueing", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Recording',
+            name="Recording",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('status', models.CharField(choices=[('recording', 'Recording'), ('finalised', 'Finalised')], default='recording', max_length=16)),
-                ('key_id', models.CharField(max_length=64)),
-                ('wrapped_key', models.BinaryField()),
-                ('started_at', models.DateTimeField()),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('manifest_sha256', models.CharField(blank=True, max_length=64)),
-                ('call', models.OneToOneField(on_delete=django.db.models.deletion.PROTECT, related_name='recording', to='queueing.call')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("recording", "Recording"), ("finalised", "Finalised")],
+                        default="recording",
+                        max_length=16,
+                    ),
+                ),
+                ("key_id", models.CharField(max_length=64)),
+                ("wrapped_key", models.BinaryField()),
+                ("started_at", models.DateTimeField()),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("manifest_sha256", models.CharField(blank=True, max_length=64)),
+                (
+                    "call",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="recording",
+                        to="queueing.call",
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='RecordingAccess',
+            name="RecordingAccess",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('actor', models.CharField(max_length=200)),
-                ('action', models.CharField(max_length=32)),
-                ('at', models.DateTimeField(auto_now_add=True)),
-                ('detail', models.JSONField(blank=True, default=dict)),
-                ('recording', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='accesses', to='recordings.recording')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("actor", models.CharField(max_length=200)),
+                ("action", models.CharField(max_length=32)),
+                ("at", models.DateTimeField(auto_now_add=True)),
+                ("detail", models.JSONField(blank=True, default=dict)),
+                (
+                    "recording",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="accesses",
+                        to="recordings.recording",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-at'],
+                "ordering": ["-at"],
             },
         ),
         migrations.CreateModel(
-            name='RecordingSegment',
+            name="RecordingSegment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('side', models.CharField(choices=[('customer', 'Customer'), ('teller', 'Teller')], max_length=16)),
-                ('index', models.PositiveIntegerField()),
-                ('path', models.CharField(max_length=500)),
-                ('start_ms', models.PositiveIntegerField()),
-                ('duration_ms', models.PositiveIntegerField()),
-                ('size', models.PositiveBigIntegerField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('video_frames', models.PositiveIntegerField(default=0)),
-                ('audio_frames', models.PositiveIntegerField(default=0)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('recording', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='segments', to='recordings.recording')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "side",
+                    models.CharField(
+                        choices=[("customer", "Customer"), ("teller", "Teller")], max_length=16
+                    ),
+                ),
+                ("index", models.PositiveIntegerField()),
+                ("path", models.CharField(max_length=500)),
+                ("start_ms", models.PositiveIntegerField()),
+                ("duration_ms", models.PositiveIntegerField()),
+                ("size", models.PositiveBigIntegerField()),
+                ("sha256", models.CharField(max_length=64)),
+                ("video_frames", models.PositiveIntegerField(default=0)),
+                ("audio_frames", models.PositiveIntegerField(default=0)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "recording",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="segments",
+                        to="recordings.recording",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['side', 'index'],
-                'constraints': [models.UniqueConstraint(fields=('recording', 'side', 'index'), name='one_segment_per_slot')],
+                "ordering": ["side", "index"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("recording", "side", "index"), name="one_segment_per_slot"
+                    )
+                ],
             },
         ),
     ]

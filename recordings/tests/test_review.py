@@ -247,3 +247,133 @@ def test_a_teller_sees_the_reviews_of_their_own_calls_only(recorded_call):
     assert qa_only.get("/qa/mine/").status_code == 403
     console = teller.get("/console/").content.decode()
     assert 'data-testid="my-reviews-link"' in console
+
+
+# --- who may judge: not one's own call; a fail stands until a supervisor overrides it ------------
+
+
+def judge(client: Client, recording, verdict: str = "pass", comment: str = "") -> tuple[int, dict]:
+    return post(
+        client, urls(recording)[0], {"checklist": ALL_YES, "verdict": verdict, "comment": comment}
+    )
+
+
+def served_by(recording, user, *, dropped: bool = False) -> None:
+    """``user`` was the call's teller (now, or before a drop moved the call on)."""
+    from queueing.models import Call, Offer, OfferStatus
+
+    if dropped:
+        Offer.objects.create(call_id=recording.call_id, teller=user, status=OfferStatus.DROPPED)
+    else:
+        Call.objects.filter(pk=recording.call_id).update(teller=user)
+
+
+@pytest.mark.parametrize("dropped", [False, True])
+def test_a_reviewer_cannot_review_or_annotate_their_own_call(recorded_call, dropped):
+    both = staff_user("qa-teller", "qa", "teller")
+    served_by(recorded_call, both, dropped=dropped)
+    client = Client(HTTP_ACCEPT_LANGUAGE="en")
+    client.force_login(both)
+    status, answer = judge(client, recorded_call)
+    assert status == 403
+    assert answer["error"] == "You served this call as its teller: someone else must review it."
+    assert "不能评定自己的通话" in answer["error_zh"]
+    status, answer = post(client, urls(recorded_call)[1], {"at_ms": 100, "text": "fine by me"})
+    assert status == 403
+    assert "You served this call" in answer["error"]
+    assert not QaReview.objects.exists()
+    assert not QaNote.objects.exists()
+    # The list flags it; the replay page offers no review form.
+    listed = client.get("/qa/")
+    [row] = listed.context["rows"]
+    assert row["recording"].own_call is True
+    assert 'data-testid="qa-own-call"' in listed.content.decode()
+    replay = client.get(f"/qa/recordings/{recorded_call.id}/").context["replay"]
+    assert replay["own_call"] is True
+    assert replay["may_review"] is False
+    # Someone else reviews it; the list does not flag it for them.
+    other = reviewer("qa-other")
+    assert judge(other, recorded_call)[0] == 201
+    assert other.get("/qa/").context["rows"][0]["recording"].own_call is False
+
+
+def test_a_fail_stands_until_a_supervisors_override_with_a_reason(recorded_call):
+    first = reviewer("qa-first")
+    status, failed = judge(first, recorded_call, "fail", "PIN read aloud")
+    assert status == 201
+    failed_id = failed["review"]["id"]
+    for client in (first, reviewer("qa-second")):
+        status, answer = judge(client, recorded_call, "pass")
+        assert status == 403
+        assert "only a supervisor's override, with a reason, can change it" in answer["error_en"]
+        assert answer["error"] == answer["error_zh"]  # the page's language: Chinese by default
+        assert "只有主管填写理由后改判" in answer["error_zh"]
+    assert QaReview.objects.count() == 1
+
+    override = f"/qa/recordings/{recorded_call.id}/override"
+    status, answer = post(first, override, {"review": failed_id, "verdict": "pass", "reason": "ok"})
+    assert status == 403
+    assert answer["error_en"] == "Only a supervisor overrides a failed review."
+    boss = Client()
+    boss.force_login(staff_user("supervisor-qa", "supervisor", "qa"))
+    page = boss.get(f"/qa/recordings/{recorded_call.id}/").context["replay"]
+    assert page["may_override"] is True
+    assert page["failed_review"] == failed_id
+    for body, says in [
+        ({"review": failed_id, "verdict": "pass", "reason": "  "}, "Give the reason"),
+        ({"review": failed_id, "verdict": "fail", "reason": "x"}, "choose pass or pass with"),
+        ({"review": failed_id + 999, "verdict": "pass", "reason": "x"}, "no such review"),
+        ({"review": str(failed_id), "verdict": "pass", "reason": "x"}, "which review"),
+    ]:
+        status, answer = post(boss, override, body)
+        assert status == 400
+        assert says in answer["error"]
+    assert QaReview.objects.count() == 1
+
+    status, answer = post(
+        boss,
+        override,
+        {"review": failed_id, "verdict": "coaching", "reason": "The PIN was the customer's own"},
+    )
+    assert status == 201
+    assert answer["review"]["kind"] == "override"
+    assert answer["review"]["overrides"] == failed_id
+    history = list(QaReview.objects.filter(recording=recorded_call))
+    assert [(r.kind, r.verdict, r.overrides_id) for r in history] == [
+        ("override", "coaching", failed_id),
+        ("review", "fail", None),
+    ]
+    assert history[0].reviewer.username == "supervisor-qa"
+    assert history[0].comment == "The PIN was the customer's own"
+    assert history[1].comment == "PIN read aloud"  # the failed review is kept as it was
+
+    # The list and the replay show the override; a second override of the same fail is refused.
+    row = first.get("/qa/").context["rows"][0]["recording"]
+    assert (row.review_verdict, row.review_kind) == ("coaching", "override")
+    shown = first.get(f"/qa/recordings/{recorded_call.id}/").context["replay"]["reviews"]
+    assert [(r["kind"], r["verdict"], r["overrides"]) for r in shown] == [
+        ("override", "coaching", failed_id),
+        ("review", "fail", None),
+    ]
+    status, answer = post(boss, override, {"review": failed_id, "verdict": "pass", "reason": "x"})
+    assert status == 400
+    assert "no longer the call's latest" in answer["error"]
+    # Reviewing goes on from the override.
+    assert judge(reviewer("qa-third"), recorded_call)[0] == 201
+
+
+def test_a_supervisor_cannot_override_a_fail_on_their_own_call(recorded_call):
+    status, failed = judge(reviewer(), recorded_call, "fail", "no greeting")
+    assert status == 201
+    boss_user = staff_user("supervisor-own", "supervisor", "qa")
+    served_by(recorded_call, boss_user)
+    boss = Client()
+    boss.force_login(boss_user)
+    status, answer = post(
+        boss,
+        f"/qa/recordings/{recorded_call.id}/override",
+        {"review": failed["review"]["id"], "verdict": "pass", "reason": "I did greet"},
+    )
+    assert status == 403
+    assert "You served this call" in answer["error_en"]
+    assert QaReview.objects.count() == 1

@@ -147,6 +147,28 @@ def test_a_restarted_recorder_never_overwrites_sealed_segments(recorder_factory,
         probe(open_segment(tmp_path, recording_id, data_key, info))
 
 
+def test_two_writers_of_one_side_never_overwrite_each_other(recorder_factory, tmp_path):
+    """A media worker presumed dead but still writing, and the one that resumed the call: both
+    start from the same free index; each sealed segment keeps its own slot, none is replaced,
+    and no index is left empty."""
+    import hashlib
+
+    recording_id, data_key = uuid.uuid4(), new_data_key()
+    old = recorder_factory(recording_id=recording_id, data_key=data_key, segment_seconds=1.0)
+    new = recorder_factory(recording_id=recording_id, data_key=data_key, segment_seconds=1.0)
+    feed(old, 2.5, t0=T0)
+    feed(new, 2.5, t0=T0 + 3.0)  # the resumed part, 3 s later on the recording's clock
+    old.close()
+    new.close()
+    infos = old.infos + new.infos
+    assert sorted(i.index for i in infos) == list(range(6))
+    for info in infos:
+        stored = (tmp_path / info.path).read_bytes()
+        assert hashlib.sha256(stored).hexdigest() == info.sha256  # still the one it sealed
+        probe(open_segment(tmp_path, recording_id, data_key, info))
+    assert not [p for p in (tmp_path / str(recording_id)).iterdir() if p.suffix == ".tmp"]
+
+
 def _lines(stream, sink: queue.Queue) -> None:
     for line in stream:
         sink.put(line.strip())

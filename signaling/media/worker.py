@@ -25,7 +25,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from recordings.services import recording_mark_started
+from recordings.services import RecordingError, recording_mark_started
 
 from .relay import RelayTrack
 
@@ -52,12 +52,21 @@ class Leg:
 
 
 class CallSession:
-    def __init__(self, worker: MediaWorker, call_id: str, recording) -> None:
+    def __init__(
+        self,
+        worker: MediaWorker,
+        call_id: str,
+        recording,
+        *,
+        t0: float | None = None,
+        started_at=None,
+    ) -> None:
         self.worker = worker
         self.call_id = call_id
-        # The recording's clock: monotonic for frame times, wall time for the timeline.
-        self.t0 = time.monotonic()
-        self.started_at = timezone.now()
+        # The recording's clock: monotonic for frame times, wall time for the timeline. A session
+        # resuming a recording begun elsewhere is given the recording's origin (see _open).
+        self.t0 = time.monotonic() if t0 is None else t0
+        self.started_at = timezone.now() if started_at is None else started_at
         self.legs: dict[str, Leg] = {}
         self.outgoing = {
             leg: {
@@ -357,29 +366,44 @@ class MediaWorker:
         async with lock:
             session = self.sessions.get(call_id)
             if session is None:
-                recording = await database_sync_to_async(_connected_call_recording)(
-                    uuid.UUID(call_id), self.data_keys
-                )
-                if recording is False:
-                    await self.tell(
-                        message["reply_to"],
-                        {"type": "media.error", "detail": "The call is not connected."},
-                    )
+                session = await self._open(call_id, message["reply_to"])
+                if session is None:
                     return
-                session = CallSession(self, call_id, recording)
-                if recording is not None:
-                    try:
-                        await database_sync_to_async(recording_mark_started)(
-                            recording_id=recording.id, started_at=session.started_at
-                        )
-                    except Exception:
-                        await session.close(finalise=False)
-                        raise
                 self.sessions[call_id] = session
             sdp = await session.negotiate(leg, message["sdp"], message["reply_to"])
         await self.tell(
             message["reply_to"], {"type": "media.answer", "call_id": call_id, "sdp": sdp}
         )
+
+    async def _open(self, call_id: str, reply_to: str) -> CallSession | None:
+        """A session for a connected call, recording on the recording's one clock: the first
+        session fixes its origin; a session resuming it (the call moved here after its media
+        worker died, or came back after a teller's drop) continues from that origin, so its
+        segments follow the earlier ones instead of starting again at 0."""
+        recording = await database_sync_to_async(_connected_call_recording)(
+            uuid.UUID(call_id), self.data_keys
+        )
+        if recording is False:
+            await self.tell(
+                reply_to, {"type": "media.error", "detail": "The call is not connected."}
+            )
+            return None
+        started_at, t0 = timezone.now(), time.monotonic()
+        if recording is not None:
+            try:
+                recording = await database_sync_to_async(recording_mark_started)(
+                    recording_id=recording.id, started_at=started_at
+                )
+            except RecordingError as exc:
+                # Sealed already (the sweep closed it while the call had no media worker): the
+                # call goes on with media, unrecorded; the recording's timeline says why.
+                log.warning("call %s continues unrecorded: %s", call_id, exc)
+                self.data_keys.pop(recording.id, None)
+                recording = None
+            else:
+                t0 -= (started_at - recording.started_at).total_seconds()
+                started_at = recording.started_at
+        return CallSession(self, call_id, recording, t0=t0, started_at=started_at)
 
     async def _drop_leg(self, call_id: str, leg_name: str) -> None:
         """One participant left (e.g. the teller's connection dropped) but the call goes on: the

@@ -4,7 +4,7 @@
 // recording; the page keeps a single "recording time" (ms) and sets each video to
 // (recording time - its start). The customer's video drives the clock; the teller's follows.
 
-import { lang, t } from "./i18n.js";
+import { lang, pick, t } from "./i18n.js";
 
 const config = JSON.parse(document.getElementById("qa-replay").textContent);
 const root = document.querySelector("[data-qa-replay]");
@@ -61,7 +61,7 @@ function describe(event) {
   if (data.status && event.kind === "business") parts.push(data.status);
   if (data.passed === true) parts.push(t("qa.passed"));
   if (data.passed === false) parts.push(t("qa.failed"));
-  if (data.reason) parts.push(data.reason);
+  if (data.reason) parts.push(pick({ en: data.reason, zh: data.reason_zh }));
   if (data.kind && event.kind === "peripheral") parts.push(data.kind);
   return { label, detail: parts.join(" · ") };
 }
@@ -226,7 +226,7 @@ async function start() {
   for (const [name, side] of Object.entries(info.sides)) {
     const video = videos[name];
     if (!side.ok) {
-      problems.push(`${t(`qa.${name}`)}: ${side.error}`);
+      problems.push(`${t(`qa.${name}`)}: ${pick({ en: side.error, zh: side.error_zh })}`);
       video.closest("figure").dataset.state = "unavailable";
       continue;
     }
@@ -334,12 +334,31 @@ function renderReviews() {
   for (const review of config.reviews) {
     const item = document.createElement("li");
     item.dataset.verdict = review.verdict;
+    item.dataset.kind = review.kind;
+    item.dataset.testid = "review-row";
     const score = review.score === null ? "—" : `${review.score}%`;
-    item.textContent = `${review.at.slice(0, 16).replace("T", " ")} · ${review.reviewer} · ${t(
+    const kind =
+      review.kind === "override"
+        ? `${t("qa.override")} (${t("qa.override_of", { id: review.overrides })}) · `
+        : `#${review.id} · `;
+    item.textContent = `${review.at.slice(0, 16).replace("T", " ")} · ${kind}${review.reviewer} · ${t(
       `qa.verdict.${review.verdict}`,
     )} · ${score}${review.comment ? ` — ${review.comment}` : ""}`;
     reviewList.append(item);
   }
+}
+
+// Who may judge: not the call's own teller; over a standing fail, only a supervisor's override.
+const reviewBlocked = root.querySelector("[data-testid=review-blocked]");
+const overrideForm = root.querySelector("[data-testid=override-form]");
+const overrideResult = root.querySelector("[data-testid=override-result]");
+
+function renderJudging() {
+  reviewForm.hidden = !config.may_review;
+  overrideForm.hidden = !config.may_override;
+  const why = config.own_call ? "qa.own_call" : config.failed_review ? "qa.fail_stands" : "";
+  reviewBlocked.hidden = !why;
+  reviewBlocked.textContent = why ? t(why) : "";
 }
 
 function renderNotes() {
@@ -392,14 +411,49 @@ reviewForm.addEventListener("submit", async (event) => {
     });
     config.reviews.unshift({
       ...review,
+      kind: "review",
       reviewer: config.viewer,
       comment: body.comment.trim(),
       at: new Date().toISOString(),
     });
+    if (review.verdict === "fail") {
+      config.failed_review = review.id;
+      config.may_review = false;
+      config.may_override = config.supervisor && !config.own_call;
+    }
     renderReviews();
+    renderJudging();
   } catch (error) {
     reviewResult.dataset.state = "error";
     reviewResult.textContent = t("qa.save_failed", { detail: error.message });
+  }
+});
+
+overrideForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const body = {
+    review: config.failed_review,
+    verdict: overrideForm.elements.verdict.value,
+    reason: overrideForm.elements.reason.value,
+  };
+  try {
+    const { review } = await post(config.override_url, body);
+    overrideResult.dataset.state = "saved";
+    overrideResult.textContent = t("qa.override_saved");
+    config.reviews.unshift({
+      ...review,
+      reviewer: config.viewer,
+      comment: body.reason.trim(),
+      at: new Date().toISOString(),
+    });
+    config.failed_review = null;
+    config.may_override = false;
+    config.may_review = !config.own_call;
+    renderReviews();
+    renderJudging();
+  } catch (error) {
+    overrideResult.dataset.state = "error";
+    overrideResult.textContent = t("qa.save_failed", { detail: error.message });
   }
 });
 
@@ -462,6 +516,7 @@ renderEvidence();
 renderChecks();
 renderChecklist();
 renderReviews();
+renderJudging();
 renderNotes();
 
 start();

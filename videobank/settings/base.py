@@ -135,6 +135,11 @@ REPLAY_CACHE_S = env.int("REPLAY_CACHE_S", default=300)
 REPLAY_CACHE_BYTES = env.int("REPLAY_CACHE_BYTES", default=256 * 1024 * 1024)
 # A replay link (the media URLs in the QA console's page) is good for this long.
 REPLAY_GRANT_S = env.int("REPLAY_GRANT_S", default=3600)
+# The recordings sweep (a QUEUE_TICKER_JOBS job) seals as incomplete, with the reason, a recording
+# left open: its call ended RECORDING_SWEEP_GRACE_S ago (at once if its media worker's heartbeat
+# is stale), or its call is open but its media worker has been silent RECORDING_SWEEP_STALE_S.
+RECORDING_SWEEP_GRACE_S = env.float("RECORDING_SWEEP_GRACE_S", default=60.0)
+RECORDING_SWEEP_STALE_S = env.float("RECORDING_SWEEP_STALE_S", default=600.0)
 
 # --- demo --------------------------------------------------------------------------------------
 DEMO_PASSWORD = env.str("DEMO_PASSWORD", default="videobank-demo")
@@ -232,8 +237,12 @@ COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
 # When a call ends: its businesses not yet submitted are cancelled.
 CALL_ENDED_HOOK = "workflows.services.call_cases_close"
 # Run by the one queue ticker every ~10 s: core-bank submissions a stopped process left behind
-# are sent again (safe: every submission keeps its idempotency key).
-QUEUE_TICKER_JOBS = ["workflows.corebank.services.submissions_resume"]
+# are sent again (safe: every submission keeps its idempotency key); recordings a dead media
+# worker left open are sealed as incomplete.
+QUEUE_TICKER_JOBS = [
+    "workflows.corebank.services.submissions_resume",
+    "recordings.services.recordings_sweep",
+]
 # The national online ID check (an outside service; kyc/national_stub is its stand-in): two
 # channels, tried in order. The embedded profile mounts the stub at /ext/national-id/.
 KYC_NATIONAL_CHANNELS = env.list(
