@@ -7,7 +7,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from queueing.errors import QueueingError
-from signaling.access import TokenError, customer_token_read
+from signaling.access import TokenError, access_customer_call
 
 from . import services
 from .errors import KycError
@@ -23,9 +23,9 @@ def _refused(status: int, en: str, zh: str, code: str) -> JsonResponse:
 @require_POST
 def upload(request: HttpRequest) -> JsonResponse:
     try:
-        call_id = customer_token_read(request.POST.get("token", ""))
-    except TokenError:
-        return _refused(403, "This call's link has expired.", "通话凭证已失效。", "bad_token")
+        call_id = access_customer_call(request.POST.get("token", ""))
+    except TokenError as exc:
+        return _refused(403, exc.en, exc.zh, exc.code)
     side = request.POST.get("side", "")
     if side not in services.CAPTURE_PURPOSES:
         return _refused(
@@ -67,10 +67,10 @@ def simulated_card(request: HttpRequest) -> JsonResponse:
         raise Http404("The simulated card reader is off.")
     try:
         body = json.loads(request.body or b"{}")
-        customer_token_read(str(body.get("token", "")))
+        access_customer_call(str(body.get("token", "")))
         photo = base64.b64decode(str(body.get("photo_jpeg_b64", "")), validate=True)
-    except TokenError:
-        return _refused(403, "This call's link has expired.", "通话凭证已失效。", "bad_token")
+    except TokenError as exc:
+        return _refused(403, exc.en, exc.zh, exc.code)
     except (ValueError, binascii.Error):
         return _refused(400, "Send a JPEG snapshot.", "请发送 JPEG 快照。", "invalid")
     try:
