@@ -29,6 +29,7 @@ from PIL import Image
 from kyc.errors import KycError, ServiceUnavailable
 from kyc.idcard.numbers import id_number_check_char, id_number_clean, id_number_well_formed
 from kyc.images import image_jpeg, image_load
+from videobank.keyring import KeyNotConfigured, SealBroken
 
 from .backends import (
     ChannelFailure,
@@ -309,7 +310,14 @@ def national_check_run(*, check_id: uuid.UUID) -> NationalCheck:
         return check
     if not check.sealed_query:
         return national_check_give_up(check_id=check_id, reason="the query is no longer held")
-    sealed = query_unseal(check_id=check.id, sealed=check.sealed_query)
+    try:
+        sealed = query_unseal(check_id=check.id, sealed=check.sealed_query)
+    except (KeyNotConfigured, SealBroken) as exc:
+        # Its key was dropped from KYC_NATIONAL_KEYS too soon (or the row was altered): the
+        # question cannot be asked; the teller is told and may start a new check.
+        log.error("national check %s: the sealed query does not open: %s", check.id, exc)
+        NationalCheck.objects.filter(pk=check_id).update(sealed_query=b"")
+        return national_check_give_up(check_id=check_id, reason=f"the query does not open: {exc}")
     portrait = sealed.get("portrait_jpeg_b64")
     query = NationalIdQuery(
         request_id=check.request_id,
