@@ -70,6 +70,9 @@ def test_each_use_has_a_key_of_its_own_kept_per_installation_on_embedded(setting
     settings.KYC_NATIONAL_KEYS = "k1:c2hvcnQ="
     with pytest.raises(ImproperlyConfigured, match="KYC_NATIONAL_KEYS: key 'k1' must be 32 bytes"):
         keyring.keyring(keyring.NATIONAL_KEYS)
+    settings.KYC_NATIONAL_KEYS = new_key("a key id with spaces")
+    with pytest.raises(ImproperlyConfigured, match="KYC_NATIONAL_KEYS: key id 'a key id"):
+        keyring.keyring(keyring.NATIONAL_KEYS)
 
 
 def test_a_sealed_value_names_its_key_and_opens_only_where_it_was_sealed(settings):

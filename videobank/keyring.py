@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import re
 import threading
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -159,8 +160,16 @@ def keyring(setting: str) -> Keyring:
         return ring
 
 
+_KEY_ID = re.compile(r"^[A-Za-z0-9._-]{1,32}$")
+
+
 def _keys(setting: str, spec: str, profile: str, var_dir: Path) -> dict[str, bytes]:
     keys = parse_master_keys(spec or "", setting=setting)
+    for key_id in keys:
+        if not _KEY_ID.match(key_id):  # it is written into every value sealed with it
+            raise ImproperlyConfigured(
+                f"{setting}: key id {key_id!r} must be 1-32 letters, digits or . _ -"
+            )
     if keys:
         return keys
     if profile != "embedded":
