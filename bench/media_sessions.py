@@ -52,7 +52,9 @@ def configure_django(*, production: bool, workdir: Path) -> None:
         if missing:
             sys.exit(f"--production needs {' and '.join(missing)} in the environment")
         env["VIDEOBANK_PROFILE"] = "production"
-        if not env.get("DJANGO_SECRET_KEY") or not env.get("RECORDING_MASTER_KEYS"):
+        keys = ("DJANGO_SECRET_KEY", "RECORDING_MASTER_KEYS", "WORKFLOW_RECEIPT_KEYS")
+        keys += ("KYC_NATIONAL_KEYS", "COREBANK_STUB_KEYS")
+        if not all(env.get(name) for name in keys):
             # Throwaway bench data: the public test keys are good enough.
             env["VIDEOBANK_INSECURE_TEST_KEYS"] = "1"
     else:

@@ -2,9 +2,10 @@
 
 ``IdentityCheck`` holds the state the teller's KYC panel shows (each step: pending → running →
 passed/failed with reasons), the fields read from the card (and the teller's corrections), and
-the result with its expiry. ``IdentityEvidence`` keeps what the decision rests on — card frames,
-face frames, liveness frames, the chip photo — sealed with the call recording's data key
-(AES-256-GCM, see recordings/crypto.py), so evidence and recording share one key policy.
+the result with its expiry (fields, corrections and place encrypted at rest:
+``videobank.fields.SealedJSONField``). ``IdentityEvidence`` keeps what the decision rests on —
+card frames, face frames, liveness frames, the chip photo — sealed with the call recording's data
+key (AES-256-GCM, see recordings/crypto.py), so evidence and recording share one key policy.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import uuid
 from django.db import models
 
 from queueing.models import Call
+from videobank.fields import SealedJSONField
 
 
 class CheckStatus(models.TextChoices):
@@ -61,12 +63,13 @@ class IdentityCheck(models.Model):
     steps = models.JSONField(default=dict)
     consent_at = models.DateTimeField(null=True, blank=True)
     consent_ip = models.GenericIPAddressField(null=True, blank=True)
-    geolocation = models.JSONField(null=True, blank=True)  # {lat, lon, accuracy_m} if granted
+    geolocation = SealedJSONField(null=True, blank=True)  # {lat, lon, accuracy_m} if granted
     source = models.CharField(max_length=16, default="camera")  # camera | upload | chip
-    # What the card says: OCR (or chip) values, then the teller's confirmed values.
-    fields_read = models.JSONField(default=dict)
-    fields = models.JSONField(default=dict)  # confirmed: name, sex, ethnicity, birth, address, ...
-    corrections = models.JSONField(default=list)  # [{field, from, to, by, at}]
+    # What the card says: OCR (or chip) values, then the teller's confirmed values. Personal
+    # data: encrypted at rest (videobank.fields), shown to the teller, masked on the timeline.
+    fields_read = SealedJSONField(default=dict)
+    fields = SealedJSONField(default=dict)  # confirmed: name, sex, ethnicity, birth, address, ...
+    corrections = SealedJSONField(default=list)  # [{field, from, to, by, at}]
     liveness_challenge = models.JSONField(null=True, blank=True)
     face_distance = models.FloatField(null=True, blank=True)
     national_check_id = models.UUIDField(null=True, blank=True)

@@ -55,6 +55,7 @@ from .models import (
     StepStatus,
     UploadAttempt,
 )
+from .national.masking import address_mask, geolocation_coarse, ip_mask, name_mask
 
 log = logging.getLogger(__name__)
 
@@ -469,11 +470,11 @@ def identity_consent(
             call_id=call_id,
             kind="kyc_consent",
             actor="customer",
-            data={
+            data={  # the check keeps them in full (encrypted); the timeline masked
                 "accepted": accepted,
                 "at": now.isoformat(),
-                "ip": ip,
-                "geolocation": geolocation,
+                "ip": ip_mask(ip),
+                "geolocation": geolocation_coarse(geolocation),
             },
         )
         return _save(check, step=Step.CONSENT)
@@ -1061,7 +1062,10 @@ def identity_fields_confirm(*, call_id: uuid.UUID, teller, fields: dict) -> Iden
             call_id=call_id,
             kind="kyc_fields",
             actor=f"teller:{teller.pk}",
-            data={"corrections": corrections, "id_number": mask_id_number(fields["id_number"])},
+            data={
+                "corrections": [_correction_masked(c) for c in corrections],
+                "id_number": mask_id_number(fields["id_number"]),
+            },
         )
         _national_start(check)
         return _save(check, step=Step.FIELDS)
@@ -1069,6 +1073,14 @@ def identity_fields_confirm(*, call_id: uuid.UUID, teller, fields: dict) -> Iden
 
 def _masked_field(name: str, value: str) -> str:
     return mask_id_number(value) if name == "id_number" else value
+
+
+def _correction_masked(correction: dict) -> dict:
+    """A correction as the timeline keeps it: name and address masked like the ID number."""
+    mask = {"name": name_mask, "address": address_mask}.get(correction["field"])
+    if mask is None:
+        return correction
+    return {**correction, "from": mask(correction["from"]), "to": mask(correction["to"])}
 
 
 def identity_national_request(*, call_id: uuid.UUID, teller) -> IdentityCheck:
@@ -1233,7 +1245,7 @@ def peripheral_report(
     summary = {"device": device, "event": event}
     if device == "id_card_reader" and data.get("fields"):
         summary["id_number"] = mask_id_number(data["fields"].get("id_number", ""))
-        summary["name"] = data["fields"].get("name", "")
+        summary["name"] = name_mask(data["fields"].get("name", ""))  # in full on the KYC panel
     elif data.get("detail"):
         summary["detail"] = data["detail"][:200]
     with transaction.atomic():

@@ -9,7 +9,7 @@ from django.views.decorators.http import require_POST
 
 from queueing.errors import QueueingError
 from signaling import access
-from signaling.access import TokenError, customer_token_read
+from signaling.access import TokenError, access_customer_call
 
 from . import services
 from .errors import KycError, Refused
@@ -48,9 +48,9 @@ def upload(request: HttpRequest) -> JsonResponse:
             "too_large",
         )
     try:
-        call_id = customer_token_read(request.POST.get("token", ""))
-    except TokenError:
-        return _refused(403, "This call's link has expired.", "通话凭证已失效。", "bad_token")
+        call_id = access_customer_call(request.POST.get("token", ""))
+    except TokenError as exc:
+        return _refused(403, exc.en, exc.zh, exc.code)
     side = request.POST.get("side", "")
     try:
         services.identity_upload_admit(call_id=call_id, side=side)
@@ -96,10 +96,10 @@ def simulated_card(request: HttpRequest) -> JsonResponse:
         body = json.loads(request.body or b"{}")
         if not isinstance(body, dict):
             raise ValueError
-        call_id = customer_token_read(str(body.get("token", "")))
+        call_id = access_customer_call(str(body.get("token", "")))
         photo = base64.b64decode(str(body.get("photo_jpeg_b64", "")), validate=True)
-    except TokenError:
-        return _refused(403, "This call's link has expired.", "通话凭证已失效。", "bad_token")
+    except TokenError as exc:
+        return _refused(403, exc.en, exc.zh, exc.code)
     except (ValueError, binascii.Error):
         return _refused(400, "Send a JPEG snapshot.", "请发送 JPEG 快照。", "invalid")
     # A card reader, even a simulated one, belongs to an enrolled kiosk's call (its cookie).

@@ -215,9 +215,9 @@ class CustomerConsumer(SignalingConsumer):
 
     async def on_call_resume(self, message: dict) -> None:
         try:
-            call_id = access.customer_token_read(message["token"])
+            call_id = await database_sync_to_async(access.access_customer_call)(message["token"])
         except access.TokenError as exc:
-            raise ProtocolError("bad_token", str(exc)) from None
+            raise ProtocolError(exc.code, str(exc)) from None
         if self.call_id is not None and self.call_id != call_id:
             raise Forbidden("This socket is bound to another call.")
         call = await database_sync_to_async(selectors.call_get)(call_id=call_id)
@@ -274,7 +274,6 @@ class CustomerConsumer(SignalingConsumer):
             call_id=self._bound(message),
             case_id=uuid.UUID(message["case_id"]),
             reached_end=message["reached_end"],
-            reading_ms=message["reading_ms"],
         )
 
     async def on_case_confirm(self, message: dict) -> None:
@@ -479,9 +478,9 @@ class TellerConsumer(SignalingConsumer):
 def _previous_teller(token: str) -> int | None:
     """The teller of the customer's previous call, for "continue with the same teller"."""
     try:
-        call_id = access.customer_token_read(token)
-    except access.TokenError:
-        raise ProtocolError("bad_token", "The previous call's token is invalid.") from None
+        call_id = access.access_customer_call(token)
+    except access.TokenError as exc:
+        raise ProtocolError(exc.code, f"The previous call's token: {exc}") from None
     call = selectors.call_get(call_id=call_id)
     return call.teller_id if call is not None else None
 

@@ -149,7 +149,9 @@ CUSTOMER_MESSAGES: dict[str, tuple[str, dict]] = {
         ),
     ),
     "case.agreement.read": (
-        "The customer reached the end of the agreement and agrees (`reading_ms`: time on it).",
+        "The customer reached the end of the agreement and agrees. The reading time is the "
+        "server's (from when it sent the agreement); `reading_ms`, which older pages send, is "
+        "accepted and ignored.",
         _message(
             "case.agreement.read",
             {
@@ -158,7 +160,7 @@ CUSTOMER_MESSAGES: dict[str, tuple[str, dict]] = {
                 "reached_end": {"type": "boolean"},
                 "reading_ms": {"type": "integer", "minimum": 0, "maximum": 86400000},
             },
-            ["call_id", "case_id", "reached_end", "reading_ms"],
+            ["call_id", "case_id", "reached_end"],
         ),
     ),
     "case.confirm": (
@@ -355,7 +357,7 @@ SERVER_MESSAGES: dict[str, str] = {
     "case.confirm_request": "Customer: confirm or refuse this business (`case_id`, `summary`).",
     "case.pin_request": "Customer: enter the PIN (or one-time code) on the randomized keypad; encrypt it with `public_key_spki_b64` (`method`, `nonce`, `challenge_id`).",
     "case.progress": "Customer: a business's progress in words (`case_id`, `status`, `text`, `revision`: ignore one lower than the last shown).",
-    "case.receipt": "Customer: the business is done; its e-receipt (`case_id`, `code`, `url`, `pdf_url`).",
+    "case.receipt": "Customer: the business is done; its e-receipt (`case_id`, `code`, `url`, `pdf_url`: each link carries the receipt's own token, valid `WORKFLOW_RECEIPT_LINK_MAX_AGE_S`; the call's token opens no receipt).",
     "call.summary": "Teller: at hang-up, the businesses of the call (`cases`: status, receipt).",
     "pong": "Answer to `ping`.",
     "error": "Something you sent was refused: `code`, `detail`, and `ref` (your message `id`) if given.",
@@ -370,6 +372,7 @@ ERROR_CODES: dict[str, str] = {
     "invalid": "The message does not match its schema; `detail` says which field.",
     "forbidden": "The message names a call this socket is not bound to, or the role or device lacks rights (a peripheral event from a socket that is not an enrolled kiosk, a channel the socket did not prove, a forged or expired app claim); `detail` says why in English and Chinese.",
     "bad_token": "The customer token is invalid or expired.",
+    "call_ended": "The customer token's call ended more than `CUSTOMER_TOKEN_AFTER_END_S` ago: the token opens nothing any more.",
     "not_found": "The business or call does not exist.",
     "conflict": "The move is not allowed in the call's current state (e.g. already taken).",
     "media_unavailable": "No media worker is alive to carry the call.",

@@ -136,7 +136,7 @@ def test_without_the_guard_the_upload_view_refuses_a_large_body_before_parsing_i
     from kyc import views
 
     parsed = []
-    monkeypatch.setattr(views, "customer_token_read", lambda token: parsed.append(token))
+    monkeypatch.setattr(views, "access_customer_call", lambda token: parsed.append(token))
     big = SimpleUploadedFile("card.jpg", b"\xff\xd8" + b"0" * (13 * MB), content_type="image/jpeg")
 
     response = Client().post(UPLOAD, {"token": "t", "side": "front", "image": big})

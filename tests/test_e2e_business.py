@@ -19,6 +19,7 @@ import json
 import random
 import re
 from decimal import Decimal
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -280,12 +281,20 @@ def test_one_call_one_identity_check_three_businesses(participants, live_stack, 
                 ("transfer", transfer),
             )
         }
-        # The receipts open for the customer (their call's token is in the link).
+        # The receipts open for the customer: each link carries that receipt's own token.
+        tokens = set()
         for code in codes.values():
             receipt = customer.page.locator(f'[data-testid="case-receipt"][data-code="{code}"]')
-            pdf = customer.page.request.get(receipt.locator("a").nth(1).get_attribute("href"))
+            html_href = receipt.locator("a").nth(0).get_attribute("href")
+            pdf_href = receipt.locator("a").nth(1).get_attribute("href")
+            tokens.add(parse_qs(urlsplit(html_href).query)["token"][0])
+            page = customer.page.request.get(html_href)
+            assert page.ok
+            assert code.replace("-", "")[:4] in page.text().replace("-", "")
+            pdf = customer.page.request.get(pdf_href)
             assert pdf.ok
             assert pdf.body()[:4] == b"%PDF"
+        assert len(tokens) == len(codes)  # one token per receipt (a call token is one for all)
         teller.page.screenshot(path="/tmp/e2e-business-teller.png", full_page=True)
         customer.page.screenshot(path="/tmp/e2e-business-customer.png", full_page=True)
 

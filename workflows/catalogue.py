@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 
-from workflows.corebank.masking import account_mask, mobile_mask
+from workflows.corebank.masking import account_mask, address_mask, mobile_mask, name_mask
 
 from .models import CaseStatus
 
@@ -419,13 +419,42 @@ class Agreement:
 Line = dict[str, dict[str, str]]  # {"label": {en, zh}, "value": {en, zh}}
 
 
-def line(en: str, zh: str, value: dict[str, str], *, kind: str = "") -> Line:
+def line(en: str, zh: str, value: dict[str, str], *, kind: str = "", personal: str = "") -> Line:
     """A label/value pair of a summary or receipt. ``kind`` "amount" marks the money a business
-    moves (the public verify page shows it masked); "private" lines (balances) stay off it."""
+    moves (the public verify page shows it masked); "private" lines (balances) stay off it.
+    ``personal`` ("name", "address", "email", "text") marks a value that says who or where the
+    customer is: the call's timeline keeps it masked (``lines_masked``)."""
     entry: dict = {"label": words(en, zh), "value": value}
     if kind:
         entry["kind"] = kind
+    if personal:
+        entry["personal"] = personal
     return entry
+
+
+def _email_mask(text: str) -> str:
+    local, at, domain = text.partition("@")
+    return (local[:1] + "***" + at + domain) if at else text[:1] + "***"
+
+
+_PERSONAL_MASKS: dict[str, Callable[[str], str]] = {
+    "name": name_mask,
+    "address": address_mask,
+    "email": _email_mask,
+    "text": lambda text: "***" if text else "",
+}
+
+
+def lines_masked(lines: list[Line]) -> list[Line]:
+    """Summary or receipt lines as the call's timeline keeps them: personal values masked (张*,
+    上海市***), account numbers already masked as every line shows them."""
+    out = []
+    for entry in lines:
+        mask = _PERSONAL_MASKS.get(entry.get("personal", ""))
+        if mask is not None:
+            entry = {**entry, "value": {k: mask(v) for k, v in entry["value"].items()}}
+        out.append(entry)
+    return out
 
 
 @dataclass(frozen=True)
@@ -800,11 +829,11 @@ def _details_rules(p: dict, c: dict) -> list[RuleError]:
 def _details_lines(p: dict, c: dict) -> list[Line]:
     lines = [line("Business", "业务", words("Personal details update", "个人信息变更"))]
     if p.get("address"):
-        lines.append(line("New address", "新地址", same(p["address"])))
+        lines.append(line("New address", "新地址", same(p["address"]), personal="address"))
     if p.get("occupation"):
         lines.append(line("Occupation", "职业", _choice_words(OCCUPATIONS, p["occupation"])))
     if p.get("email"):
-        lines.append(line("E-mail", "电子邮箱", same(p["email"])))
+        lines.append(line("E-mail", "电子邮箱", same(p["email"]), personal="email"))
     return lines
 
 
@@ -1043,10 +1072,10 @@ TRANSFER = Business(
     summary=lambda p, c: [
         line("Business", "业务", words("Transfer", "转账汇款")),
         line("From account", "转出账户", masked(p["from_account"])),
-        line("Payee", "收款人", same(p["payee_name"])),
+        line("Payee", "收款人", same(p["payee_name"]), personal="name"),
         line("Payee account", "收款账号", masked(p["to_account"])),
         line("Amount", "金额", money_words(p["amount"]), kind="amount"),
-        *([line("Memo", "附言", same(p["memo"]))] if p.get("memo") else []),
+        *([line("Memo", "附言", same(p["memo"]), personal="text")] if p.get("memo") else []),
     ],
     core_params=lambda p, c, i: {
         "from_account": p["from_account"],
@@ -1402,7 +1431,7 @@ CORPORATE_ACCOUNT_OPEN = Business(
         line("Business", "业务", words("Corporate account opening", "对公账户开立")),
         line("Company", "单位名称", same(p["company_name"])),
         line("Unified social credit code", "统一社会信用代码", same(p["uscc"])),
-        line("Legal representative", "法定代表人", same(c.get("name", ""))),
+        line("Legal representative", "法定代表人", same(c.get("name", "")), personal="name"),
         line("Account", "账户类型", words("Basic deposit account", "基本存款账户")),
         *(line(en, zh, _choice_words(YES_NO, p[name])) for name, en, zh, _ in INTENT_QUESTIONS),
     ],

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import models
 
 from queueing.models import Call
+from videobank.fields import SealedJSONField
 
 
 class CaseStatus(models.TextChoices):
@@ -52,12 +53,13 @@ class BusinessCase(models.Model):
     )
     identity_check_id = models.UUIDField(null=True, blank=True)
     # The customer at the core bank and what the teller's form offers of theirs (accounts, cards:
-    # masked numbers and tokens, as the core gives them).
+    # numbers and tokens, as the core gives them). What holds personal data (names, addresses,
+    # account numbers) is encrypted at rest: videobank.fields.SealedJSONField.
     customer_ref = models.CharField(max_length=40, blank=True)
-    customer = models.JSONField(default=dict)
+    customer = SealedJSONField(default=dict)
     # The form: the values as typed (for the teller to correct), the checked values, the errors.
-    form_values = models.JSONField(default=dict)
-    params = models.JSONField(default=dict)
+    form_values = SealedJSONField(default=dict)
+    params = SealedJSONField(default=dict)
     form_errors = models.JSONField(default=dict)  # {field: {"en", "zh"}}
     # step -> {"state": pending|current|done|failed, "at", "detail": {"en","zh"}}
     steps = models.JSONField(default=dict)
@@ -72,7 +74,7 @@ class BusinessCase(models.Model):
     agreement_reading_ms = models.PositiveIntegerField(null=True, blank=True)
     agreement_reached_end = models.BooleanField(null=True, blank=True)
     # The summary the customer saw and what they answered.
-    summary = models.JSONField(default=list)
+    summary = SealedJSONField(default=list)
     confirmed_at = models.DateTimeField(null=True, blank=True)
     # Authorisation: the core bank's current one-use challenge (an id, not a secret) and its
     # method; for password_reset also the (verified, then spent by the core) new-PIN challenge.
@@ -87,7 +89,7 @@ class BusinessCase(models.Model):
     idempotency_key = models.CharField(max_length=64, blank=True)
     submission_id = models.UUIDField(null=True, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
-    result = models.JSONField(default=dict)
+    result = SealedJSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     done_at = models.DateTimeField(null=True, blank=True)
@@ -111,15 +113,18 @@ class BusinessCase(models.Model):
 
 
 class Receipt(models.Model):
-    """The e-receipt of a done case. ``content`` is what the receipt says (numbers masked);
-    ``code`` is an HMAC of it: a receipt whose content was altered no longer verifies, and a code
-    cannot be guessed."""
+    """The e-receipt of a done case. ``content`` is what the receipt says (numbers masked;
+    encrypted at rest); ``code`` is an HMAC of it, ``seal`` an HMAC of both under the receipt key
+    ``key_id`` (WORKFLOW_RECEIPT_KEYS): a receipt whose content or code was altered no longer
+    verifies, and a code cannot be guessed."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     case = models.OneToOneField(BusinessCase, on_delete=models.CASCADE, related_name="receipt")
     code = models.CharField(max_length=16, unique=True)
-    content = models.JSONField()
+    content = SealedJSONField()
     issued_at = models.DateTimeField()
+    key_id = models.CharField(max_length=64, blank=True)
+    seal = models.CharField(max_length=64, blank=True)  # hex HMAC-SHA256; empty: never verifies
 
     class Meta:
         ordering = ["issued_at"]

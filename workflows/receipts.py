@@ -1,9 +1,16 @@
 """E-receipts: one per done business, as HTML and PDF, with a verification code.
 
-The code is an HMAC (key derived from ``WORKFLOW_RECEIPT_KEY``, default SECRET_KEY) of the
-receipt's canonical content, 12 characters of Crockford base32 (60 bits): it cannot be guessed,
-and a receipt whose stored content was altered no longer matches its code. The public verify page
-recomputes it before saying "genuine".
+The code is an HMAC (a subkey of ``WORKFLOW_RECEIPT_KEYS``' current key, see
+``videobank.keyring``) of the receipt's canonical content, 12 characters of Crockford base32 (60
+bits): it cannot be guessed. Each receipt also keeps a full HMAC-SHA256 of its code and content
+(``seal``) and the id of the key that made both (``key_id``): a receipt whose stored content or
+code was altered no longer verifies, and the public verify page checks the seal before saying
+"genuine". Rotating the key (a new one first, the old one still listed) leaves every receipt
+verifiable; SECRET_KEY plays no part.
+
+The customer opens their receipt with a link token of its own (``receipt_token``: signed with
+another subkey, bound to that one receipt, valid ``WORKFLOW_RECEIPT_LINK_MAX_AGE_S``), never with
+the call's token.
 
 The content is fixed when the receipt is issued (numbers already masked, words in both
 languages); HTML and PDF are drawn from it on demand, so both always say the same thing.
@@ -13,22 +20,30 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import re
+import uuid
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.conf import settings
+from django.core import signing
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare, salted_hmac
+from django.utils.crypto import constant_time_compare
+
+from videobank.keyring import RECEIPT_KEYS, KeyNotConfigured, keyring
 
 from . import catalogue
 from .models import BusinessCase, Receipt
 
+log = logging.getLogger(__name__)
+
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford: no I, L, O, U
 CODE_LENGTH = 12
-_CODE_SALT = "videobank.workflows.receipt"
+_LINK_SALT = "videobank.workflows.receipt-link"
 # What people type for the letters the alphabet leaves out.
 _CODE_READS = str.maketrans({"O": "0", "I": "1", "L": "1", "U": "V"})
 CODE_RE = re.compile(rf"^[{CODE_ALPHABET}]{{{CODE_LENGTH}}}$")
@@ -36,17 +51,13 @@ CODE_RE = re.compile(rf"^[{CODE_ALPHABET}]{{{CODE_LENGTH}}}$")
 BANK = {"en": "Video Bank", "zh": "视频银行"}
 
 
-def _key() -> str:
-    return getattr(settings, "WORKFLOW_RECEIPT_KEY", "") or settings.SECRET_KEY
-
-
 def canonical(content: dict) -> bytes:
     return json.dumps(content, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-def code_for(content: dict) -> str:
-    digest = salted_hmac(_CODE_SALT, canonical(content), secret=_key(), algorithm="sha256")
-    number = int.from_bytes(digest.digest()[:8], "big") >> (64 - 5 * CODE_LENGTH)
+def code_for(content: dict, *, key_id: str | None = None) -> str:
+    digest = keyring(RECEIPT_KEYS).mac(canonical(content), purpose="code", key_id=key_id)
+    number = int.from_bytes(digest[:8], "big") >> (64 - 5 * CODE_LENGTH)
     chars = []
     for _ in range(CODE_LENGTH):
         chars.append(CODE_ALPHABET[number & 31])
@@ -88,6 +99,12 @@ def receipt_content(case: BusinessCase, *, issued_at: datetime) -> dict:
     }
 
 
+def seal_for(code: str, content: dict, *, key_id: str) -> str:
+    """HMAC-SHA256 of the code and the content under key ``key_id`` (hex)."""
+    data = code.encode() + b"\n" + canonical(content)
+    return keyring(RECEIPT_KEYS).mac(data, purpose="seal", key_id=key_id).hex()
+
+
 def receipt_issue(*, case: BusinessCase) -> Receipt:
     """The case's receipt (issued once: a second call returns the first)."""
     existing = Receipt.objects.filter(case=case).first()
@@ -95,18 +112,32 @@ def receipt_issue(*, case: BusinessCase) -> Receipt:
         return existing
     issued_at = timezone.now()
     content = receipt_content(case, issued_at=issued_at)
+    key_id = keyring(RECEIPT_KEYS).current_id
+    code = code_for(content, key_id=key_id)
     try:
         with transaction.atomic():
             return Receipt.objects.create(
-                case=case, code=code_for(content), content=content, issued_at=issued_at
+                case=case,
+                code=code,
+                content=content,
+                issued_at=issued_at,
+                key_id=key_id,
+                seal=seal_for(code, content, key_id=key_id),
             )
     except IntegrityError:
         return Receipt.objects.get(case=case)
 
 
 def receipt_genuine(receipt: Receipt) -> bool:
-    """True if the stored content still gives the stored code."""
-    return constant_time_compare(code_for(receipt.content), receipt.code)
+    """True if the stored code and content are still those the receipt was issued with."""
+    if not receipt.seal:
+        return False
+    try:
+        expected = seal_for(receipt.code, receipt.content, key_id=receipt.key_id)
+    except KeyNotConfigured as exc:
+        log.error("receipt %s cannot be verified: %s", receipt.code, exc)
+        return False
+    return constant_time_compare(expected, receipt.seal)
 
 
 def receipt_verify(text: str) -> tuple[Receipt | None, bool]:
@@ -120,13 +151,53 @@ def receipt_verify(text: str) -> tuple[Receipt | None, bool]:
     return receipt, receipt_genuine(receipt)
 
 
-def receipt_links(receipt: Receipt) -> dict:
-    # The code as people read it (XXXX-XXXX-XXXX); the pages take it with or without dashes.
-    return {
-        "code": code_display(receipt.code),
-        "url": reverse("workflows:receipt", kwargs={"code": receipt.code}),
-        "pdf_url": reverse("workflows:receipt_pdf", kwargs={"code": receipt.code}),
-    }
+def receipt_links(receipt: Receipt, *, for_customer: bool = False) -> dict:
+    """The code as people read it (XXXX-XXXX-XXXX; the pages take it with or without dashes)
+    and the pages' addresses: staff open them with their session; the customer's carry the
+    receipt's own link token."""
+    url = reverse("workflows:receipt", kwargs={"code": receipt.code})
+    pdf_url = reverse("workflows:receipt_pdf", kwargs={"code": receipt.code})
+    if for_customer:
+        query = "?" + urlencode({"token": receipt_token(receipt)})
+        url, pdf_url = url + query, pdf_url + query
+    return {"code": code_display(receipt.code), "url": url, "pdf_url": pdf_url}
+
+
+# --- the customer's link token ------------------------------------------------------------------
+
+
+class ReceiptTokenError(Exception):
+    pass
+
+
+def _link_keys() -> list[str]:
+    return [key.hex() for _, key in keyring(RECEIPT_KEYS).subkeys("link")]
+
+
+def receipt_link_max_age_s() -> int:
+    return int(getattr(settings, "WORKFLOW_RECEIPT_LINK_MAX_AGE_S", 86400))
+
+
+def receipt_token(receipt: Receipt) -> str:
+    """A signed token that opens this one receipt (HTML and PDF) for
+    ``WORKFLOW_RECEIPT_LINK_MAX_AGE_S``: what the customer's links carry."""
+    return signing.dumps({"receipt": str(receipt.id)}, key=_link_keys()[0], salt=_LINK_SALT)
+
+
+def receipt_token_read(token: str) -> uuid.UUID:
+    """The receipt a link token opens; ReceiptTokenError if it is forged, altered or expired."""
+    current, *older = _link_keys()
+    try:
+        payload = signing.loads(
+            token,
+            key=current,
+            fallback_keys=older,
+            salt=_LINK_SALT,
+            max_age=receipt_link_max_age_s(),
+        )
+        return uuid.UUID(payload["receipt"])
+    except (signing.BadSignature, KeyError, TypeError, ValueError):
+        raise ReceiptTokenError("The receipt link is invalid or expired.") from None
 
 
 # --- what the public verify page shows --------------------------------------------------------

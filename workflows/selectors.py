@@ -301,10 +301,14 @@ def progress_message(case: BusinessCase, text: dict | None = None) -> dict:
 
 
 def receipt_message(case: BusinessCase) -> dict | None:
-    """``case.receipt`` fields (the page adds its call token to the links)."""
-    info = receipt_info(case)
-    if info is None:
+    """``case.receipt`` fields: the links carry the receipt's own link token (the call's token
+    opens no receipt)."""
+    from .receipts import receipt_links
+
+    receipt = receipt_of(case)
+    if receipt is None:
         return None
+    info = receipt_links(receipt, for_customer=True)
     name = catalogue.CATALOGUE[case.business].name()
     return {
         "call_id": str(case.call_id),

@@ -490,13 +490,14 @@ def case_agreement_send(*, call_id: uuid.UUID, case_id: uuid.UUID, teller) -> Bu
 
 
 def case_agreement_read(
-    *, call_id: uuid.UUID, case_id: uuid.UUID, reached_end: bool, reading_ms: int
+    *, call_id: uuid.UUID, case_id: uuid.UUID, reached_end: bool, reading_ms: object = None
 ) -> BusinessCase:
     """The customer's "I have read and agree": only once they reached the end, and not sooner
-    than ``WORKFLOW_AGREEMENT_MIN_READ_MS``. The teller sees it at once; the customer is then
+    than ``WORKFLOW_AGREEMENT_MIN_READ_MS`` after the agreement was sent. The reading time is
+    the server's measure (sent → agreed); what a page says it measured (``reading_ms``, sent by
+    older pages) is not trusted and not kept. The teller sees it at once; the customer is then
     shown the summary to confirm."""
-    if not isinstance(reading_ms, int) or isinstance(reading_ms, bool) or reading_ms < 0:
-        raise Invalid("The reading time is not valid.", detail_zh="阅读时长无效。")
+    del reading_ms  # the client's own figure: accepted for older pages, never used
     with transaction.atomic():
         case = _case_of_call(case_id, call_id, lock=True)
         if case.status != CaseStatus.AGREEMENT_SENT:
@@ -507,6 +508,9 @@ def case_agreement_read(
                 detail_zh="请将协议阅读至末尾后再点击同意。",
                 code="agreement_not_read",
             )
+        now = _now()
+        sent_at = case.agreement_sent_at or now
+        reading_ms = max(0, int((now - sent_at).total_seconds() * 1000))
         minimum = selectors.agreement_min_read_ms()
         if reading_ms < minimum:
             raise Invalid(
@@ -515,7 +519,7 @@ def case_agreement_read(
                 code="agreement_too_fast",
             )
         _move(case, CaseStatus.AGREEMENT_READ)
-        case.agreement_read_at = _now()
+        case.agreement_read_at = now
         case.agreement_reading_ms = reading_ms
         case.agreement_reached_end = True
         _step(
@@ -534,6 +538,7 @@ def case_agreement_read(
             actor="customer",
             reached_end=True,
             reading_ms=reading_ms,
+            reading_measured_by="server",
             sha256=case.agreement_sha256,
         )
         return _save(case, ("case.confirm_request", selectors.confirm_message(case)))
@@ -560,7 +565,13 @@ def case_confirm(*, call_id: uuid.UUID, case_id: uuid.UUID, accepted: bool) -> B
         _move(case, CaseStatus.CONFIRMED)
         case.confirmed_at = _now()
         _step(case, "confirm", "done", words("Confirmed by the customer.", "客户已确认。"))
-        _event(case, "confirm", actor="customer", accepted=True, summary=case.summary)
+        _event(
+            case,
+            "confirm",
+            actor="customer",
+            accepted=True,
+            summary=catalogue.lines_masked(case.summary),
+        )
         if spec.authorisation:
             _step(case, spec.authorisation, "current")
             _save(case)

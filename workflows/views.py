@@ -1,5 +1,5 @@
-"""HTTP transport of the e-receipts: the receipt as HTML and PDF (the customer of the call, by its
-token, or staff), and the public page that verifies a receipt's code."""
+"""HTTP transport of the e-receipts: the receipt as HTML and PDF (the customer, by the receipt's
+own link token, or staff), and the public page that verifies a receipt's code."""
 
 from __future__ import annotations
 
@@ -7,14 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from signaling.access import (
-    QA_GROUP,
-    SUPERVISOR_GROUP,
-    TELLER_GROUP,
-    TokenError,
-    customer_token_read,
-    user_in_group,
-)
+from signaling.access import QA_GROUP, SUPERVISOR_GROUP, TELLER_GROUP, user_in_group
 
 from . import receipts
 from .models import Receipt
@@ -23,24 +16,26 @@ STAFF_GROUPS = (TELLER_GROUP, SUPERVISOR_GROUP, QA_GROUP)
 
 
 def access_receipt(request: HttpRequest, receipt: Receipt) -> bool:
-    """Staff (tellers, supervisors, QA) see every receipt; a customer sees the receipts of their
-    own call, with the call's token (``?token=``) as the credential."""
+    """Staff (tellers, supervisors, QA) see every receipt; a customer sees a receipt with its
+    own link token (``?token=``, sent to their screen with the receipt): the call's token opens
+    none, and one receipt's token opens no other."""
     if any(user_in_group(request.user, group) for group in STAFF_GROUPS):
         return True
     token = request.GET.get("token", "")
     if not token:
         return False
     try:
-        call_id = customer_token_read(token)
-    except TokenError:
+        receipt_id = receipts.receipt_token_read(token)
+    except receipts.ReceiptTokenError:
         return False
-    return str(call_id) == str(receipt.case.call_id)
+    return receipt_id == receipt.id
 
 
 def _refused() -> HttpResponse:
     return HttpResponse(
-        "This receipt is shown to the customer of the call (with the call's link) and to bank "
-        "staff only. / 此回单仅向本次通话的客户（凭通话链接）及本行工作人员展示。",
+        "This receipt opens with the link shown on the customer's screen (valid for a limited "
+        "time) or for bank staff only. / 此回单仅凭客户屏幕上显示的回单链接（限时有效）或由本行"
+        "工作人员查看。",
         status=403,
         content_type="text/plain; charset=utf-8",
     )
@@ -65,7 +60,7 @@ def receipt(request: HttpRequest, code: str) -> HttpResponse:
         return _refused()
     response = HttpResponse(receipts.receipt_html(item, request=request))
     response["Cache-Control"] = "private, no-store"
-    response["Referrer-Policy"] = "no-referrer"  # the call token is in the address
+    response["Referrer-Policy"] = "no-referrer"  # the link token is in the address
     return response
 
 

@@ -30,15 +30,17 @@ class BusinessRisk(models.TextChoices):
 class NationalCheck(models.Model):
     """One question to the national online ID check and its answer.
 
-    The clear ID number is never stored: a masked form for people, a keyed hash for matching
-    (the cache), and, while the check may still run, the query sealed with a key derived from
-    SECRET_KEY (``sealed_query``), wiped once the check has an answer."""
+    Neither the clear name nor the clear ID number is stored: a masked form for people, a keyed
+    hash for matching (the cache; HMAC under KYC_NATIONAL_KEYS), and, while the check may still
+    run, the query sealed under KYC_NATIONAL_KEYS (``sealed_query``, naming its key), wiped once
+    the check has an answer."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     call_id = models.UUIDField(null=True, blank=True, db_index=True)
     # Sent to the service with every attempt, so the service answers a repeated question once.
     request_id = models.CharField(max_length=64, unique=True)
-    name = models.CharField(max_length=50)
+    name_masked = models.CharField(max_length=50)
+    name_hash = models.CharField(max_length=64)
     id_number_masked = models.CharField(max_length=18)
     id_number_hash = models.CharField(max_length=64, db_index=True)
     factors = models.PositiveSmallIntegerField()  # 2: name + number; 3: + portrait

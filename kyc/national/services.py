@@ -23,13 +23,13 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.crypto import salted_hmac
 from django.utils.module_loading import import_string
 from PIL import Image
 
 from kyc.errors import KycError, ServiceUnavailable
 from kyc.idcard.numbers import id_number_check_char, id_number_clean, id_number_well_formed
 from kyc.images import image_jpeg, image_load
+from videobank.keyring import KeyNotConfigured, SealBroken
 
 from .backends import (
     ChannelFailure,
@@ -40,7 +40,7 @@ from .backends import (
 )
 from .masking import id_number_mask, name_mask
 from .models import BusinessRisk, CheckStatus, NationalCheck, Outcome
-from .sealing import query_seal, query_unseal
+from .sealing import person_hashes, query_seal, query_unseal
 
 log = logging.getLogger(__name__)
 
@@ -120,10 +120,8 @@ def _portrait_prepare(portrait_jpeg: bytes) -> bytes:
 
 
 def id_number_hash(id_number: str) -> str:
-    """Keyed hash (HMAC-SHA256, key derived from SECRET_KEY) for matching without the number."""
-    return salted_hmac(
-        "kyc.national.id_number", id_number, secret=settings.SECRET_KEY, algorithm="sha256"
-    ).hexdigest()
+    """Keyed hash (HMAC-SHA256 under KYC_NATIONAL_KEYS) for matching without the number."""
+    return person_hashes("id_number", id_number)[0]
 
 
 def _cache_s() -> float:
@@ -163,16 +161,16 @@ def national_check_start(
         )
     portrait = _portrait_prepare(portrait_jpeg) if portrait_jpeg is not None else None
     factors = 3 if portrait is not None else 2
-    number_hash = id_number_hash(number)
+    person = _Person(name=name, number=number)
     check_id = uuid.uuid4()
     try:
         with transaction.atomic():
             if request_id is not None:
                 existing = NationalCheck.objects.filter(request_id=request_id).first()
                 if existing is not None:
-                    return _same_question(existing, name=name, number_hash=number_hash)
+                    return _same_question(existing, person)
             if business_risk == BusinessRisk.LOW and factors == 2:
-                source = _cached_pass(name=name, number_hash=number_hash)
+                source = _cached_pass(person)
                 if source is not None:
                     return _from_cache(
                         source,
@@ -184,14 +182,16 @@ def national_check_start(
                 id=check_id,
                 call_id=call_id,
                 request_id=request_id or check_id.hex,
-                name=name,
+                name_masked=name_mask(name),
+                name_hash=person.name_hashes[0],
                 id_number_masked=id_number_mask(number),
-                id_number_hash=number_hash,
+                id_number_hash=person.number_hashes[0],
                 factors=factors,
                 business_risk=business_risk,
                 sealed_query=query_seal(
                     check_id=check_id,
                     query={
+                        "name": name,
                         "id_number": number,
                         "portrait_jpeg_b64": base64.b64encode(portrait).decode()
                         if portrait is not None
@@ -205,7 +205,7 @@ def national_check_start(
         existing = NationalCheck.objects.filter(request_id=request_id).first()
         if existing is None:
             raise
-        return _same_question(existing, name=name, number_hash=number_hash)
+        return _same_question(existing, person)
     log.info(
         "national check %s started: %s %s, %d-factor, %s risk",
         check.id,
@@ -217,8 +217,19 @@ def national_check_start(
     return check
 
 
-def _same_question(existing: NationalCheck, *, name: str, number_hash: str) -> NationalCheck:
-    if existing.name != name or existing.id_number_hash != number_hash:
+class _Person:
+    """A name and an ID number as the checks keep them: keyed hashes under every listed key."""
+
+    def __init__(self, *, name: str, number: str) -> None:
+        self.name_hashes = person_hashes("name", name)
+        self.number_hashes = person_hashes("id_number", number)
+
+
+def _same_question(existing: NationalCheck, person: _Person) -> NationalCheck:
+    if (
+        existing.name_hash not in person.name_hashes
+        or existing.id_number_hash not in person.number_hashes
+    ):
         raise KycError(
             "This request id was already used for another person.",
             detail_zh="该请求编号已用于另一个人。",
@@ -227,12 +238,12 @@ def _same_question(existing: NationalCheck, *, name: str, number_hash: str) -> N
     return existing
 
 
-def _cached_pass(*, name: str, number_hash: str) -> NationalCheck | None:
+def _cached_pass(person: _Person) -> NationalCheck | None:
     """The newest live (not itself cached) pass of this name and number still in its window."""
     return (
         NationalCheck.objects.filter(
-            id_number_hash=number_hash,
-            name=name,
+            id_number_hash__in=person.number_hashes,
+            name_hash__in=person.name_hashes,
             status=CheckStatus.PASSED,
             from_cache=False,
             expires_at__gt=timezone.now(),
@@ -249,7 +260,8 @@ def _from_cache(
     check = NationalCheck.objects.create(
         call_id=call_id,
         request_id=request_id,
-        name=source.name,
+        name_masked=source.name_masked,
+        name_hash=source.name_hash,
         id_number_masked=source.id_number_masked,
         id_number_hash=source.id_number_hash,
         factors=2,
@@ -298,11 +310,18 @@ def national_check_run(*, check_id: uuid.UUID) -> NationalCheck:
         return check
     if not check.sealed_query:
         return national_check_give_up(check_id=check_id, reason="the query is no longer held")
-    sealed = query_unseal(check_id=check.id, sealed=check.sealed_query)
+    try:
+        sealed = query_unseal(check_id=check.id, sealed=check.sealed_query)
+    except (KeyNotConfigured, SealBroken) as exc:
+        # Its key was dropped from KYC_NATIONAL_KEYS too soon (or the row was altered): the
+        # question cannot be asked; the teller is told and may start a new check.
+        log.error("national check %s: the sealed query does not open: %s", check.id, exc)
+        NationalCheck.objects.filter(pk=check_id).update(sealed_query=b"")
+        return national_check_give_up(check_id=check_id, reason=f"the query does not open: {exc}")
     portrait = sealed.get("portrait_jpeg_b64")
     query = NationalIdQuery(
         request_id=check.request_id,
-        name=check.name,
+        name=sealed["name"],
         id_number=sealed["id_number"],
         portrait_jpeg=base64.b64decode(portrait) if portrait else None,
     )

@@ -9,7 +9,9 @@ recorder so the delays are asserted without being waited.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import os
 import threading
 import urllib.parse
 from collections import Counter
@@ -33,6 +35,7 @@ from kyc.national_stub.models import Citizen, StubRequest
 from kyc.national_stub.seed import CITIZENS, MISMATCH_EXAMPLE, NOT_FOUND_NUMBERS, registry_seed
 from kyc.national_stub.services import citizen_register, stub_channels, stub_control_set
 from kyc.national_stub.testing import StubServer, free_port
+from videobank.keyring import sealed_key_id
 
 ZHANG = CITIZENS[0]
 REVOKED = CITIZENS[2]
@@ -142,6 +145,8 @@ def test_outcomes_reach_the_teller_in_words(national, name, id_number, status, o
     )
     assert check.id_number_masked == clean[:6] + "********" + clean[-4:]
     assert not any(clean in value for value in clear_values(check))
+    assert not any(name in value for value in clear_values(check))  # nor the name: 张*
+    assert check.name_masked == name[0] + "*" * (len(name) - 1)
     assert bytes(check.sealed_query) == b""
     assert (check.expires_at is not None) == (outcome == "pass")
 
@@ -330,6 +335,43 @@ def test_same_request_id_is_one_question(national):
     with pytest.raises(KycError) as reused:
         start(request_id="call-9-check-1", name=CITIZENS[1].name, id_number=CITIZENS[1].id_number)
     assert reused.value.code == "request_id_reused"
+
+
+# --- keys --------------------------------------------------------------------------------------
+def test_a_sealed_query_still_opens_after_the_national_key_and_the_secret_key_rotate(
+    national, monkeypatch
+):
+    """The query waits sealed under KYC_NATIONAL_KEYS; the operator puts a new key first (the
+    old one still listed) and changes SECRET_KEY too: the check still runs, and the keyed hashes
+    made before still find the pass for the cache."""
+    k1 = "k1:" + base64.b64encode(os.urandom(32)).decode()
+    national.settings.KYC_NATIONAL_KEYS = k1
+    monkeypatch.setattr(services, "_dispatch", lambda check_id: None)  # run by hand below
+    check = start(business_risk="low")
+    assert sealed_key_id(check.sealed_query) == "k1"
+    assert ZHANG.id_number.encode() not in bytes(check.sealed_query)
+
+    national.settings.KYC_NATIONAL_KEYS = "k2:" + base64.b64encode(os.urandom(32)).decode() + ","
+    national.settings.KYC_NATIONAL_KEYS += k1
+    national.settings.SECRET_KEY = "a-completely-new-secret-key-" + os.urandom(8).hex()
+    done = services.national_check_run(check_id=check.id)
+    assert (done.status, done.outcome, asked(done)) == ("passed", "pass", 1)
+    reused = start(business_risk="low")
+    assert (reused.from_cache, reused.cache_source) == (True, check.id)
+    # New checks are sealed under the new key.
+    fresh = start(business_risk="high")
+    assert sealed_key_id(fresh.sealed_query) == "k2"
+
+    # A key dropped while a query still waits under it: the check cannot run; the teller is
+    # told in words (and may start a new check), the log says which setting.
+    national.settings.KYC_NATIONAL_KEYS = "k3:" + base64.b64encode(os.urandom(32)).decode()
+    failed = services.national_check_run(check_id=fresh.id)
+    assert failed.status == "unavailable"
+    assert "not answering" in failed.detail
+    assert "KYC_NATIONAL_KEYS" in failed.last_error
+    assert asked(failed) == 0
+    with pytest.raises(KycError, match="start a new check"):
+        national_check_retry(check_id=fresh.id)
 
 
 # --- cache -------------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.keywrap import (
     InvalidUnwrap,
     aes_key_unwrap,
@@ -41,9 +43,18 @@ class KeyBackend(ABC):
     def unwrap(self, key_id: str, wrapped: bytes) -> bytes:
         """Recover a data key wrapped under master key ``key_id``."""
 
+    def derive(self, purpose: str, key_id: str | None = None) -> tuple[str, bytes]:
+        """A 32-byte key for ``purpose`` (e.g. personal data at rest) under master key
+        ``key_id`` (the current one if None); return ``(key_id, key)``. Each purpose gets its
+        own key, and none of them is a master key. A backend that cannot derive (an HSM that
+        only wraps) leaves this out and personal data at rest cannot be sealed with it."""
+        raise NotImplementedError(f"{type(self).__name__} cannot derive keys for {purpose!r}")
 
-def parse_master_keys(spec: str) -> dict[str, bytes]:
-    """Parse ``"id:base64key,id2:base64key2"``; order is kept, the first entry is current."""
+
+def parse_master_keys(spec: str, *, setting: str = "RECORDING_MASTER_KEYS") -> dict[str, bytes]:
+    """Parse ``"id:base64key,id2:base64key2"``; order is kept, the first entry is current.
+    ``setting`` names where the text came from, for the error messages (every key setting of
+    videobank has this form: see ``videobank.keyring``)."""
     keys: dict[str, bytes] = {}
     for raw in spec.split(","):
         item = raw.strip()
@@ -53,29 +64,34 @@ def parse_master_keys(spec: str) -> dict[str, bytes]:
         key_id = key_id.strip()
         if not sep or not key_id:
             raise ImproperlyConfigured(
-                "RECORDING_MASTER_KEYS entries must look like 'id:base64key' (got an entry "
-                "without an id)"
+                f"{setting} entries must look like 'id:base64key' (got an entry without an id)"
             )
         try:
             key = base64.b64decode(encoded.strip(), validate=True)
         except binascii.Error:
             raise ImproperlyConfigured(
-                f"RECORDING_MASTER_KEYS: key {key_id!r} is not valid base64"
+                f"{setting}: key {key_id!r} is not valid base64"
             ) from None
         if len(key) != MASTER_KEY_BYTES:
             raise ImproperlyConfigured(
-                f"RECORDING_MASTER_KEYS: key {key_id!r} must be {MASTER_KEY_BYTES} bytes "
+                f"{setting}: key {key_id!r} must be {MASTER_KEY_BYTES} bytes "
                 f"(AES-256), got {len(key)}"
             )
         if key_id in keys:
-            raise ImproperlyConfigured(f"RECORDING_MASTER_KEYS: key id {key_id!r} appears twice")
+            raise ImproperlyConfigured(f"{setting}: key id {key_id!r} appears twice")
         keys[key_id] = key
     return keys
 
 
 def _local_master_key(var_dir: Path) -> bytes:
     """Create once, then reuse, the embedded profile's master key file (mode 0600)."""
-    path = Path(var_dir) / LOCAL_KEY_FILENAME
+    return local_key_file(Path(var_dir) / LOCAL_KEY_FILENAME)
+
+
+def local_key_file(path: Path) -> bytes:
+    """Create once, then reuse, a key file of the embedded profile (mode 0600): a random key
+    per installation, never a published one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
         # O_EXCL: two processes starting at once cannot both create (and disagree on) the key.
@@ -87,7 +103,7 @@ def _local_master_key(var_dir: Path) -> bytes:
             fh.write(base64.b64encode(os.urandom(MASTER_KEY_BYTES)) + b"\n")
             fh.flush()
             os.fsync(fh.fileno())
-        logger.warning("created a local recording master key at %s (embedded profile)", path)
+        logger.warning("created a local key at %s (embedded profile)", path)
     key = base64.b64decode(path.read_bytes().strip())
     if len(key) != MASTER_KEY_BYTES:
         raise ImproperlyConfigured(f"{path} does not hold a {MASTER_KEY_BYTES}-byte key")
@@ -119,6 +135,7 @@ class SettingsMasterKeys(KeyBackend):
                 )
             self._keys = {LOCAL_KEY_ID: _local_master_key(var_dir or settings.VAR_DIR)}
         self.current_key_id = next(iter(self._keys))
+        self._derived: dict[tuple[str, str], bytes] = {}
 
     def wrap(self, data_key: bytes) -> tuple[str, bytes]:
         return self.current_key_id, aes_key_wrap(self._keys[self.current_key_id], data_key)
@@ -135,6 +152,28 @@ class SettingsMasterKeys(KeyBackend):
             return aes_key_unwrap(master, bytes(wrapped))
         except InvalidUnwrap:
             raise KeyUnwrapError(f"wrapped data key does not unwrap under {key_id!r}") from None
+
+    def derive(self, purpose: str, key_id: str | None = None) -> tuple[str, bytes]:
+        key_id = self.current_key_id if key_id is None else key_id
+        derived = self._derived.get((key_id, purpose))
+        if derived is None:
+            try:
+                master = self._keys[key_id]
+            except KeyError:
+                raise KeyUnwrapError(
+                    f"master key {key_id!r} is not configured (RECORDING_MASTER_KEYS): keep "
+                    "retired keys listed after the current one"
+                ) from None
+            derived = hkdf(master, f"videobank {purpose} v1")
+            self._derived[(key_id, purpose)] = derived
+        return key_id, derived
+
+
+def hkdf(key: bytes, info: str, length: int = 32) -> bytes:
+    """A subkey of ``key`` for one use, named by ``info`` (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info.encode()).derive(
+        key
+    )
 
 
 _cache: dict[tuple[str, str, str, str], KeyBackend] = {}

@@ -90,11 +90,11 @@ export function casesCustomer({ signaling, currentCall }) {
   });
   agreementAccept.addEventListener("click", () => {
     if (!reading?.reachedEnd) return;
+    // The server measures the reading time itself (from when it sent the agreement).
     signaling.send("case.agreement.read", {
       call_id: callId(),
       case_id: reading.caseId,
       reached_end: true,
-      reading_ms: Math.round(performance.now() - reading.shownAt),
     });
     agreement.hidden = true;
     reading = null;
@@ -271,19 +271,14 @@ export function casesCustomer({ signaling, currentCall }) {
       item.dataset.code = message.code;
       const name = document.createElement("span");
       name.textContent = `${pick(message.title) || ""} ${t("cases.receipt_code")}: ${message.code} `;
-      // The call's token is the customer's key to their own receipts.
-      const withToken = (url) => {
-        const link = new URL(url, location.href);
-        link.searchParams.set("token", currentCall()?.token || "");
-        return link.pathname + link.search;
-      };
+      // Each link carries the receipt's own token (the call's token opens no receipt).
       const html = document.createElement("a");
-      html.href = withToken(message.url);
+      html.href = message.url;
       html.target = "_blank";
       html.rel = "noopener";
       html.textContent = t("cases.receipt_view");
       const pdf = document.createElement("a");
-      pdf.href = withToken(message.pdf_url);
+      pdf.href = message.pdf_url;
       pdf.textContent = "PDF";
       pdf.setAttribute("download", "");
       item.append(name, html, " · ", pdf);

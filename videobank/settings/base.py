@@ -100,6 +100,8 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_6
 SIGNALING_MAX_FRAME_BYTES = 64 * 1024
 # How long a customer token stays valid after the call was placed.
 CUSTOMER_TOKEN_MAX_AGE_S = env.int("CUSTOMER_TOKEN_MAX_AGE_S", default=4 * 3600)
+# ... and after its call ended: then it resumes, uploads, reads nothing (signaling/access.py).
+CUSTOMER_TOKEN_AFTER_END_S = env.int("CUSTOMER_TOKEN_AFTER_END_S", default=120)
 
 # Signed app claims (signaling/access.py): the bank's app backend signs, per call, "this is our
 # app on device D, VIP yes/no" with HMAC-SHA256; only such a claim makes a call `app` (and VIP).
@@ -218,8 +220,12 @@ KYC_FACE_FRESH_S = env.float("KYC_FACE_FRESH_S", default=300.0)
 WORKFLOW_TRANSFER_FACE_LIMIT = env.str("WORKFLOW_TRANSFER_FACE_LIMIT", default="50000.00")
 # "I have read and agree" is refused sooner than this after the agreement is shown.
 WORKFLOW_AGREEMENT_MIN_READ_MS = env.int("WORKFLOW_AGREEMENT_MIN_READ_MS", default=2000)
-# Key of the receipts' verification codes (default: derived from SECRET_KEY).
-WORKFLOW_RECEIPT_KEY = env.str("WORKFLOW_RECEIPT_KEY", default="")
+# Keys of the receipts' verification codes, integrity seals and link tokens (videobank/keyring.py:
+# "id:base64(32 bytes)", newest first, older ones still verify). Empty: the embedded profile keeps
+# a random key in VAR_DIR; production refuses. Never derived from SECRET_KEY.
+WORKFLOW_RECEIPT_KEYS = env.str("WORKFLOW_RECEIPT_KEYS", default="")
+# A receipt's link on the customer's screen (its own token, not the call's) opens it this long.
+WORKFLOW_RECEIPT_LINK_MAX_AGE_S = env.int("WORKFLOW_RECEIPT_LINK_MAX_AGE_S", default=24 * 3600)
 # The bank's core system (an outside service; workflows/corebank_stub is its stand-in). Every
 # submission carries an idempotency key; during an outage it is retried with back-off.
 COREBANK_URL = env.str("COREBANK_URL", default="http://127.0.0.1:8000/ext/core-bank/v1")
@@ -232,6 +238,8 @@ COREBANK_STUB_API_KEY = env.str("COREBANK_STUB_API_KEY", default="videobank-core
 COREBANK_STUB_LATENCY_MS = env.int("COREBANK_STUB_LATENCY_MS", default=100)
 COREBANK_STUB_JITTER_MS = env.int("COREBANK_STUB_JITTER_MS", default=30)
 COREBANK_STUB_ERROR_RATE = env.float("COREBANK_STUB_ERROR_RATE", default=0.0)
+# The core-bank stub's own keys: its PIN key pair and SMS outbox at rest (same form and rules).
+COREBANK_STUB_KEYS = env.str("COREBANK_STUB_KEYS", default="")
 # A submission's result goes on to its business case.
 COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
 # When a call ends: its businesses not yet submitted are cancelled.
@@ -257,6 +265,9 @@ KYC_NATIONAL_TIMEOUT_S = env.float("KYC_NATIONAL_TIMEOUT_S", default=2.0)
 KYC_NATIONAL_RETRY_BACKOFF_S = env.float("KYC_NATIONAL_RETRY_BACKOFF_S", default=0.5)
 KYC_NATIONAL_MAX_RETRIES = env.int("KYC_NATIONAL_MAX_RETRIES", default=3)
 KYC_NATIONAL_CACHE_S = env.float("KYC_NATIONAL_CACHE_S", default=600.0)
+# Keys that seal a national check's query until it is answered and key the hashes that match a
+# person (same form and rules as WORKFLOW_RECEIPT_KEYS).
+KYC_NATIONAL_KEYS = env.str("KYC_NATIONAL_KEYS", default="")
 # The stub's own knobs (its process reads them; tests and demos flip them at run time through
 # its /v1/_control endpoint).
 NATIONAL_STUB_API_KEY = env.str("NATIONAL_STUB_API_KEY", default="videobank-national-stub")

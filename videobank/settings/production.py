@@ -3,7 +3,13 @@
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import RECORDING_MASTER_KEYS, env
+from .base import (
+    COREBANK_STUB_KEYS,
+    KYC_NATIONAL_KEYS,
+    RECORDING_MASTER_KEYS,
+    WORKFLOW_RECEIPT_KEYS,
+    env,
+)
 
 PROFILE = "production"
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
@@ -46,6 +52,13 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 
-if not RECORDING_MASTER_KEYS and env.bool("VIDEOBANK_INSECURE_TEST_KEYS", default=False):
-    # A fixed, public key for the test harness only; a real deployment sets its own.
-    RECORDING_MASTER_KEYS = "test:" + "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
+if env.bool("VIDEOBANK_INSECURE_TEST_KEYS", default=False):
+    # Fixed, public keys for the test harness only; a real deployment sets its own.
+    if not RECORDING_MASTER_KEYS:
+        RECORDING_MASTER_KEYS = "test:" + "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
+    if not WORKFLOW_RECEIPT_KEYS:
+        WORKFLOW_RECEIPT_KEYS = "test:" + "dGVzdC1vbmx5LXJlY2VpcHQta2V5LTMyLWJ5dGVzISE="
+    if not KYC_NATIONAL_KEYS:
+        KYC_NATIONAL_KEYS = "test:" + "dGVzdC1vbmx5LW5hdGlvbmFsLWtleS0zMi1ieXRlcyE="
+    if not COREBANK_STUB_KEYS:
+        COREBANK_STUB_KEYS = "test:" + "dGVzdC1vbmx5LWNvcmViYW5rLXN0dWIta2V5LTMyYnk="

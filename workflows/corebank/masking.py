@@ -1,13 +1,13 @@
 """What of a bank customer may appear in logs and on screens that are not the customer's own:
 account and card numbers with only the first and last four digits (``6222 **** **** 1234``),
-mobile numbers with the middle hidden (``138****8000``). ID numbers and names: see
+mobile numbers with the middle hidden (``138****8000``). ID numbers, names and addresses: see
 ``kyc.national.masking``."""
 
 from __future__ import annotations
 
-from kyc.national.masking import id_number_mask, name_mask
+from kyc.national.masking import address_mask, id_number_mask, name_mask
 
-__all__ = ["account_mask", "id_number_mask", "mobile_mask", "name_mask"]
+__all__ = ["account_mask", "address_mask", "id_number_mask", "mobile_mask", "name_mask"]
 
 
 def account_mask(number: str | None) -> str:

@@ -2,6 +2,8 @@ import uuid
 
 from django.db import models
 
+from videobank.fields import SealedJSONField
+
 
 class SubmissionStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
@@ -22,14 +24,15 @@ class Submission(models.Model):
     """One business operation sent to the core bank under an idempotency key: however many
     times it is sent (retries, double clicks, a repeated message), the core carries it out once.
 
-    ``params`` hold what the core needs (account numbers, amounts) — never a PIN or a code: those
-    go to the core encrypted, straight from the customer's browser."""
+    ``params`` hold what the core needs (account numbers, amounts; encrypted at rest, as the
+    result) — never a PIN or a code: those go to the core encrypted, straight from the
+    customer's browser."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     business_case_id = models.UUIDField(db_index=True)
     operation = models.CharField(max_length=32)
     customer_ref = models.CharField(max_length=20)
-    params = models.JSONField(default=dict)
+    params = SealedJSONField(default=dict)
     # The PIN/OTP challenge the customer passed for this operation (the core spends it once).
     authorised_by = models.CharField(max_length=64, blank=True)
     idempotency_key = models.CharField(max_length=64, unique=True)
@@ -38,7 +41,7 @@ class Submission(models.Model):
     status = models.CharField(
         max_length=16, choices=SubmissionStatus.choices, default=SubmissionStatus.QUEUED
     )
-    result = models.JSONField(null=True, blank=True)  # the core's result when done
+    result = SealedJSONField(null=True, blank=True)  # the core's result when done
     error_code = models.CharField(max_length=40, blank=True)
     # What the teller and the customer are told (business errors, or why it is waiting).
     error_en = models.CharField(max_length=300, blank=True)

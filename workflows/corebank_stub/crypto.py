@@ -5,7 +5,9 @@ sealing of what it keeps at rest.
   ``hash: "SHA-256"`` does) over the UTF-8 JSON ``{"pin": "...", "nonce": "..."}``.
 - PINs and one-time codes at rest: salted PBKDF2-HMAC-SHA256 (``COREBANK_STUB_PIN_ITERATIONS``;
   the count is stored with each hash, so changing it leaves old hashes valid).
-- The private key and the SMS outbox at rest: AES-256-GCM with a key derived from SECRET_KEY.
+- The private key and the SMS outbox at rest: AES-256-GCM under ``COREBANK_STUB_KEYS``, the
+  stub's own key setting (``videobank.keyring``: never SECRET_KEY — a real core shares no key
+  with us); each sealed value names its key, so a rotation keeps older ones readable.
 """
 
 from __future__ import annotations
@@ -13,40 +15,34 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
+
+from videobank.keyring import COREBANK_STUB_KEYS, keyring
 
 from .conf import stub_setting
 
 RSA_BITS = 3072
-_SEAL_INFO = b"videobank corebank_stub sealed v1"
+_SEAL_PURPOSE = "sealed"
 OAEP = padding.OAEP(
     mgf=padding.MGF1(algorithm=hashes.SHA256()), algorithm=hashes.SHA256(), label=None
 )
 
 
-def _seal_key() -> bytes:
-    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_SEAL_INFO).derive(
-        settings.SECRET_KEY.encode()
-    )
-
-
 def seal(data: bytes, *, context: bytes) -> bytes:
-    """AES-256-GCM; ``context`` (e.g. the row's id) is bound as associated data."""
-    nonce = os.urandom(12)
-    return nonce + AESGCM(_seal_key()).encrypt(nonce, data, context)
+    """AES-256-GCM under the stub's current key; ``context`` (e.g. the row's id) is bound as
+    associated data."""
+    return keyring(COREBANK_STUB_KEYS).seal(data, purpose=_SEAL_PURPOSE, context=context)
 
 
 def unseal(sealed: bytes, *, context: bytes) -> bytes:
-    """The data; cryptography's InvalidTag for another context or another SECRET_KEY."""
-    sealed = bytes(sealed)
-    return AESGCM(_seal_key()).decrypt(sealed[:12], sealed[12:], context)
+    """The data; ``videobank.keyring.SealBroken`` for another context (or an altered value),
+    ``KeyNotConfigured`` when its key is no longer listed in COREBANK_STUB_KEYS."""
+    return keyring(COREBANK_STUB_KEYS).unseal(
+        bytes(sealed), purpose=_SEAL_PURPOSE, context=context
+    )
 
 
 # --- the key pair ------------------------------------------------------------------------------

@@ -156,8 +156,9 @@ class LedgerEntry(models.Model):
 
 
 class StubKey(models.Model):
-    """The RSA key pair browsers encrypt PINs for. The private key is sealed with a key derived
-    from SECRET_KEY (AES-256-GCM); the newest row is the one in use."""
+    """The RSA key pair browsers encrypt PINs for. The private key is sealed under
+    COREBANK_STUB_KEYS (AES-256-GCM, the sealed value names its key); the newest row is the one
+    in use."""
 
     kid = models.CharField(max_length=32, unique=True)
     public_spki_b64 = models.TextField()
@@ -201,7 +202,7 @@ class PinChallenge(models.Model):
 
 class SmsMessage(models.Model):
     """The simulated SMS gateway's outbox: a one-time code "sent" to a reserved mobile. The text
-    is sealed (a key derived from SECRET_KEY): only ``stub_last_otp`` reads it, for tests and
+    is sealed (under COREBANK_STUB_KEYS): only ``stub_last_otp`` reads it, for tests and
     the demo page."""
 
     mobile_masked = models.CharField(max_length=11)

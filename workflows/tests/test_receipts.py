@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import base64
 import re
+import time
 import zlib
 from decimal import Decimal
+from unittest import mock
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client
@@ -20,7 +23,7 @@ from queueing.models import Business, Call, CallStatus
 from signaling.access import customer_token_issue
 from tests.factories import staff_user
 from workflows import catalogue as workflow_catalogue
-from workflows import receipts
+from workflows import receipts, selectors
 from workflows.models import BusinessCase, CaseStatus, Receipt
 
 from .test_workflows import urlpatterns  # noqa: F401 - this module is the tests' URLconf
@@ -156,28 +159,80 @@ def test_the_code_verifies_and_a_forged_or_altered_one_does_not(done_case):
     assert 'data-genuine="false"' in page.content.decode()
 
 
-def test_only_the_calls_customer_and_staff_see_a_receipt(done_case):
-    code = done_case.receipt_obj.code
+def _another_done_case(done_case) -> BusinessCase:
+    """A second done business in the same call (its own receipt)."""
+    params = {**done_case.params, "amount": "300.00"}
+    case = BusinessCase.objects.create(
+        call=done_case.call,
+        business="transfer",
+        status=CaseStatus.DONE,
+        teller=done_case.teller,
+        customer_ref=done_case.customer_ref,
+        params=params,
+        summary=workflow_catalogue.TRANSFER.summary(params, {}),
+        result={"transaction_ref": "T0000000043", "balance_after": "50500.00"},
+        idempotency_key="case-receipt-test-2",
+        confirmed_at=timezone.now(),
+        done_at=timezone.now(),
+    )
+    case.receipt_obj = receipts.receipt_issue(case=case)
+    return case
+
+
+def test_a_receipt_opens_with_its_own_link_token_and_staff_only(done_case, settings):
+    receipt = done_case.receipt_obj
+    code = receipt.code
     anonymous = Client()
     assert anonymous.get(f"/receipts/{code}/").status_code == 403
     assert anonymous.get(f"/receipts/{code}.pdf").status_code == 403
 
-    own = customer_token_issue(call_id=done_case.call_id)
-    page = anonymous.get(f"/receipts/{code}/", {"token": own})
+    # The links the customer's screen gets carry the receipt's own token: they open it.
+    message = selectors.receipt_message(done_case)
+    token = parse_qs(urlsplit(message["url"]).query)["token"][0]
+    assert parse_qs(urlsplit(message["pdf_url"]).query)["token"] == [token]
+    page = anonymous.get(message["url"])
     assert page.status_code == 200
     assert page["Cache-Control"] == "private, no-store"
+    assert page["Referrer-Policy"] == "no-referrer"
+    assert receipts.code_display(code) in page.content.decode()
     assert f"{code}.pdf?token=" in page.content.decode()  # the download keeps the credential
-    assert anonymous.get(f"/receipts/{code}.pdf", {"token": own}).status_code == 200
+    pdf = anonymous.get(message["pdf_url"])
+    assert pdf.status_code == 200
+    assert pdf.content.startswith(b"%PDF-")
 
-    other_call = _call(done_case.teller)
-    other = customer_token_issue(call_id=other_call.id)
-    assert anonymous.get(f"/receipts/{code}/", {"token": other}).status_code == 403
-    assert anonymous.get(f"/receipts/{code}/", {"token": own + "x"}).status_code == 403
-    assert anonymous.get("/receipts/ZZZZZZZZZZZZ/", {"token": own}).status_code == 404
+    # The call's token opens no receipt any more, not even the call's own.
+    call_token = customer_token_issue(call_id=done_case.call_id)
+    refused = anonymous.get(f"/receipts/{code}/", {"token": call_token})
+    assert refused.status_code == 403
+    assert "link shown on the customer's screen" in refused.content.decode()
+    assert "回单链接" in refused.content.decode()
+    assert anonymous.get(f"/receipts/{code}.pdf", {"token": call_token}).status_code == 403
+
+    # A receipt's token opens that receipt only: not the other receipt of the same call.
+    other = _another_done_case(done_case).receipt_obj
+    assert anonymous.get(f"/receipts/{other.code}/", {"token": token}).status_code == 403
+    assert anonymous.get(f"/receipts/{other.code}.pdf", {"token": token}).status_code == 403
+    other_token = receipts.receipt_token(other)
+    assert anonymous.get(f"/receipts/{other.code}/", {"token": other_token}).status_code == 200
+    assert anonymous.get(f"/receipts/{code}/", {"token": other_token}).status_code == 403
+    # Altered or forged tokens open nothing; an unknown code is not found.
+    assert anonymous.get(f"/receipts/{code}/", {"token": token + "x"}).status_code == 403
+    assert anonymous.get("/receipts/ZZZZZZZZZZZZ/", {"token": token}).status_code == 404
+
+    # The token expires (WORKFLOW_RECEIPT_LINK_MAX_AGE_S after it was issued).
+    issued = time.time()
+    with mock.patch("django.core.signing.time.time", return_value=issued - 3600):
+        old_token = receipts.receipt_token(receipt)
+    settings.WORKFLOW_RECEIPT_LINK_MAX_AGE_S = 3599
+    assert anonymous.get(f"/receipts/{code}/", {"token": old_token}).status_code == 403
+    settings.WORKFLOW_RECEIPT_LINK_MAX_AGE_S = 3601
+    assert anonymous.get(f"/receipts/{code}/", {"token": old_token}).status_code == 200
 
     qa = Client()
     qa.force_login(staff_user("receipt-qa", "qa"))
     assert qa.get(f"/receipts/{code}/").status_code == 200
+    teller_panel = selectors.case_panel(done_case)
+    assert "token" not in teller_panel["receipt"]["url"]  # staff open it with their session
 
 
 def test_codes_differ_for_every_receipt_and_follow_the_content():
