@@ -15,7 +15,6 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from kyc import services as kyc
 from kyc.errors import KycError
@@ -30,7 +29,7 @@ from workflows import selectors as workflow_selectors
 from workflows import services as workflows
 from workflows.errors import WorkflowError
 
-from . import access
+from . import access, ice
 from .protocol import ProtocolError, error_message, parse, server_message
 
 log = logging.getLogger(__name__)
@@ -63,9 +62,10 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         await self.send_json(error_message(code, detail, ref))
 
     async def hello(self, **extra: Any) -> None:
+        # STUN only: TURN credentials go to a call being connected (signaling/ice.py).
         await self.send_json(
             server_message(
-                "hello", protocol=1, role=self.role, ice_servers=settings.ICE_SERVERS, **extra
+                "hello", protocol=1, role=self.role, ice_servers=ice.ice_servers_public(), **extra
             )
         )
 
@@ -192,6 +192,12 @@ class CustomerConsumer(SignalingConsumer):
         if self._held is not None:
             self._held.append(event)
             return
+        message = event["message"]
+        if message["type"] == "call.answered" and message["call_id"] == str(self.call_id):
+            # The call is being connected: this socket's side gets its TURN credential, minted
+            # here (never on the channel layer).
+            message = {**message, "ice_servers": ice.ice_servers_for_call(call_id=self.call_id)}
+            event = {**event, "message": message}
         await super().signal_forward(event)
 
     async def on_call_resume(self, message: dict) -> None:
@@ -209,7 +215,13 @@ class CustomerConsumer(SignalingConsumer):
             return
         await self._bind(call_id)
         if call.status == CallStatus.CONNECTED:
-            await self.send_json(server_message("call.answered", call_id=str(call_id)))
+            await self.send_json(
+                server_message(
+                    "call.answered",
+                    call_id=str(call_id),
+                    ice_servers=ice.ice_servers_for_call(call_id=call_id),
+                )
+            )
             # Whatever a business waits for from this customer is asked again on this page.
             await database_sync_to_async(workflows.case_customer_prompt)(call_id=call_id)
         else:
@@ -348,6 +360,7 @@ class TellerConsumer(SignalingConsumer):
                 business_name={"zh": call.business.name_zh, "en": call.business.name_en},
                 channel=call.channel,
                 language=call.language,
+                ice_servers=ice.ice_servers_for_call(call_id=call.id),
             )
         )
 

@@ -91,9 +91,15 @@ SIGNALING_MAX_FRAME_BYTES = 64 * 1024
 # How long a customer token stays valid after the call was placed.
 CUSTOMER_TOKEN_MAX_AGE_S = env.int("CUSTOMER_TOKEN_MAX_AGE_S", default=4 * 3600)
 
-# ICE servers handed to browsers and to the media worker. JSON list of RTCIceServer dicts, e.g.
-# [{"urls": ["turn:turn.bank.example:3478"], "username": "u", "credential": "p"}]
-ICE_SERVERS = env.json("ICE_SERVERS", default=[])
+# ICE (signaling/ice.py). STUN needs no credential: its URLs go to every socket and to the media
+# worker. TURN relays media, so its credentials are short-lived (the TURN REST API as coturn
+# implements it with use-auth-secret: user name "<expiry>:<call id>", password
+# base64(HMAC-SHA1(TURN_SECRET, user name))) and handed only to the two sides of a call being
+# connected, never in `hello`.
+STUN_URLS = env.list("STUN_URLS", default=[])
+TURN_URLS = env.list("TURN_URLS", default=[])
+TURN_SECRET = env.str("TURN_SECRET", default="")
+TURN_TTL_S = env.int("TURN_TTL_S", default=600)  # at most 600 (a system check says so)
 
 # --- media -----------------------------------------------------------------------------------
 # A media worker is considered alive while its heartbeat is younger than this.
