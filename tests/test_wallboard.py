@@ -31,7 +31,7 @@ from signaling.client import CustomerClient, TellerClient
 from signaling.consumers import SupervisorConsumer
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, off_loop
 from tests.factories import catalogue_seed, staff_user
-from tests.sockets import ORIGIN, Socket, session_cookie
+from tests.sockets import HOST, ORIGIN, Socket, session_cookie
 from videobank.asgi import application
 
 BANK_TZ = ZoneInfo("Asia/Shanghai")
@@ -330,7 +330,9 @@ async def test_supervisor_socket_refuses_others(sockets_settings, groups):
     await sync_to_async(catalogue_seed)()
     cookie = None if groups is None else await sync_to_async(session_cookie)("user-x", *groups)
     comm = WebsocketCommunicator(
-        application, "/ws/supervisor/", headers=[ORIGIN] + ([(b"cookie", cookie)] if cookie else [])
+        application,
+        "/ws/supervisor/",
+        headers=[ORIGIN, HOST] + ([(b"cookie", cookie)] if cookie else []),
     )
     connected, code = await comm.connect()
     assert (connected, code) == (False, 4403)

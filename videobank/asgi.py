@@ -14,11 +14,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from signaling.routing import websocket_urlpatterns  # noqa: E402
+from videobank.origin import SameOriginValidator  # noqa: E402
 
 
 class BackgroundLoops:
@@ -52,9 +52,9 @@ application = BackgroundLoops(
             "http": ASGIStaticFilesHandler(django_asgi_app)
             if settings.SERVE_STATIC
             else django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            ),
+            # The Origin must be this site, port and scheme included (Channels' own
+            # AllowedHostsOriginValidator compares the host name only): videobank/origin.py.
+            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
 )
