@@ -5,4 +5,4 @@ class SignalingConfig(AppConfig):
     name = "signaling"
 
     def ready(self) -> None:
-        from . import checks  # noqa: F401 - registers the system checks
+        from . import checks  # noqa: F401 - registers the start-up checks
