@@ -17,6 +17,7 @@ credentials derived from the secret, and the search to find the secret where it 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -32,10 +33,13 @@ from django.core.management.base import SystemCheckError
 from django.db import connections
 from django.utils import timezone
 
+from signaling.client import CustomerClient, TellerClient
 from signaling.media.worker import ice_configuration
 from signaling.models import MediaWorker
 from tests import pin_capture
-from tests.factories import catalogue_seed
+from tests.calls import teller_cookie
+from tests.factories import catalogue_seed, staff_user
+from tests.livestack import LiveStack
 from tests.pin_capture import Captures
 from tests.sockets import Socket, session_cookie
 
@@ -213,3 +217,48 @@ def test_a_static_ice_servers_setting_is_refused_by_name(monkeypatch):
     )
     with pytest.raises(SystemCheckError, match="ICE_SERVERS is no longer read"):
         call_command("check")
+
+
+@pytest.fixture
+def turn_stack(monkeypatch, no_shared_stack, tmp_path):
+    """The server processes with a TURN server configured in their environment."""
+    monkeypatch.setenv("STUN_URLS", STUN)
+    monkeypatch.setenv("TURN_URLS", ",".join(TURN))
+    monkeypatch.setenv("TURN_SECRET", SECRET)
+    monkeypatch.setenv("TURN_TTL_S", str(TTL_S))
+    catalogue_seed()
+    stack = LiveStack(tmp_path / "stack-logs", celery=False).start()
+    yield stack
+    print(stack.logs())  # shown if the test failed
+    stack.stop()
+
+
+async def test_the_python_client_takes_the_calls_ice_servers(turn_stack):
+    """The app SDK (signaling/client.py) against real server processes: STUN from ``hello``,
+    then the call's TURN credential from ``call.answered`` / ``call.connected``."""
+
+    def cookie() -> str:
+        try:
+            return teller_cookie(staff_user("teller-sdk", "teller"))
+        finally:
+            connections.close_all()
+
+    cookies = await asyncio.to_thread(cookie)
+    async with (
+        CustomerClient(turn_stack.url) as customer,
+        TellerClient(turn_stack.url, cookies=cookies) as teller,
+    ):
+        for side in (customer, teller):
+            public_only(side.hello)
+            assert side.ice_servers == [{"urls": [STUN]}]
+        await teller.go_available()
+        call_id = await customer.call("card_loss")
+        await teller.next_offer(call_id)
+        connected = await teller.accept(call_id)
+        answered = await customer.wait_for("call.answered")
+        assert teller.ice_servers == connected["ice_servers"]
+        assert customer.ice_servers == answered["ice_servers"]
+        for side in (customer, teller):
+            turn_entry({"ice_servers": side.ice_servers}, call_id)
+        await teller.hangup(call_id)
+        await customer.wait_for("call.ended")
