@@ -131,6 +131,23 @@ async def test_behind_a_tls_proxy_the_origin_is_https_when_the_proxy_says_so(set
     assert not (await opened("/ws/customer/", origin=f"https://{bank}:8443", host=bank))[0]
 
 
+async def test_behind_a_proxy_that_rewrites_the_host_the_forwarded_host_counts(settings):
+    settings.ALLOWED_HOSTS = ["bank.example"]
+    forwarded = [(b"x-forwarded-host", b"bank.example")]
+    internal = "videobank-7.internal:8001"  # what the proxy connects to
+    # Not believed unless the deployment says its proxy sets it.
+    assert not (
+        await opened("/ws/customer/", origin="http://bank.example", host=internal, extra=forwarded)
+    )[0]
+    settings.USE_X_FORWARDED_HOST = True
+    assert (
+        await opened("/ws/customer/", origin="http://bank.example", host=internal, extra=forwarded)
+    )[0]
+    assert not (
+        await opened("/ws/customer/", origin=f"http://{internal}", host=internal, extra=forwarded)
+    )[0]
+
+
 async def test_csrf_trusted_origins_are_matched_by_scheme_host_and_port(settings):
     settings.CSRF_TRUSTED_ORIGINS = ["https://app.bank.example", "https://*.branch.example"]
     for origin, accepted in [

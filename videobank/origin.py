@@ -66,7 +66,7 @@ def socket_site(scope) -> tuple[str, str, int] | None:
     headers = _headers(scope)
     host = headers.get("host", "")
     if settings.USE_X_FORWARDED_HOST and "x-forwarded-host" in headers:
-        host = headers["x-forwarded-host"].split(",")[-1].strip()
+        host = headers["x-forwarded-host"].strip()  # as Django's request.get_host() takes it
     domain, _ = split_domain_port(host)
     if not domain or not validate_host(domain, settings.ALLOWED_HOSTS):
         return None
