@@ -259,6 +259,27 @@ def test_repeated_wrong_passwords_lock_that_user_from_that_address(catalogue, se
     assert login(Client(), "teller-lock", "guess-again").status_code == 200
 
 
+@pytest.mark.django_db(transaction=True)
+async def test_the_lockout_holds_on_the_servers_asynchronous_path(settings):
+    """daphne serves through Django's ASGI handler, where django-axes takes another path."""
+    from django.test import AsyncClient
+
+    await sync_to_async(staff_user)("teller-async", "teller", password=PASSWORD)
+    browser = AsyncClient()
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        page = await browser.post(
+            "/console/login/", {"username": "teller-async", "password": "guess-again"}
+        )
+        assert page.status_code == 200
+    for password in ("guess-again", PASSWORD):
+        page = await browser.post(
+            "/console/login/", {"username": "teller-async", "password": password}
+        )
+        assert page.status_code == 429
+        assert TEXT["login.locked"]["zh"].format(minutes=15) in page.content.decode()
+    assert "sessionid" not in browser.cookies
+
+
 # --- idle staff sessions ----------------------------------------------------------------------
 
 
