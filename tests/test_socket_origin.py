@@ -14,7 +14,7 @@ import logging
 
 import pytest
 import websockets
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from websockets.exceptions import InvalidStatus
 
@@ -91,19 +91,21 @@ async def test_a_teller_session_on_another_port_opens_nothing():
     """The teller is available on the bank's console; a page on another port of the same host
     tries a socket with the teller's cookie: refused, and the teller stays available (an
     accepted socket closing would have put the teller offline)."""
-    await sync_to_async(catalogue_seed)()
-    cookie = await sync_to_async(session_cookie)("teller-origin", "teller")
-    await sync_to_async(TellerPresence.objects.update_or_create)(
+    await database_sync_to_async(catalogue_seed)()
+    cookie = await database_sync_to_async(session_cookie)("teller-origin", "teller")
+    await database_sync_to_async(TellerPresence.objects.update_or_create)(
         teller__username="teller-origin",
         defaults={"status": PresenceStatus.AVAILABLE},
         create_defaults={
             "status": PresenceStatus.AVAILABLE,
-            "teller": await sync_to_async(_user)("teller-origin"),
+            "teller": await database_sync_to_async(_user)("teller-origin"),
         },
     )
     connected, first = await opened("/ws/teller/", origin="http://127.0.0.1:9000", cookie=cookie)
     assert (connected, first) == (False, None)
-    presence = await sync_to_async(TellerPresence.objects.get)(teller__username="teller-origin")
+    presence = await database_sync_to_async(TellerPresence.objects.get)(
+        teller__username="teller-origin"
+    )
     assert presence.status == PresenceStatus.AVAILABLE
     # The same session from the bank's own page works.
     connected, hello = await opened("/ws/teller/", origin=f"http://{SITE}", cookie=cookie)

@@ -26,7 +26,7 @@ import time
 import uuid
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
@@ -116,7 +116,7 @@ async def test_turn_credentials_go_only_to_a_connected_call_and_the_secret_nowhe
     public_only(hello)
     customer, hello = await opened("customer", "/ws/customer/")
     public_only(hello)
-    cookie = await sync_to_async(session_cookie)("teller-t", "teller")
+    cookie = await database_sync_to_async(session_cookie)("teller-t", "teller")
     teller, hello = await opened("teller", "/ws/teller/", cookie)
     public_only(hello)
 
@@ -152,7 +152,7 @@ async def test_turn_credentials_go_only_to_a_connected_call_and_the_secret_nowhe
         await sock.pending()
         await sock.close()
     captures.sql_on = False
-    await sync_to_async(pin_capture.database_dumped)(captures)
+    await database_sync_to_async(pin_capture.database_dumped)(captures)
     print("\ncaptured:", json.dumps(captures.sizes(), ensure_ascii=False, indent=1))
 
     # Nobody but the call's two sides got a credential.

@@ -17,7 +17,7 @@ from datetime import timedelta
 from html.parser import HTMLParser
 
 import pytest
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -264,7 +264,7 @@ async def test_the_lockout_holds_on_the_servers_asynchronous_path(settings):
     """daphne serves through Django's ASGI handler, where django-axes takes another path."""
     from django.test import AsyncClient
 
-    await sync_to_async(staff_user)("teller-async", "teller", password=PASSWORD)
+    await database_sync_to_async(staff_user)("teller-async", "teller", password=PASSWORD)
     browser = AsyncClient()
     for _ in range(settings.AXES_FAILURE_LIMIT - 1):
         page = await browser.post(
@@ -322,7 +322,7 @@ async def test_the_teller_socket_checks_the_session_at_connect_and_use_keeps_it(
         assert login(browser, "teller-sock", PASSWORD).status_code == 302
         return f"sessionid={browser.cookies['sessionid'].value}"
 
-    cookie = await sync_to_async(signed_cookie)()
+    cookie = await database_sync_to_async(signed_cookie)()
     clock.advance(minutes=20)
     connected, _, hello = await _teller_socket(cookie)  # the teller works on the socket ...
     assert connected
