@@ -151,7 +151,7 @@ class _Client:
         )
         self._reader = asyncio.ensure_future(self._read())
         self.hello = await self.wait_for("hello")
-        self.ice_servers = self.hello.get("ice_servers", [])
+        self.ice_servers = self.hello.get("ice_servers", [])  # STUN only, until a call connects
 
     async def _read(self) -> None:
         try:
@@ -159,6 +159,9 @@ class _Client:
                 message = json.loads(raw)
                 if message.get("type") == "media.state":
                     self.media_state = message.get("state")
+                if message.get("type") in ("call.answered", "call.connected"):
+                    # The ICE servers for this call (TURN with a short-lived credential).
+                    self.ice_servers = message.get("ice_servers", self.ice_servers)
                 for types, future in list(self._waiters):
                     if (
                         message["type"] in types or message["type"] == "error"

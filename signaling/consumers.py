@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import time
 import uuid
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
+from django.contrib.sessions.backends.base import UpdateError
 
 from kyc import services as kyc
 from kyc.errors import KycError
@@ -30,19 +32,28 @@ from workflows import selectors as workflow_selectors
 from workflows import services as workflows
 from workflows.errors import WorkflowError
 
-from . import access
+from . import access, ice
 from .protocol import ProtocolError, error_message, parse, server_message
 
 log = logging.getLogger(__name__)
 
 
+# A staff member working on their socket is not idle: their session's expiry moves on, at most
+# this often (see ``SignalingConsumer.session_touch``).
+SESSION_TOUCH_EVERY_S = 60.0
+
+
 class SignalingConsumer(AsyncWebsocketConsumer):
     role = ""
+    staff = False  # signed-in staff: their messages keep the session from idling out
+    _session_touched = -math.inf
 
     async def receive(self, text_data=None, bytes_data=None):
         message: dict[str, Any] | None = None
         try:
             message = parse(self.role, text_data, binary=bytes_data is not None)
+            if self.staff and message["type"] != "ping":
+                await self.session_touch()
             handler = getattr(self, "on_" + message["type"].replace(".", "_"))
             await handler(message)
         except ProtocolError as exc:
@@ -63,14 +74,27 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         await self.send_json(error_message(code, detail, ref))
 
     async def hello(self, **extra: Any) -> None:
+        # STUN only: TURN credentials go to a call being connected (signaling/ice.py).
         await self.send_json(
             server_message(
-                "hello", protocol=1, role=self.role, ice_servers=settings.ICE_SERVERS, **extra
+                "hello", protocol=1, role=self.role, ice_servers=ice.ice_servers_public(), **extra
             )
         )
 
     async def on_ping(self, message: dict) -> None:
         await self.send_json(server_message("pong"))
+
+    async def session_touch(self) -> None:
+        """Staff sessions end after ``STAFF_SESSION_IDLE_S`` without activity (checked when a
+        staff socket connects). Pages make few requests while a teller works on the socket, so
+        what the teller sends here (not the automatic pings) counts as activity too."""
+        now = time.monotonic()
+        if now - self._session_touched < SESSION_TOUCH_EVERY_S:
+            return
+        self._session_touched = now
+        session = self.scope.get("session")
+        if session is not None:
+            await database_sync_to_async(_session_save)(session)
 
     async def send_to_media(self, *, call, leg: str, sdp: str) -> None:
         if call.status != CallStatus.CONNECTED or not call.media_channel:
@@ -108,6 +132,18 @@ class SignalingConsumer(AsyncWebsocketConsumer):
     async def call_left(self, call_id: str) -> None:
         """The call ended; stop listening to its group."""
         await self.channel_layer.group_discard(notify.call_group(call_id), self.channel_name)
+
+
+def _session_save(session) -> None:
+    """Save the session: its expiry date becomes now + the idle time. A session that ended
+    meanwhile (signed out, expired) stays ended: the next connect is refused."""
+    if not session.session_key or not session.exists(session.session_key):
+        return
+    try:
+        session.modified = True
+        session.save()
+    except UpdateError:  # deleted between the check and the save
+        pass
 
 
 def _kind(message: dict | None) -> str:
@@ -211,6 +247,12 @@ class CustomerConsumer(SignalingConsumer):
         if self._held is not None:
             self._held.append(event)
             return
+        message = event["message"]
+        if message["type"] == "call.answered" and message["call_id"] == str(self.call_id):
+            # The call is being connected: this socket's side gets its TURN credential, minted
+            # here (never on the channel layer).
+            message = {**message, "ice_servers": ice.ice_servers_for_call(call_id=self.call_id)}
+            event = {**event, "message": message}
         await super().signal_forward(event)
 
     async def on_call_resume(self, message: dict) -> None:
@@ -228,7 +270,13 @@ class CustomerConsumer(SignalingConsumer):
             return
         await self._bind(call_id)
         if call.status == CallStatus.CONNECTED:
-            await self.send_json(server_message("call.answered", call_id=str(call_id)))
+            await self.send_json(
+                server_message(
+                    "call.answered",
+                    call_id=str(call_id),
+                    ice_servers=ice.ice_servers_for_call(call_id=call_id),
+                )
+            )
             # Whatever a business waits for from this customer is asked again on this page.
             await database_sync_to_async(workflows.case_customer_prompt)(call_id=call_id)
         else:
@@ -316,6 +364,7 @@ class TellerConsumer(SignalingConsumer):
     """``/ws/teller/``: signed-in users of the teller (or supervisor) group."""
 
     role = "teller"
+    staff = True
 
     async def connect(self):
         user = self.scope.get("user")
@@ -372,6 +421,7 @@ class TellerConsumer(SignalingConsumer):
                 business_name={"zh": call.business.name_zh, "en": call.business.name_en},
                 channel=call.channel,
                 language=call.language,
+                ice_servers=ice.ice_servers_for_call(call_id=call.id),
             )
         )
 
@@ -489,6 +539,7 @@ class SupervisorConsumer(SignalingConsumer):
     """``/ws/supervisor/``: the wallboard's live feed and supervisor actions."""
 
     role = "supervisor"
+    staff = True
     push_every_s = 2.0
 
     async def connect(self):

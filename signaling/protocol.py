@@ -330,7 +330,7 @@ SUPERVISOR_MESSAGES: dict[str, tuple[str, dict]] = {
 # What the server sends (documented; the server builds these itself).
 # fmt: off
 SERVER_MESSAGES: dict[str, str] = {
-    "hello": "First frame on every socket: `protocol`, `role`, `ice_servers`; for customers the `channel` the socket proved (`vtm` for an enrolled kiosk, else `web`), for tellers `presence`.",
+    "hello": "First frame on every socket: `protocol`, `role`, `ice_servers` (STUN URLs only, no credentials); for customers the `channel` the socket proved (`vtm` for an enrolled kiosk, else `web`), for tellers `presence`.",
     "call.queued": "Customer: the call is waiting; `call_id`, `token` (keep it to resume), `position`.",
     "queue.position": "Customer: new `position` (1 = next) and `waiting` (calls waiting for the business).",
     "queue.snapshot": "Teller: `calls` waiting (`call_id`, `business`, `business_name`, `channel`, `waited_s`).",
@@ -342,8 +342,8 @@ SERVER_MESSAGES: dict[str, str] = {
     "wallboard": "Supervisor: live queue and service figures (see docs/wallboard.md).",
     "teller.presence": "Supervisor: a teller's presence changed (`teller`, `status`, `reason`).",
     "supervisor.alert": "Supervisor: something needs attention (`kind`, e.g. auto_break after missed offers).",
-    "call.answered": "Customer: a teller took the call; start WebRTC now.",
-    "call.connected": "Teller: the call is yours (`call_id`, `business`, ...); start WebRTC now.",
+    "call.answered": "Customer: a teller took the call; start WebRTC now with `ice_servers` (STUN, and TURN with a credential for this call that expires within 10 minutes).",
+    "call.connected": "Teller: the call is yours (`call_id`, `business`, ...); start WebRTC now with `ice_servers` (as in `call.answered`).",
     "webrtc.answer": "The server's SDP answer to your offer (`sdp`).",
     "media.state": "Media of your leg: `state` = connected | failed | closed.",
     "call.ended": "The call ended: `call_id`, `reason` (hangup_customer, hangup_teller, ...).",
@@ -479,8 +479,10 @@ def render_markdown() -> str:
         "1. customer → `call.request` → `call.queued` (token, position), then `queue.position`s.",
         "2. teller → `presence.set available`; the router offers a call → `call.offer` (ringing,",
         "   15 s) → `call.accept` or `call.reject` (declined/timed-out offers go to the next teller).",
-        "3. customer ← `call.answered`, teller ← `call.connected`; each sends `webrtc.offer` and",
-        "   gets `webrtc.answer`, then `media.state`.",
+        "3. customer ← `call.answered`, teller ← `call.connected`, each with the `ice_servers` to",
+        "   use for this call (a TURN credential of its own, expiring within 10 minutes; `hello`",
+        "   holds STUN URLs only); each sends `webrtc.offer` and gets `webrtc.answer`, then",
+        "   `media.state`.",
         "4. either → `call.hangup`; both ← `call.ended`.",
         "",
         "Identity check, during a connected call: teller → `kyc.start`; customer ←",

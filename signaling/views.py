@@ -1,7 +1,10 @@
 import logging
+import math
 
+from axes.helpers import get_cool_off
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -126,3 +129,24 @@ def wallboard_page(request: HttpRequest) -> HttpResponse:
 @require_GET
 def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"ok": True})
+
+
+def login_locked(request: HttpRequest, *_args, **_kwargs) -> HttpResponse:
+    """The sign-in page when django-axes has locked this user name from this address: says so,
+    and for how long, instead of "wrong password" (``AXES_LOCKOUT_CALLABLE``; axes calls it with
+    or without the original response, hence the loose signature)."""
+    cool_off = get_cool_off(request)
+    minutes = math.ceil(cool_off.total_seconds() / 60) if cool_off else None
+    username = request.POST.get("username", "")[:150]
+    form = AuthenticationForm(request, initial={"username": username})
+    return render(
+        request,
+        "console/login.html",
+        {
+            "form": form,
+            "locked": True,
+            "locked_minutes": minutes,
+            "next": request.POST.get("next", ""),
+        },
+        status=429,
+    )

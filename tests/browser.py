@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from django.db import connections
-from playwright.sync_api import Browser, Page, Playwright
+from playwright.sync_api import Browser, BrowserContext, Page, Playwright
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -38,14 +38,38 @@ MEDIA_FLOWING = """async (minFrames) => {
 }"""
 
 
+# Every Content-Security-Policy violation of the page (the browser's own report of what the
+# policy blocked), handed to the test through an exposed binding.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.vbCspSeen = (window.vbCspSeen || 0) + 1;
+  window.vbCspViolation(
+    `${e.effectiveDirective} blocked ${e.blockedURI || "(inline)"} at ${e.sourceFile || "?"}:` +
+      `${e.lineNumber}: ${(e.sample || "").slice(0, 80)}`,
+  );
+});
+"""
+
+
+def csp_watched(context: BrowserContext, violations: list[str]) -> list[str]:
+    """Collect every CSP violation of every page of ``context`` into ``violations``."""
+    context.expose_binding(
+        "vbCspViolation", lambda source, text: violations.append(f"{source['frame'].url}: {text}")
+    )
+    context.add_init_script(CSP_LISTENER)
+    return violations
+
+
 @dataclass
 class Participant:
-    """A browser process with one page, and what the page said in its console."""
+    """A browser process with one page, and what the page said in its console (and what its
+    Content-Security-Policy blocked)."""
 
     name: str
     browser: Browser
     page: Page
     console: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
 
     def testid(self, testid: str):
         return self.page.get_by_test_id(testid)
@@ -89,8 +113,9 @@ def launch(playwright: Playwright, name: str, camera_y4m: Path, *, base_url: str
         base_url=base_url, viewport={"width": 1280, "height": 800}, locale="zh-CN"
     )
     context.set_default_timeout(20_000)
+    violations = csp_watched(context, [])
     page = context.new_page()
-    participant = Participant(name=name, browser=browser, page=page)
+    participant = Participant(name=name, browser=browser, page=page, csp_violations=violations)
     page.on("console", lambda msg: participant.console.append(f"{msg.type}: {msg.text}"))
     page.on("pageerror", lambda exc: participant.console.append(f"pageerror: {exc}"))
     return participant

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.conf import settings
+
+# The test servers (in process and the live ones the tests start, which inherit this
+# environment) speak plain HTTP on loopback: on the production profile, HTTPS redirects and
+# secure-only cookies are off for them. Read before the settings are (this plugin is loaded
+# first); tests/test_deploy_checks.py runs `check --deploy` without these.
+TEST_PLAIN_HTTP = {
+    "DJANGO_SECURE_SSL_REDIRECT": "false",
+    "DJANGO_SESSION_COOKIE_SECURE": "false",
+    "DJANGO_CSRF_COOKIE_SECURE": "false",
+}
+for _name, _value in TEST_PLAIN_HTTP.items():
+    os.environ.setdefault(_name, _value)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -10,7 +10,9 @@ from django.test import Client
 from tests.factories import staff_user
 from videobank.asgi import application
 
+# The page's origin and the host the socket is opened to: the same site (videobank/origin.py).
 ORIGIN = (b"origin", b"http://127.0.0.1")
+HOST = (b"host", b"127.0.0.1")
 
 
 def session_cookie(username: str, *groups: str) -> bytes:
@@ -37,7 +39,7 @@ class Socket:
     """A communicator that speaks protocol v1."""
 
     def __init__(self, path: str, cookie: bytes | None = None) -> None:
-        headers = [ORIGIN] + ([(b"cookie", cookie)] if cookie else [])
+        headers = [ORIGIN, HOST] + ([(b"cookie", cookie)] if cookie else [])
         self.comm = WebsocketCommunicator(application, path, headers=headers)
 
     async def open(self) -> dict:

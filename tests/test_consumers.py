@@ -16,7 +16,7 @@ from queueing.models import Call, CallStatus, PresenceStatus, TellerPresence
 from signaling import access
 from signaling.models import MediaWorker
 from tests.factories import catalogue_seed
-from tests.sockets import ORIGIN, Socket, session_cookie
+from tests.sockets import HOST, ORIGIN, Socket, session_cookie
 from videobank.asgi import application
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
@@ -288,7 +288,9 @@ async def test_teller_socket_needs_the_teller_group(seeded, groups):
     if groups:
         cookie = await sync_to_async(session_cookie)("qa-user", *groups)
     comm = WebsocketCommunicator(
-        application, "/ws/teller/", headers=[ORIGIN] + ([(b"cookie", cookie)] if cookie else [])
+        application,
+        "/ws/teller/",
+        headers=[ORIGIN, HOST] + ([(b"cookie", cookie)] if cookie else []),
     )
     connected, code = await comm.connect()
     assert not connected

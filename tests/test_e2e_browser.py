@@ -151,6 +151,7 @@ def test_five_calls_in_a_row_with_media_both_ways(participants, live_stack, tmp_
     assert len({call.call_id for call in PLACED_CALLS}) == CALLS
     for side in (customer, teller):
         assert not [line for line in side.console if line.startswith("pageerror")], side.console
+        assert side.csp_violations == [], side.csp_violations  # the page's CSP blocked nothing
     off_loop(check_calls_kept, PLACED_CALLS)
     for figures in off_loop(check_recordings_kept, PLACED_CALLS, tmp_path):
         print("recording", figures)

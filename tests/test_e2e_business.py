@@ -306,6 +306,7 @@ def test_one_call_one_identity_check_three_businesses(participants, live_stack, 
 
     for side in (customer, teller):
         assert not [line for line in side.console if line.startswith("pageerror")], side.console
+        assert side.csp_violations == [], side.csp_violations  # the page's CSP blocked nothing
     off_loop(check_kept, call_id, codes, account)
 
 

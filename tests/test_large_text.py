@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, csp_watched
 
 
 def font_px(page) -> float:
@@ -19,8 +19,11 @@ def test_large_text_switch_and_the_elderly_choice(live_stack, catalogue):
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
+        violations: list[str] = []
         try:
-            page = browser.new_context(base_url=live_stack.url, locale="en-US").new_page()
+            context = browser.new_context(base_url=live_stack.url, locale="en-US")
+            csp_watched(context, violations)
+            page = context.new_page()
             page.goto("/")
             switch = page.get_by_test_id("text-size")
             expect(switch).to_have_attribute("aria-pressed", "false")
@@ -36,5 +39,6 @@ def test_large_text_switch_and_the_elderly_choice(live_stack, catalogue):
             page.get_by_test_id("priority-elderly").check()
             expect(page.get_by_test_id("text-size")).to_have_attribute("aria-pressed", "true")
             assert font_px(page) >= normal * 1.25
+            assert violations == []  # large text is a class and a stylesheet: no inline style
         finally:
             browser.close()

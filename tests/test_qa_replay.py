@@ -15,7 +15,7 @@ from recordings.models import QaNote, QaReview, RecordingAccess, RecordingSegmen
 from recordings.services import recording_data_key, recording_finalise, recording_start
 from recordings.tests.synthetic import feed
 from recordings.writer import SideRecorder
-from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, csp_watched
 from tests.factories import staff_user
 
 PASSWORD = "pw-for-tests"
@@ -87,9 +87,11 @@ def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         console: list[str] = []
+        violations: list[str] = []
         try:
             context = browser.new_context(base_url=live_stack.url, locale="en-US")
             context.set_default_timeout(20_000)
+            csp_watched(context, violations)
             page = context.new_page()
             page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
             page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
@@ -172,6 +174,7 @@ def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
     assert errors == [
         "error: Failed to load resource: the server responded with a status of 400 (Bad Request)"
     ], console
+    assert violations == []  # the replay's media, pictures and requests are all the page's own
 
     audit = RecordingAccess.objects.filter(recording=recording, user__username="qa-browser")
     actions = list(audit.values_list("action", flat=True))

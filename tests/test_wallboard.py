@@ -29,9 +29,9 @@ from queueing.models import (
 from queueing.stats import wallboard
 from signaling.client import CustomerClient, TellerClient
 from signaling.consumers import SupervisorConsumer
-from tests.browser import CHROMIUM, CHROMIUM_ARGS, off_loop
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, csp_watched, off_loop
 from tests.factories import catalogue_seed, staff_user
-from tests.sockets import ORIGIN, Socket, session_cookie
+from tests.sockets import HOST, ORIGIN, Socket, session_cookie
 from videobank.asgi import application
 
 BANK_TZ = ZoneInfo("Asia/Shanghai")
@@ -330,7 +330,9 @@ async def test_supervisor_socket_refuses_others(sockets_settings, groups):
     await sync_to_async(catalogue_seed)()
     cookie = None if groups is None else await sync_to_async(session_cookie)("user-x", *groups)
     comm = WebsocketCommunicator(
-        application, "/ws/supervisor/", headers=[ORIGIN] + ([(b"cookie", cookie)] if cookie else [])
+        application,
+        "/ws/supervisor/",
+        headers=[ORIGIN, HOST] + ([(b"cookie", cookie)] if cookie else []),
     )
     connected, code = await comm.connect()
     assert (connected, code) == (False, 4403)
@@ -371,11 +373,13 @@ def test_wallboard_page_shows_live_figures(live_stack):
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
         )
         console: list[str] = []
+        violations: list[str] = []
         try:
             context = browser.new_context(
                 base_url=live_stack.url, viewport={"width": 1440, "height": 1000}, locale="en-US"
             )
             context.set_default_timeout(20_000)
+            csp_watched(context, violations)
             page = context.new_page()
             page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
             page.on("pageerror", lambda exc: console.append(f"pageerror: {exc}"))
@@ -403,6 +407,7 @@ def test_wallboard_page_shows_live_figures(live_stack):
             expect(tellers.locator(f'tr[data-teller="{TELLER}"]')).to_have_count(1)
             errors = [line for line in console if line.startswith(("pageerror", "error"))]
             assert not errors, console
+            assert violations == []  # the chart and live figures break no CSP rule
         except BaseException:
             print("\n".join(console[-40:]))
             print(live_stack.logs())

@@ -14,12 +14,12 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
 from signaling.routing import websocket_urlpatterns  # noqa: E402
 from videobank.body_limit import BodySizeLimit  # noqa: E402
+from videobank.origin import SameOriginValidator  # noqa: E402
 
 
 class BackgroundLoops:
@@ -56,9 +56,9 @@ application = BackgroundLoops(
                 if settings.SERVE_STATIC
                 else django_asgi_app
             ),
-            "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            ),
+            # The Origin must be this site, port and scheme included (Channels' own
+            # AllowedHostsOriginValidator compares the host name only): videobank/origin.py.
+            "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         }
     )
 )

@@ -66,6 +66,16 @@ TEXT: dict[str, dict[str, str]] = {
     "login.password": {"zh": "密码", "en": "Password"},
     "login.submit": {"zh": "登录", "en": "Sign in"},
     "login.error": {"zh": "用户名或密码错误", "en": "Wrong user name or password"},
+    "login.locked": {
+        "zh": "登录失败次数过多，此账户已暂时锁定。请 {minutes} 分钟后再试，或请管理员解锁。",
+        "en": "Too many failed sign-ins: this account is locked. Try again in {minutes} "
+        "minutes, or ask an administrator to unlock it.",
+    },
+    "login.locked_forever": {
+        "zh": "登录失败次数过多，此账户已锁定，请联系管理员解锁。",
+        "en": "Too many failed sign-ins: this account is locked until an administrator "
+        "unlocks it.",
+    },
     "channel.web": {"zh": "网页", "en": "Web"},
     "channel.app": {"zh": "手机银行", "en": "App"},
     "channel.vtm": {"zh": "VTM", "en": "VTM"},

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from recordings.services import RecordingError, recording_mark_started
+from signaling import ice
 
 from .relay import RelayTrack
 
@@ -38,8 +39,11 @@ AUDIO_QUEUE_FRAMES = 12  # 240 ms of 20 ms frames
 
 
 def ice_configuration() -> RTCConfiguration:
-    # Always explicit: without it aiortc reaches for a public STUN server.
-    return RTCConfiguration(iceServers=[RTCIceServer(**server) for server in settings.ICE_SERVERS])
+    # Always explicit (a list, maybe empty): without it aiortc reaches for a public STUN server.
+    # STUN only, from settings: the worker is the server end and needs no relay of its own.
+    return RTCConfiguration(
+        iceServers=[RTCIceServer(**server) for server in ice.ice_servers_media_worker()]
+    )
 
 
 @dataclass

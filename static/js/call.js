@@ -152,7 +152,8 @@ export function exposeStats(currentLeg, remoteVideo) {
  * The media half of a call, the same on both pages: offer to the server once the page has a
  * camera stream, apply the server's answer, follow media state, and show "in call" once media is
  * connected and remote frames decode. `currentCall()` returns the page's call object (or null).
- * Returns `startMedia(call)`; `call.stream` must hold the local camera stream. Calling it again
+ * Returns `startMedia(call)`; `call.stream` must hold the local camera stream, `call.iceServers`
+ * the `ice_servers` of the message that connected the call. Calling it again
  * for the same call (e.g. a new teller after `call.requeued`) replaces the call's leg.
  */
 export function callMedia(signaling, { currentCall, status, remoteVideo }) {
@@ -189,7 +190,9 @@ export function callMedia(signaling, { currentCall, status, remoteVideo }) {
     mine.mediaConnected = false;
     mine.framesSeen = false;
     mine.leg = new MediaLeg({
-      iceServers: signaling.hello?.ice_servers,
+      // The call's own (`call.answered` / `call.connected`: TURN with a short-lived credential);
+      // `hello` has STUN URLs only.
+      iceServers: mine.iceServers || signaling.hello?.ice_servers,
       localStream: mine.stream,
       remoteVideo,
     });

@@ -299,7 +299,14 @@ signaling
     if (!call) status.show("idle", t("console.offer_gone"));
   })
   .on("call.connected", (message) => {
-    const mine = { id: message.call_id, stream: null, leg: null, mediaConnected: false, framesSeen: false };
+    const mine = {
+      id: message.call_id,
+      iceServers: message.ice_servers,
+      stream: null,
+      leg: null,
+      mediaConnected: false,
+      framesSeen: false,
+    };
     call = mine;
     kyc.reset();
     cases.reset();

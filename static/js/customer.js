@@ -181,6 +181,7 @@ signaling
     peripherals.show(true);
     status.show("answered", t("status.answered"));
     const mine = call;
+    mine.iceServers = message.ice_servers;
     startMedia(mine).catch((error) => {
       console.error(error);
       if (call === mine) status.show("error", t("status.media_failed"));

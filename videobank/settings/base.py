@@ -1,5 +1,6 @@
 """Settings shared by every profile. Every variable is documented in ``.env.example``."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -10,8 +11,10 @@ env = environ.Env()
 VAR_DIR = Path(env.str("VIDEOBANK_VAR_DIR", default=str(BASE_DIR / "var")))
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
+# Django's debug page (tracebacks, settings) only when asked for, on every profile.
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
+# Other origins (scheme://host[:port]) trusted for forms and for the signaling sockets.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -23,6 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "csp",
+    "axes",
     "videobank",
     "signaling",
     "queueing",
@@ -37,12 +42,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "videobank.csp.ContentSecurityPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a locked-out sign-in into the sign-in page saying so (see "staff sign-in").
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "videobank.urls"
@@ -65,8 +73,37 @@ TEMPLATES = [
 ]
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": env.int("PASSWORD_MIN_LENGTH", default=12)},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+
+# --- staff sign-in and sessions ---------------------------------------------------------------
+# Only staff sign in (customers are anonymous, bound to their call by a token). Repeated wrong
+# passwords lock that user name from that address for a while (django-axes; the sign-in page
+# says so in words); a successful sign-in clears the count.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("STAFF_LOGIN_FAILURE_LIMIT", default=5)
+# Minutes a lock lasts (each further try during it starts it again); 0: until an admin unlocks
+# it (admin: Access attempts, or `manage.py axes_reset_username`).
+_login_cooloff_min = env.int("STAFF_LOGIN_COOLOFF_MIN", default=15)
+AXES_COOLOFF_TIME = timedelta(minutes=_login_cooloff_min) if _login_cooloff_min > 0 else None
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "signaling.views.login_locked"
+# A staff session ends after this long without a request (or a message on a staff socket);
+# the cookie lives as long as the browser, the server's expiry date is the idle clock.
+STAFF_SESSION_IDLE_S = env.int("STAFF_SESSION_IDLE_S", default=1800)
+SESSION_COOKIE_AGE = STAFF_SESSION_IDLE_S
+SESSION_SAVE_EVERY_REQUEST = True
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 
 LANGUAGE_CODE = "zh-hans"
 TIME_ZONE = "Asia/Shanghai"
@@ -96,6 +133,36 @@ HTTP_BODY_MAX_BYTES = env.int("HTTP_BODY_MAX_BYTES", default=12 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 
+# --- HTTP security headers ----------------------------------------------------------------------
+# HTTPS itself (redirect, HSTS, secure cookies) is the production profile's; these hold everywhere.
+X_FRAME_OPTIONS = "DENY"  # nothing (the PIN pad least of all) can be framed by another site
+SECURE_REFERRER_POLICY = "same-origin"  # receipts, whose address holds a token: no-referrer
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Behind a TLS-terminating proxy: "HTTP_X_FORWARDED_PROTO,https" (the header the proxy sets,
+# and its value for HTTPS). Trusted for requests and for the sockets' Origin check alike.
+_proxy_ssl_header = env.list("DJANGO_SECURE_PROXY_SSL_HEADER", default=[])
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) if len(_proxy_ssl_header) == 2 else None
+USE_X_FORWARDED_HOST = env.bool("DJANGO_USE_X_FORWARDED_HOST", default=False)
+# Content-Security-Policy (django-csp), on every page: scripts, styles and everything else from
+# this site only, no inline script or style; the signaling socket of this host is added per
+# request (videobank/csp.py). No page may be framed, nor post a form elsewhere.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],  # data: for the empty favicon
+        "media-src": ["'self'"],  # the QA replay; live video is a MediaStream (no URL)
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+
 # --- signaling -------------------------------------------------------------------------------
 SIGNALING_MAX_FRAME_BYTES = 64 * 1024
 # How long a customer token stays valid after the call was placed.
@@ -111,9 +178,15 @@ APP_CLAIM_KEYS = env.str("APP_CLAIM_KEYS", default="")
 # The longest validity a claim may carry (iat to exp); a longer one is refused.
 APP_CLAIM_MAX_TTL_S = env.int("APP_CLAIM_MAX_TTL_S", default=300)
 
-# ICE servers handed to browsers and to the media worker. JSON list of RTCIceServer dicts, e.g.
-# [{"urls": ["turn:turn.bank.example:3478"], "username": "u", "credential": "p"}]
-ICE_SERVERS = env.json("ICE_SERVERS", default=[])
+# ICE (signaling/ice.py). STUN needs no credential: its URLs go to every socket and to the media
+# worker. TURN relays media, so its credentials are short-lived (the TURN REST API as coturn
+# implements it with use-auth-secret: user name "<expiry>:<call id>", password
+# base64(HMAC-SHA1(TURN_SECRET, user name))) and handed only to the two sides of a call being
+# connected, never in `hello`.
+STUN_URLS = env.list("STUN_URLS", default=[])
+TURN_URLS = env.list("TURN_URLS", default=[])
+TURN_SECRET = env.str("TURN_SECRET", default="")
+TURN_TTL_S = env.int("TURN_TTL_S", default=600)  # at most 600 (a system check says so)
 
 # --- media -----------------------------------------------------------------------------------
 # A media worker is considered alive while its heartbeat is younger than this.

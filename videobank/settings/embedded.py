@@ -9,7 +9,9 @@ from .base import *  # noqa: F403
 from .base import VAR_DIR, env
 
 PROFILE = "embedded"
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# `make run` may be reached by others on the network: Django's debug page (tracebacks,
+# settings) only when asked for with DJANGO_DEBUG=true (base.py). Static files are still served
+# by daphne (asgi.py: ASGIStaticFilesHandler, whatever DEBUG says).
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="embedded-profile-not-secret")
 
 DATABASES = {

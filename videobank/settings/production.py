@@ -15,9 +15,26 @@ PROFILE = "production"
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
 if not SECRET_KEY:
     if env.bool("VIDEOBANK_INSECURE_TEST_KEYS", default=False):
-        SECRET_KEY = "test-only-secret-key"  # noqa: S105 - only under the test harness
+        # Public, for the test harness only; long and varied like a real key so that the
+        # harness runs the same checks (`check --deploy`) a deployment does. The test servers
+        # are several processes: they must share it, so it is a constant.
+        SECRET_KEY = "test-only-key:7Qf2-kV9x#Lm4@Rt8Zw1%Nc6^Hy3&Bd5*Gp0!Js7_Ue2+Ao9=Xi4"  # noqa: S105
     else:
         raise RuntimeError("DJANGO_SECRET_KEY must be set on the production profile")
+
+# --- HTTPS ------------------------------------------------------------------------------------
+# Served over HTTPS only: plain HTTP is redirected (except the load balancer's health check),
+# browsers are told to keep to HTTPS (HSTS) and cookies never travel in clear. Behind a
+# TLS-terminating proxy set DJANGO_SECURE_PROXY_SSL_HEADER (base.py), or every request looks
+# like plain HTTP and is redirected forever. Each one can be turned off (e.g. a test server on
+# plain HTTP on loopback); `check --deploy` then says which.
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=True)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=True)
 
 DATABASES = {
     "default": dj_database_url.parse(

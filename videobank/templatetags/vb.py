@@ -6,9 +6,11 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def t(context, key: str) -> str:
+def t(context, key: str, **params) -> str:
+    """The page language's text of ``key``; ``{% t "key" minutes=n %}`` fills ``{minutes}``."""
     lang = context.get("lang", "zh")
-    return TEXT[key][lang]
+    text = TEXT[key][lang]
+    return text.format(**params) if params else text
 
 
 @register.simple_tag(takes_context=True)
