@@ -25,7 +25,6 @@ from django.utils import timezone
 from django.utils.translation import gettext, override
 
 from queueing.models import Business, Call, CallStatus
-from signaling.access import customer_token_issue
 from tests.factories import staff_user
 from tests.livestack import ROOT
 from tests.sockets import HOST, ORIGIN
@@ -116,7 +115,7 @@ def signed_in(username: str, *groups: str, superuser: bool = False) -> Client:
 
 
 def a_receipt_code(teller) -> tuple[str, str]:
-    """A done transfer's receipt code and the call's customer token (see
+    """A done transfer's receipt code and its receipt-only link token (see
     workflows/tests/test_receipts.py for receipts themselves)."""
     now = timezone.now()
     call = Call.objects.create(
@@ -145,7 +144,8 @@ def a_receipt_code(teller) -> tuple[str, str]:
         confirmed_at=now,
         done_at=now,
     )
-    return receipts.receipt_issue(case=case).code, customer_token_issue(call_id=call.id)
+    receipt = receipts.receipt_issue(case=case)
+    return receipt.code, receipts.receipt_token(receipt)
 
 
 CSP_DIRECTIVES = {
@@ -169,6 +169,7 @@ def test_every_page_has_the_security_headers_and_no_inline_code(catalogue):
     pages = [
         (anonymous, "/", 200),
         (anonymous, "/kiosk/", 200),
+        (anonymous, "/kiosk/enrol/", 200),
         (anonymous, "/console/login/", 200),
         (anonymous, "/receipts/verify/", 200),
         (anonymous, "/receipts/verify/?code=ABCD-EFGH-JKMN", 404),
@@ -182,6 +183,7 @@ def test_every_page_has_the_security_headers_and_no_inline_code(catalogue):
         (admin, "/admin/", 200),
         (admin, "/admin/auth/user/", 200),
         (admin, "/admin/auth/user/add/", 200),
+        (admin, "/admin/signaling/kiosk/add/", 200),
     ]
     for client, url, status in pages:
         response = client.get(url)
