@@ -52,15 +52,17 @@ def configure_django(*, production: bool, workdir: Path) -> None:
         if missing:
             sys.exit(f"--production needs {' and '.join(missing)} in the environment")
         env["VIDEOBANK_PROFILE"] = "production"
-        if not env.get("DJANGO_SECRET_KEY") or not env.get("RECORDING_MASTER_KEYS"):
-            # Throwaway bench data: the public test keys are good enough.
-            env["VIDEOBANK_INSECURE_TEST_KEYS"] = "1"
     else:
         env["VIDEOBANK_PROFILE"] = "embedded"
         env["SQLITE_PATH"] = str(workdir / "bench.sqlite3")
     env["RECORDING_DIR"] = str(workdir / "recordings")
     env["VIDEOBANK_VAR_DIR"] = str(workdir / "var")
     env["DJANGO_SETTINGS_MODULE"] = "videobank.settings"
+    # Throwaway bench data: random keys of this run for it and the stack it starts (production
+    # refuses published ones).
+    from tests.keys import session_keys_export
+
+    session_keys_export(env)
 
     import django
 

@@ -5,6 +5,12 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 
+from tests.keys import session_keys_export
+
+# Before pytest-django reads the settings: this session's random keys, shared with every process
+# it starts (tests/keys.py). Nothing published opens a stub, and production's checks pass.
+session_keys_export()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _recording_dir(tmp_path_factory):

@@ -9,6 +9,8 @@ finished survive and export to playable files.
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
 
 import av
 import pytest
@@ -161,3 +163,34 @@ async def test_finished_segments_survive_a_media_worker_killed_mid_call(
         assert frames["video"] >= sum(row.video_frames for row in registered[side]), frames
         assert frames["video"] >= 15, (side, frames)
         assert frames["audio"] >= 50, (side, frames)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our http:// URL
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_production_servers_mount_no_stub_and_its_stubs_no_developer_endpoint(live_stack):
+    """The bank's daphne answers no /ext/ path; the stub processes of the stack (the outside
+    systems' stand-ins, on ports of their own) serve their API, not their fault switches."""
+    for url in live_stack.urls:
+        assert _status(f"{url}/healthz") == 200
+        for path in (
+            "/ext/core-bank/v1/health",
+            "/ext/core-bank/v1/_control",
+            "/ext/core-bank/v1/_dev/otp?customer_ref=CIF000000001",
+            "/ext/national-id/v1/health",
+            "/ext/national-id/v1/_control",
+        ):
+            assert _status(url + path) == 404, path
+    assert _status(f"{live_stack.corebank_url}/health") == 200
+    assert _status(f"{live_stack.national_stub_url}/health") == 200
+    for dev in (
+        f"{live_stack.corebank_url}/_control",
+        f"{live_stack.corebank_url}/_dev/otp?customer_ref=CIF000000001",
+        f"{live_stack.national_stub_url}/_control",
+    ):
+        assert _status(dev) == 404, dev

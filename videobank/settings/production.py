@@ -3,15 +3,13 @@
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import RECORDING_MASTER_KEYS, env
+from .base import env
 
 PROFILE = "production"
+# Keys, outside systems: no defaults. Every process refuses to start (a system check error naming
+# the setting: videobank/checks.py) while one is unset, a published value or a stub path. The
+# test harness gives its processes random keys of a session (tests/keys.py).
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
-if not SECRET_KEY:
-    if env.bool("VIDEOBANK_INSECURE_TEST_KEYS", default=False):
-        SECRET_KEY = "test-only-secret-key"  # noqa: S105 - only under the test harness
-    else:
-        raise RuntimeError("DJANGO_SECRET_KEY must be set on the production profile")
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -45,7 +43,3 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-
-if not RECORDING_MASTER_KEYS and env.bool("VIDEOBANK_INSECURE_TEST_KEYS", default=False):
-    # A fixed, public key for the test harness only; a real deployment sets its own.
-    RECORDING_MASTER_KEYS = "test:" + "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
