@@ -38,7 +38,7 @@ run: $(STAMP)
 
 test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check .
-	VIDEOBANK_INSECURE_TEST_KEYS=1 $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -52,17 +52,17 @@ def configure_django(*, production: bool, workdir: Path) -> None:
         if missing:
             sys.exit(f"--production needs {' and '.join(missing)} in the environment")
         env["VIDEOBANK_PROFILE"] = "production"
-        keys = ("DJANGO_SECRET_KEY", "RECORDING_MASTER_KEYS", "WORKFLOW_RECEIPT_KEYS")
-        keys += ("KYC_NATIONAL_KEYS", "COREBANK_STUB_KEYS")
-        if not all(env.get(name) for name in keys):
-            # Throwaway bench data: the public test keys are good enough.
-            env["VIDEOBANK_INSECURE_TEST_KEYS"] = "1"
     else:
         env["VIDEOBANK_PROFILE"] = "embedded"
         env["SQLITE_PATH"] = str(workdir / "bench.sqlite3")
     env["RECORDING_DIR"] = str(workdir / "recordings")
     env["VIDEOBANK_VAR_DIR"] = str(workdir / "var")
     env["DJANGO_SETTINGS_MODULE"] = "videobank.settings"
+    # Throwaway bench data: random keys of this run for it and the stack it starts (production
+    # refuses published ones).
+    from tests.keys import session_keys_export
+
+    session_keys_export(env)
 
     import django
 

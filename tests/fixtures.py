@@ -19,6 +19,12 @@ TEST_PLAIN_HTTP = {
 for _name, _value in TEST_PLAIN_HTTP.items():
     os.environ.setdefault(_name, _value)
 
+from tests.keys import session_keys_export
+
+# Before pytest-django reads the settings: this session's random keys, shared with every process
+# it starts (tests/keys.py). Nothing published opens a stub, and production's checks pass.
+session_keys_export()
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _recording_dir(tmp_path_factory):

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from tests.keys import session_keys_export
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -30,7 +32,9 @@ def free_port() -> int:
 
 
 def stack_env() -> dict[str, str]:
-    """The environment of the current (test) settings, pointed at the test database."""
+    """The environment of the current (test) settings, pointed at the test database, with the
+    session's random keys (tests/keys.py: the test plugin put them in this environment first)."""
+    session_keys_export()
     env = dict(os.environ)
     db = settings.DATABASES["default"]
     env["VIDEOBANK_PROFILE"] = settings.PROFILE
@@ -68,6 +72,9 @@ class LiveStack:
     urls: list[str] = field(default_factory=list)
     national_stub_url: str = ""  # the stub's /v1 base: <url>/primary and <url>/secondary
     corebank_url: str = ""  # the core-banking stub's /v1 base
+    # Production: the stub processes serve their developer endpoints (fault switches, behind
+    # their admin keys) only if a test asks; the bank's servers never mount a stub.
+    stub_dev_endpoints: bool = False
     processes: list[Process] = field(default_factory=list)
 
     @property
@@ -84,7 +91,8 @@ class LiveStack:
         media = self.media_workers if self.media_workers is not None else int(self.production)
         celery = self.celery if self.celery is not None else self.production
         ports = [free_port() for _ in range(self.servers)]
-        # The national-ID stub: a process of its own in production, mounted in the (first)
+        # The national-ID stub: a process of its own in production (at /v1 of its own port:
+        # the production servers mount no stub and refuse a stub path), mounted in the (first)
         # server on the embedded profile.
         stub_port = free_port() if self.production else ports[0]
         stub = f"http://127.0.0.1:{stub_port}" + (
@@ -101,9 +109,17 @@ class LiveStack:
         self.corebank_url = core
         try:
             if self.production:
+                dev = ["--dev-endpoints"] if self.stub_dev_endpoints else []
                 self._spawn(
                     "corebank-stub",
-                    [str(BIN / "python"), "manage.py", "corebank_stub", "--port", str(core_port)],
+                    [
+                        str(BIN / "python"),
+                        "manage.py",
+                        "corebank_stub",
+                        "--port",
+                        str(core_port),
+                        *dev,
+                    ],
                     env,
                 )
                 self._spawn(
@@ -114,6 +130,7 @@ class LiveStack:
                         "national_id_stub",
                         "--port",
                         str(stub_port),
+                        *dev,
                     ],
                     env,
                 )

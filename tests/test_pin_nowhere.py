@@ -83,6 +83,8 @@ def bank(captures, settings, monkeypatch, live_server, catalogue):
     settings.MEDIA_WORKER_EMBEDDED = False
     settings.QUEUE_TICKER = "off"
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # The test's own server mounts the stub whatever the profile (production's never does).
+    settings.ROOT_URLCONF = "tests.stub_urls"
     settings.COREBANK_URL = f"{live_server.url}/ext/core-bank/v1"
     settings.COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
     settings.COREBANK_STUB_LATENCY_MS = 5

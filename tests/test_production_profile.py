@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.error
+import urllib.request
 
 import av
 import pytest
@@ -306,3 +308,34 @@ def _replayed_times(recording, side: str) -> list[float]:
             for packet in container.demux(container.streams.video[0])
             if packet.pts is not None and packet.size
         )
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - our http:// URL
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_production_servers_mount_no_stub_and_its_stubs_no_developer_endpoint(live_stack):
+    """The bank's daphne answers no /ext/ path; the stub processes of the stack (the outside
+    systems' stand-ins, on ports of their own) serve their API, not their fault switches."""
+    for url in live_stack.urls:
+        assert _status(f"{url}/healthz") == 200
+        for path in (
+            "/ext/core-bank/v1/health",
+            "/ext/core-bank/v1/_control",
+            "/ext/core-bank/v1/_dev/otp?customer_ref=CIF000000001",
+            "/ext/national-id/v1/health",
+            "/ext/national-id/v1/_control",
+        ):
+            assert _status(url + path) == 404, path
+    assert _status(f"{live_stack.corebank_url}/health") == 200
+    assert _status(f"{live_stack.national_stub_url}/health") == 200
+    for dev in (
+        f"{live_stack.corebank_url}/_control",
+        f"{live_stack.corebank_url}/_dev/otp?customer_ref=CIF000000001",
+        f"{live_stack.national_stub_url}/_control",
+    ):
+        assert _status(dev) == 404, dev

@@ -7,6 +7,9 @@ class VideobankConfig(AppConfig):
     verbose_name = "videobank"
     default = True
 
+    def ready(self) -> None:
+        from . import checks  # noqa: F401 - registers the production checks
+
 
 class VideobankAdminConfig(admin_apps.AdminConfig):
     default = False

@@ -12,6 +12,12 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videobank.settings")
 django_asgi_app = get_asgi_application()
 
+# Daphne runs no system checks: production refuses to serve here with unset or published keys,
+# or an outside system pointed at a stub (videobank/checks.py).
+from videobank.checks import production_refuse_unsafe  # noqa: E402
+
+production_refuse_unsafe("daphne (videobank.asgi)")
+
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402

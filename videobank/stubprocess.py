@@ -1,6 +1,12 @@
 """An outside-service stub (national ID check, core banking) run as a process of its own, for
 tests and demos: started on a free port, its output kept for assertions, its fault controls
-reachable over HTTP. Each stub's ``testing`` module subclasses this with its command."""
+reachable over HTTP. Each stub's ``testing`` module subclasses this with its command.
+
+The process gets its keys from ``env`` (the API key its callers present, the admin key of its
+developer endpoints); a key missing there is this process's setting of the same name (the test
+session's keys: tests/keys.py). It is started with ``--dev-endpoints`` unless told otherwise:
+the fault switches are what a test drives it with.
+"""
 
 from __future__ import annotations
 
@@ -25,9 +31,19 @@ def free_port() -> int:
 class StubProcess:
     command = ""  # the management command that serves the stub
     name = "stub"  # for thread names and error messages
+    api_key_setting = ""  # e.g. COREBANK_STUB_API_KEY
+    admin_key_setting = ""  # e.g. COREBANK_STUB_ADMIN_KEY
 
-    def __init__(self, *, env: dict[str, str], port: int | None = None):
-        self.env = env
+    def __init__(
+        self, *, env: dict[str, str], port: int | None = None, dev_endpoints: bool = True
+    ):
+        from django.conf import settings
+
+        self.env = dict(env)
+        for name in (self.api_key_setting, self.admin_key_setting):
+            if not self.env.get(name):
+                self.env[name] = str(getattr(settings, name, "") or "")
+        self.dev_endpoints = dev_endpoints
         self.port = port or free_port()
         self.popen: subprocess.Popen | None = None
         self.startup_s: float | None = None
@@ -40,12 +56,18 @@ class StubProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def api_key(self) -> str:
-        raise NotImplementedError
+        """The key the stub's API wants in X-Api-Key."""
+        return self.env[self.api_key_setting]
+
+    def admin_key(self) -> str:
+        """The key its developer endpoints want in X-Admin-Key."""
+        return self.env[self.admin_key_setting]
 
     def start(self, timeout: float = 30.0):
         started = time.monotonic()
+        flags = ["--dev-endpoints"] if self.dev_endpoints else []
         self.popen = subprocess.Popen(
-            [sys.executable, "manage.py", self.command, "--port", str(self.port)],
+            [sys.executable, "manage.py", self.command, "--port", str(self.port), *flags],
             cwd=ROOT,
             env={**self.env, "PYTHONUNBUFFERED": "1"},
             stdout=subprocess.PIPE,
@@ -85,12 +107,13 @@ class StubProcess:
             )
 
     def control(self, **fields) -> dict:
-        """POST /v1/_control with the stub's key (outage, latency, error rate, reset...)."""
+        """POST /v1/_control with the stub's admin key (outage, latency, error rate, reset...);
+        without fields, GET: the faults in force."""
         request = urllib.request.Request(  # noqa: S310 - our own http:// URL
             f"{self.url}/v1/_control",
-            data=json.dumps(fields).encode(),
-            headers={"Content-Type": "application/json", "X-Api-Key": self.api_key()},
-            method="POST",
+            data=json.dumps(fields).encode() if fields else None,
+            headers={"Content-Type": "application/json", "X-Admin-Key": self.admin_key()},
+            method="POST" if fields else "GET",
         )
         with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
             return json.load(response)

@@ -614,7 +614,8 @@ def case_pin_challenge(*, case_id: uuid.UUID) -> dict:
             "No PIN or code is expected for this business now.",
             detail_zh="当前业务无需输入密码或验证码。",
         )
-    purpose = "new_pin" if method == "new_pin" else case.business
+    # The core binds an authorisation to the operation it is for.
+    purpose = "new_pin" if method == "new_pin" else spec.operation
     try:
         challenge = corebank.corebank_pin_challenge(
             customer_ref=case.customer_ref, purpose=purpose, method=method

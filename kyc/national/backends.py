@@ -24,11 +24,6 @@ from django.utils.module_loading import import_string
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHANNELS = (
-    "http://127.0.0.1:8000/ext/national-id/v1/primary",
-    "http://127.0.0.1:8000/ext/national-id/v1/secondary",
-)
-DEFAULT_API_KEY = "videobank-national-stub"  # noqa: S105 - the stub's demo key
 ANSWERS = {"pass", "not_found", "mismatch", "revoked"}
 
 
@@ -82,13 +77,17 @@ class HttpNationalIdBackend:
         api_key: str | None = None,
         timeout_s: float | None = None,
     ):
-        urls = list(urls or getattr(settings, "KYC_NATIONAL_CHANNELS", None) or DEFAULT_CHANNELS)
+        # No fallback: an unset setting is a configuration error, not the embedded stub's URL
+        # (the embedded profile sets its own; production refuses to start without it).
+        urls = list(urls or getattr(settings, "KYC_NATIONAL_CHANNELS", None) or [])
+        if not urls:
+            raise ValueError("KYC_NATIONAL_CHANNELS is not set")
         for url in urls:
             if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
                 raise ValueError(f"KYC_NATIONAL_CHANNELS: {url!r} is not an http(s) URL")
         self.urls = dict(zip(channel_names(len(urls)), (u.rstrip("/") for u in urls), strict=True))
         self.channels = list(self.urls)
-        self.api_key = api_key or getattr(settings, "KYC_NATIONAL_API_KEY", DEFAULT_API_KEY)
+        self.api_key = api_key or getattr(settings, "KYC_NATIONAL_API_KEY", "")
         self.timeout_s = float(
             timeout_s if timeout_s is not None else getattr(settings, "KYC_NATIONAL_TIMEOUT_S", 2.0)
         )

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from django.conf import settings
-
 from videobank.stubprocess import StubProcess, free_port
-
-from .views import DEFAULT_API_KEY
 
 __all__ = ["StubServer", "free_port"]
 
@@ -20,9 +16,8 @@ class StubServer(StubProcess):
 
     command = "national_id_stub"
     name = "national ID stub"
-
-    def api_key(self) -> str:
-        return getattr(settings, "NATIONAL_STUB_API_KEY", DEFAULT_API_KEY)
+    api_key_setting = "NATIONAL_STUB_API_KEY"
+    admin_key_setting = "NATIONAL_STUB_ADMIN_KEY"
 
     def channel_url(self, channel: str) -> str:
         return f"{self.url}/v1/{channel}"

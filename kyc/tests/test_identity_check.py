@@ -80,7 +80,9 @@ def _jpeg(image) -> bytes:
 @pytest.fixture
 def kyc_settings(settings, live_server):
     # Analysis and the national check on background threads of this process (the embedded
-    # path), the stub over real HTTP: the test server mounts it at /ext/national-id/.
+    # path), the stub over real HTTP: the test's own server mounts it at /ext/national-id/
+    # whatever the profile (tests.stub_urls; production's servers never do).
+    settings.ROOT_URLCONF = "tests.stub_urls"
     settings.CELERY_TASK_ALWAYS_EAGER = True
     base = f"{live_server.url}/ext/national-id/v1"
     settings.KYC_NATIONAL_CHANNELS = [f"{base}/primary", f"{base}/secondary"]

@@ -530,6 +530,7 @@ async def serve_asgi(app) -> tuple[asyncio.Server, int]:
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.urls("tests.stub_urls")  # the stub mounted as on the embedded profile, any profile
 async def test_embedded_check_from_a_consumer_leaves_its_thread_free(settings, monkeypatch):
     """On the embedded profile the check is started from a consumer (``database_sync_to_async``:
     one thread for every consumer of the process) and asks the stub mounted in the same process

@@ -15,6 +15,7 @@ import urllib.request
 
 import numpy as np
 import pytest
+from django.conf import settings
 from django.core.management import CommandError, call_command
 from PIL import Image
 
@@ -22,7 +23,6 @@ from kyc.national_stub.models import Citizen, CitizenStatus, StubRequest
 from kyc.national_stub.seed import CITIZENS, MISMATCH_EXAMPLE, NOT_FOUND_NUMBERS, registry_seed
 from kyc.national_stub.services import stub_channels, stub_control_set
 from kyc.national_stub.testing import StubServer
-from kyc.national_stub.views import DEFAULT_API_KEY
 
 ZHANG = CITIZENS[0]  # 张伟, active
 REVOKED = CITIZENS[2]  # 王芳
@@ -45,11 +45,20 @@ def registry(transactional_db):
         stub_control_set(channel=channel, latency_ms=0, jitter_ms=0, error_rate=0.0)
 
 
-def post(url: str, body, *, key: str | None = DEFAULT_API_KEY) -> tuple[int, dict, float]:
+API_KEY = object()  # post()'s default: the session's API key of the stub
+
+
+def post(
+    url: str, body, *, key: str | None | object = API_KEY, admin_key: str | None = None
+) -> tuple[int, dict, float]:
     data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json"}
+    if key is API_KEY:
+        key = settings.NATIONAL_STUB_API_KEY
     if key is not None:
         headers["X-Api-Key"] = key
+    if admin_key is not None:
+        headers["X-Admin-Key"] = admin_key
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310
     started = time.monotonic()
     try:
@@ -143,11 +152,40 @@ def test_malformed_queries_are_refused_in_words(stub, registry, body, status, fi
 
 def test_key_and_channel_are_checked(stub, registry):
     body = query("q-key", ZHANG.name, ZHANG.id_number)
-    assert verify(stub, body, key=None)[0] == 401
+    status, answer, _ = verify(stub, body, key=None)
+    assert (status, answer["error"], answer["detail"]) == (
+        401,
+        "unauthorized",
+        "missing or wrong X-Api-Key",
+    )
     assert verify(stub, body, key="wrong")[0] == 401
+    assert verify(stub, body, key=stub.admin_key())[0] == 401  # the admin key is no API key
+    assert verify(stub, body, channel="tertiary", key=None)[0] == 401  # nothing without a key
     assert verify(stub, body, channel="tertiary")[0] == 404
-    assert post(f"{stub.url}/v1/_control", {"reset": True}, key="wrong")[0] == 401
     assert not StubRequest.objects.exists()
+
+
+def test_control_needs_the_stubs_admin_key_not_the_api_key(stub, registry):
+    """The fault switches are a developer endpoint: the service's callers (its API key), or
+    anybody without a key, get 403 in words and change nothing."""
+    stub.control(channel="primary", latency_ms=7)
+    before = stub.control()
+    callers = {
+        "the API key": {},
+        "the API key as admin key": {"admin_key": stub.api_key()},
+        "no key": {"key": None},
+        "a wrong admin key": {"key": None, "admin_key": "not-the-admin-key"},
+    }
+    for fields in ({}, {"channel": "primary", "outage": True}, {"reset": True}):
+        for who, keys in callers.items():
+            status, answer, _ = post(f"{stub.url}/v1/_control", fields, **keys)
+            assert (status, answer["error"]) == (403, "forbidden"), (fields, who)
+            assert "admin key" in answer["en"]
+            assert "管理密钥" in answer["zh"]
+            assert "channels" not in answer
+    assert stub.control() == before  # the admin key opens it, and nothing had changed
+    assert before["channels"]["primary"]["latency_ms"] == 7
+    assert before["channels"]["primary"]["outage"] is False
 
 
 def test_outage_flipped_at_run_time_on_one_channel(stub, registry):
@@ -163,7 +201,11 @@ def test_outage_flipped_at_run_time_on_one_channel(stub, registry):
     status, answer, _ = verify(stub, body)
     assert (status, answer["result"], answer["replayed"]) == (200, "pass", True)
     # Bad control input is refused in words.
-    status, answer, _ = post(f"{stub.url}/v1/_control", {"channel": "primary", "error_rate": 2})
+    status, answer, _ = post(
+        f"{stub.url}/v1/_control",
+        {"channel": "primary", "error_rate": 2},
+        admin_key=stub.admin_key(),
+    )
     assert (status, answer["field"]) == (400, "error_rate")
 
 
@@ -280,6 +322,10 @@ def test_stub_logs_mask_numbers_and_names(stub, registry):
         assert secret not in log
 
 
+@pytest.mark.skipif(
+    settings.PROFILE != "embedded",
+    reason="the embedded profile's mount; production's absence: test_stub_guards.py",
+)
 def test_stub_mounted_on_the_embedded_profile(live_server, settings):
     registry_seed()
     stub_control_set(channel="primary", latency_ms=0, jitter_ms=0)

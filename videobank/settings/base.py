@@ -301,13 +301,18 @@ WORKFLOW_RECEIPT_KEYS = env.str("WORKFLOW_RECEIPT_KEYS", default="")
 WORKFLOW_RECEIPT_LINK_MAX_AGE_S = env.int("WORKFLOW_RECEIPT_LINK_MAX_AGE_S", default=24 * 3600)
 # The bank's core system (an outside service; workflows/corebank_stub is its stand-in). Every
 # submission carries an idempotency key; during an outage it is retried with back-off.
-COREBANK_URL = env.str("COREBANK_URL", default="http://127.0.0.1:8000/ext/core-bank/v1")
-COREBANK_API_KEY = env.str("COREBANK_API_KEY", default="videobank-corebank-stub")
+# No defaults here: the embedded profile points them at the stub it mounts; production refuses to
+# start without them (videobank/checks.py).
+COREBANK_URL = env.str("COREBANK_URL", default="")
+COREBANK_API_KEY = env.str("COREBANK_API_KEY", default="")
 COREBANK_TIMEOUT_S = env.float("COREBANK_TIMEOUT_S", default=3.0)
 COREBANK_RETRY_BACKOFF_S = env.float("COREBANK_RETRY_BACKOFF_S", default=1.0)
 COREBANK_RETRY_MAX_BACKOFF_S = env.float("COREBANK_RETRY_MAX_BACKOFF_S", default=60.0)
 COREBANK_MAX_RETRIES = env.int("COREBANK_MAX_RETRIES", default=15)
-COREBANK_STUB_API_KEY = env.str("COREBANK_STUB_API_KEY", default="videobank-corebank-stub")
+# The stub's own keys (read by the stub, mounted or as its own process): the key its callers
+# present, and the admin key of its developer endpoints (fault switches, the last one-time code).
+COREBANK_STUB_API_KEY = env.str("COREBANK_STUB_API_KEY", default="")
+COREBANK_STUB_ADMIN_KEY = env.str("COREBANK_STUB_ADMIN_KEY", default="")
 COREBANK_STUB_LATENCY_MS = env.int("COREBANK_STUB_LATENCY_MS", default=100)
 COREBANK_STUB_JITTER_MS = env.int("COREBANK_STUB_JITTER_MS", default=30)
 COREBANK_STUB_ERROR_RATE = env.float("COREBANK_STUB_ERROR_RATE", default=0.0)
@@ -325,15 +330,10 @@ QUEUE_TICKER_JOBS = [
     "recordings.services.recordings_sweep",
 ]
 # The national online ID check (an outside service; kyc/national_stub is its stand-in): two
-# channels, tried in order. The embedded profile mounts the stub at /ext/national-id/.
-KYC_NATIONAL_CHANNELS = env.list(
-    "KYC_NATIONAL_CHANNELS",
-    default=[
-        "http://127.0.0.1:8000/ext/national-id/v1/primary",
-        "http://127.0.0.1:8000/ext/national-id/v1/secondary",
-    ],
-)
-KYC_NATIONAL_API_KEY = env.str("KYC_NATIONAL_API_KEY", default="videobank-national-stub")
+# channels, tried in order. The embedded profile points them at the stub it mounts at
+# /ext/national-id/; production refuses to start without them.
+KYC_NATIONAL_CHANNELS = env.list("KYC_NATIONAL_CHANNELS", default=[])
+KYC_NATIONAL_API_KEY = env.str("KYC_NATIONAL_API_KEY", default="")
 KYC_NATIONAL_TIMEOUT_S = env.float("KYC_NATIONAL_TIMEOUT_S", default=2.0)
 KYC_NATIONAL_RETRY_BACKOFF_S = env.float("KYC_NATIONAL_RETRY_BACKOFF_S", default=0.5)
 KYC_NATIONAL_MAX_RETRIES = env.int("KYC_NATIONAL_MAX_RETRIES", default=3)
@@ -342,8 +342,9 @@ KYC_NATIONAL_CACHE_S = env.float("KYC_NATIONAL_CACHE_S", default=600.0)
 # person (same form and rules as WORKFLOW_RECEIPT_KEYS).
 KYC_NATIONAL_KEYS = env.str("KYC_NATIONAL_KEYS", default="")
 # The stub's own knobs (its process reads them; tests and demos flip them at run time through
-# its /v1/_control endpoint).
-NATIONAL_STUB_API_KEY = env.str("NATIONAL_STUB_API_KEY", default="videobank-national-stub")
+# its /v1/_control developer endpoint, which needs NATIONAL_STUB_ADMIN_KEY).
+NATIONAL_STUB_API_KEY = env.str("NATIONAL_STUB_API_KEY", default="")
+NATIONAL_STUB_ADMIN_KEY = env.str("NATIONAL_STUB_ADMIN_KEY", default="")
 NATIONAL_STUB_LATENCY_MS = env.int("NATIONAL_STUB_LATENCY_MS", default=300)
 NATIONAL_STUB_JITTER_MS = env.int("NATIONAL_STUB_JITTER_MS", default=100)
 NATIONAL_STUB_ERROR_RATE = env.float("NATIONAL_STUB_ERROR_RATE", default=0.0)

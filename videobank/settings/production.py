@@ -3,24 +3,13 @@
 import dj_database_url
 
 from .base import *  # noqa: F403
-from .base import (
-    COREBANK_STUB_KEYS,
-    KYC_NATIONAL_KEYS,
-    RECORDING_MASTER_KEYS,
-    WORKFLOW_RECEIPT_KEYS,
-    env,
-)
+from .base import env
 
 PROFILE = "production"
+# Keys, outside systems: no defaults. Every process refuses to start (a system check error naming
+# the setting: videobank/checks.py) while one is unset, a published value or a stub path. The
+# test harness gives its processes random keys of a session (tests/keys.py).
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
-if not SECRET_KEY:
-    if env.bool("VIDEOBANK_INSECURE_TEST_KEYS", default=False):
-        # Public, for the test harness only; long and varied like a real key so that the
-        # harness runs the same checks (`check --deploy`) a deployment does. The test servers
-        # are several processes: they must share it, so it is a constant.
-        SECRET_KEY = "test-only-key:7Qf2-kV9x#Lm4@Rt8Zw1%Nc6^Hy3&Bd5*Gp0!Js7_Ue2+Ao9=Xi4"  # noqa: S105
-    else:
-        raise RuntimeError("DJANGO_SECRET_KEY must be set on the production profile")
 
 # --- HTTPS ------------------------------------------------------------------------------------
 # Served over HTTPS only: plain HTTP is redirected (except the load balancer's health check),
@@ -68,14 +57,3 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-
-if env.bool("VIDEOBANK_INSECURE_TEST_KEYS", default=False):
-    # Fixed, public keys for the test harness only; a real deployment sets its own.
-    if not RECORDING_MASTER_KEYS:
-        RECORDING_MASTER_KEYS = "test:" + "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
-    if not WORKFLOW_RECEIPT_KEYS:
-        WORKFLOW_RECEIPT_KEYS = "test:" + "dGVzdC1vbmx5LXJlY2VpcHQta2V5LTMyLWJ5dGVzISE="
-    if not KYC_NATIONAL_KEYS:
-        KYC_NATIONAL_KEYS = "test:" + "dGVzdC1vbmx5LW5hdGlvbmFsLWtleS0zMi1ieXRlcyE="
-    if not COREBANK_STUB_KEYS:
-        COREBANK_STUB_KEYS = "test:" + "dGVzdC1vbmx5LWNvcmViYW5rLXN0dWIta2V5LTMyYnk="

@@ -20,7 +20,7 @@ from typing import Protocol
 
 from django.utils.module_loading import import_string
 
-from .conf import DEFAULT_API_KEY, DEFAULT_URL, corebank_setting, timeout_s
+from .conf import corebank_setting, timeout_s
 from .errors import CoreBankError, CoreBankUnavailable, IdempotencyConflict
 
 log = logging.getLogger(__name__)
@@ -64,11 +64,15 @@ class HttpCoreBankBackend:
         api_key: str | None = None,
         timeout: float | None = None,
     ):
-        url = (url or corebank_setting("COREBANK_URL", DEFAULT_URL)).rstrip("/")
+        # No fallback: an unset URL or key is a configuration error, not the embedded stub (the
+        # embedded profile sets its own; production refuses to start without them).
+        url = (url or corebank_setting("COREBANK_URL", "")).rstrip("/")
+        if not url:
+            raise ValueError("COREBANK_URL is not set")
         if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
             raise ValueError(f"COREBANK_URL: {url!r} is not an http(s) URL")
         self.url = url
-        self.api_key = api_key or corebank_setting("COREBANK_API_KEY", DEFAULT_API_KEY)
+        self.api_key = api_key or corebank_setting("COREBANK_API_KEY", "")
         self.timeout_s = float(timeout if timeout is not None else timeout_s())
         # An internal service: never through an environment proxy.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -9,9 +9,6 @@ from typing import Any
 
 from django.conf import settings
 
-DEFAULT_URL = "http://127.0.0.1:8000/ext/core-bank/v1"
-DEFAULT_API_KEY = "videobank-corebank-stub"  # noqa: S105 - the stub's demo key
-
 
 def corebank_setting(name: str, default: Any, cast: Callable[[Any], Any] = str) -> Any:
     value = getattr(settings, name, None)

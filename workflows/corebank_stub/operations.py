@@ -555,6 +555,28 @@ def password_reset(*, customer: Customer, params: dict, request: OperationReques
 
 Operation = Callable[..., dict]
 
+# What the core asks of the customer before it carries out each operation: their PIN, or a
+# one-time code sent to the reserved mobile (they have forgotten the PIN; a company's legal
+# person proves the mobile on file); "" where the on-screen confirmation is the consent. Without
+# it the operation is refused (``not_authorised``) and nothing changes. workflows/catalogue.py
+# declares the same for each business (a test keeps the two in step).
+AUTHORISATION: dict[str, str] = {
+    "password_reset": "otp",
+    "card_loss_report": "pin",
+    "card_loss_cancel": "pin",
+    "dormant_activate": "pin",
+    "mobile_change": "pin",
+    "details_update": "pin",
+    "time_deposit_open": "pin",
+    "transfer": "pin",
+    "risk_assessment_save": "",
+    "corporate_account_open": "otp",
+}
+AUTHORISATION_WORDS = {
+    "pin": ("the customer's PIN", "客户的交易密码"),
+    "otp": ("a one-time code sent to the reserved mobile", "预留手机号收到的短信验证码"),
+}
+
 OPERATIONS: dict[str, Operation] = {
     "password_reset": password_reset,
     "card_loss_report": card_loss_report,

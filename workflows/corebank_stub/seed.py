@@ -17,8 +17,11 @@ is found in the core. Demo PINs are public: this is a stub.
 
 王芳 (revoked in the national registry) is no customer. A company for corporate account opening:
 unified social credit code ``DEMO_USCC`` = 91350100M000100Y43 (valid check character). One-time
-codes (password reset) are read with ``services.stub_last_otp(customer_ref)`` or
-``GET /v1/_dev/otp?customer_ref=...``. ``corebank_customer_register`` gives any other person
+codes (password reset) are read with ``services.stub_last_otp(customer_ref)`` or the developer
+endpoint ``GET /v1/_dev/otp?customer_ref=...`` (with COREBANK_STUB_ADMIN_KEY in X-Admin-Key; the
+embedded mount or ``corebank_stub --dev-endpoints`` only). Every operation but the risk
+assessment needs the customer's PIN or a one-time code (``operations.AUTHORISATION``).
+``corebank_customer_register`` gives any other person
 (e.g. a generated one) a current account, a card and a PIN (default 147258).
 """
 

@@ -56,7 +56,14 @@ from .models import (
     StubKey,
 )
 from .numbers import account_number_new, card_number_new
-from .operations import OPERATIONS, BusinessError, transferred_today, weak_pin
+from .operations import (
+    AUTHORISATION,
+    AUTHORISATION_WORDS,
+    OPERATIONS,
+    BusinessError,
+    transferred_today,
+    weak_pin,
+)
 
 log = logging.getLogger(__name__)
 
@@ -240,8 +247,11 @@ def _customer(customer_ref: object, *, lock: bool = False) -> Customer:
 
 
 def customer_view(customer: Customer) -> dict:
-    """What the core tells a caller about a customer: accounts in full (the teller picks one),
-    cards by token with a masked number, the reserved mobile masked, limits."""
+    """What the core tells the bank's client about a customer — what a business form and its
+    rules need, nothing more: accounts in full (the teller picks one), cards by token with a
+    masked number, the reserved mobile masked, limits, the risk level. Not the ID number (the
+    caller has it), not the address, occupation or e-mail, not the PIN's state (a PIN request
+    says whether it is locked)."""
     accounts = [
         {
             "number": a.number,
@@ -275,15 +285,9 @@ def customer_view(customer: Customer) -> dict:
     return {
         "customer_ref": customer.customer_ref,
         "name": customer.name,
-        "id_number_masked": id_number_mask(customer.id_number),
         "mobile_masked": mobile_mask(customer.mobile),
         "status": customer.status,
-        "address": customer.address,
-        "occupation": customer.occupation,
-        "email": customer.email,
         "risk_level": customer.risk_level,
-        "pin_set": bool(customer.pin_hash),
-        "pin_locked": customer.pin_locked,
         "accounts": accounts,
         "cards": cards,
         "limits": {
@@ -809,19 +813,19 @@ def _carry_out(call: OperationCall, request: OperationRequest) -> dict:
     return {**answer, "status": "done", "result": result}
 
 
-def _authorisation_required() -> bool:
-    return stub_setting("COREBANK_STUB_REQUIRE_AUTHORISATION", False, bool)
-
-
 def _authorisation_spend(call: OperationCall, customer: Customer) -> None:
     """``authorised_by`` names the PIN/OTP challenge the customer passed for this operation: it
-    must be theirs, passed, recent, and not spent on another operation."""
+    must be theirs, passed, recent, made for this operation by the method the core asks for it
+    (``operations.AUTHORISATION``), and not spent on another operation. An operation that needs
+    one and has none is refused, as the core refuses it: ``not_authorised``, in words."""
+    required = AUTHORISATION.get(call.operation, "pin")
     if not call.authorised_by:
-        if _authorisation_required():
+        if required:
+            en, zh = AUTHORISATION_WORDS[required]
             raise BusinessError(
                 "not_authorised",
-                "The customer has not authorised this operation (PIN or code).",
-                "客户尚未授权本业务（密码或验证码）。",
+                f"The customer has not authorised this operation: it needs {en}.",
+                f"客户尚未授权本业务：需要{zh}。",
             )
         return
     challenge = (
@@ -844,6 +848,14 @@ def _authorisation_spend(call: OperationCall, customer: Customer) -> None:
             "not_authorised",
             "The customer's authorisation (PIN or code) is missing, expired or already used.",
             "客户授权（密码或验证码）缺失、已过期或已被使用。",
+        )
+    if required and (challenge.method != required or challenge.purpose != call.operation):
+        en, zh = AUTHORISATION_WORDS[required]
+        raise BusinessError(
+            "not_authorised",
+            f"The customer's authorisation was given for another operation or by another "
+            f"means: this operation needs {en}, entered for it.",
+            f"客户的授权不是为本业务作出的（或方式不符）：本业务需要为其输入{zh}。",
         )
     challenge.spent_by = call.idempotency_key
     challenge.save(update_fields=["spent_by"])

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 from videobank.stubprocess import StubProcess, free_port
 
-from .conf import stub_setting
-from .views import DEFAULT_API_KEY
-
 __all__ = ["CoreBankStubServer", "StubServer", "free_port"]
 
 
@@ -21,9 +18,8 @@ class CoreBankStubServer(StubProcess):
 
     command = "corebank_stub"
     name = "core-bank stub"
-
-    def api_key(self) -> str:
-        return stub_setting("COREBANK_STUB_API_KEY", DEFAULT_API_KEY)
+    api_key_setting = "COREBANK_STUB_API_KEY"
+    admin_key_setting = "COREBANK_STUB_ADMIN_KEY"
 
     @property
     def base_url(self) -> str:

@@ -8,16 +8,23 @@
     POST /v1/operations/<operation> {idempotency_key, customer_ref, params, authorised_by?}
                                     → 200 {status: "done", result, replayed} or
                                       422 {status: "rejected", error, en, zh, replayed}
+    GET  /v1/health                 no key needed: is the process up
+
+Developer endpoints (mounted on the embedded profile; in a process of its own only with
+``manage.py corebank_stub --dev-endpoints``), with the stub's admin key in ``X-Admin-Key``
+(COREBANK_STUB_ADMIN_KEY; the API key does not open them: 403 in words):
+
     GET  /v1/_control               the faults in force
     POST /v1/_control               {outage?, latency_ms?, jitter_ms?, error_rate?,
                                     lose_answers?} or {reset: true}
     GET  /v1/_dev/otp?customer_ref= the last one-time code sent (tests, the demo page)
-    GET  /v1/health                 no key needed: is the process up
 
-Every call but health needs the ``X-Api-Key`` header. Other statuses: 400 a malformed request
-(with the field), 401 a bad key, 404 an unknown operation or customer, 409 an idempotency key
-reused for another request, 413 a body too large, 500 an injected error, 503 an outage, 504 an
-answer lost on purpose (``lose_answers``: the operation *was* carried out).
+Every API call but health needs the ``X-Api-Key`` header (COREBANK_STUB_API_KEY). Other
+statuses: 400 a malformed request (with the field), 401 a bad key, 404 an unknown operation or
+customer, 409 an idempotency key reused for another request, 413 a body too large, 422 an
+operation refused (e.g. ``not_authorised``: no valid PIN / one-time code for it), 500 an
+injected error, 503 an outage, 504 an answer lost on purpose (``lose_answers``: the operation
+*was* carried out).
 
 Views are plain sync functions: on the embedded profile daphne runs each HTTP request's sync
 code in a thread of its own, so a caller in the same process waiting on the stub does not hold
@@ -42,7 +49,6 @@ from .services import StubError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_API_KEY = "videobank-corebank-stub"  # noqa: S105 - a stand-in service's demo key
 MAX_BODY_BYTES = 64 * 1024
 
 
@@ -58,9 +64,32 @@ def _error(status: int, code: str, detail: str, field: str | None = None, **extr
 
 
 def _key_ok(request: HttpRequest) -> bool:
-    expected = stub_setting("COREBANK_STUB_API_KEY", DEFAULT_API_KEY)
+    expected = stub_setting("COREBANK_STUB_API_KEY", "")
     given = request.headers.get("X-Api-Key", "")
     return bool(expected) and hmac.compare_digest(given.encode(), expected.encode())
+
+
+def _admin_ok(request: HttpRequest) -> bool:
+    """The stub's admin key (never the API key: a caller of the API cannot flip faults or read
+    the customers' codes)."""
+    expected = stub_setting("COREBANK_STUB_ADMIN_KEY", "")
+    given = request.headers.get("X-Admin-Key", "")
+    return (
+        bool(expected)
+        and expected != stub_setting("COREBANK_STUB_API_KEY", "")
+        and hmac.compare_digest(given.encode(), expected.encode())
+    )
+
+
+def _forbidden() -> JsonResponse:
+    return _error(
+        403,
+        "forbidden",
+        "a developer endpoint of the stub: it needs the stub's admin key in X-Admin-Key "
+        "(COREBANK_STUB_ADMIN_KEY); the API key does not open it",
+        en="This developer endpoint needs the core-banking stub's admin key.",
+        zh="该开发者接口需要核心系统模拟服务的管理密钥。",
+    )
 
 
 class _TooLarge(Exception):
@@ -172,8 +201,8 @@ CONTROL_FIELDS = {"outage", "latency_ms", "jitter_ms", "error_rate", "lose_answe
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def control(request: HttpRequest) -> JsonResponse:
-    if not _key_ok(request):
-        return _error(401, "unauthorized", "missing or wrong X-Api-Key")
+    if not _admin_ok(request):
+        return _forbidden()
     if request.method == "POST":
         try:
             data = _object(request)
@@ -193,10 +222,8 @@ def control(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def dev_otp(request: HttpRequest) -> JsonResponse:
-    if not stub_setting("COREBANK_STUB_DEV_ENDPOINTS", True, bool):
-        return _error(404, "not_found", "dev endpoints are off (COREBANK_STUB_DEV_ENDPOINTS)")
-    if not _key_ok(request):
-        return _error(401, "unauthorized", "missing or wrong X-Api-Key")
+    if not _admin_ok(request):
+        return _forbidden()
     code = services.stub_last_otp(request.GET.get("customer_ref", ""))
     if code is None:
         return _error(404, "no_code", "no code was sent to this customer")

@@ -49,6 +49,7 @@ from workflows.corebank_stub.models import (
     PinChallenge,
     SmsMessage,
 )
+from workflows.corebank_stub.operations import AUTHORISATION
 from workflows.corebank_stub.seed import BY_NAME, corebank_seed
 from workflows.corebank_stub.services import stub_control_set, stub_last_otp
 from workflows.corebank_stub.testing import CoreBankStubServer, free_port
@@ -125,17 +126,46 @@ def bank(transactional_db, stub, settings, monkeypatch):
     sleeps: list[float] = []
     monkeypatch.setattr(tasks, "sleep", sleeps.append)
     corebank_seed()
+    _authorisations.clear()
     yield SimpleNamespace(stub=stub, sleeps=sleeps, settings=settings)
     assert tasks.submission_threads_join(30), "a submission thread did not end"
 
 
+def authorise(customer=ZHANG, operation: str = "transfer") -> str:
+    """The customer's PIN (or code) for ``operation``, entered on a challenge made for it through
+    the client, as the business's keypad step does: the challenge id ("" when the core asks
+    none)."""
+    method = AUTHORISATION.get(operation, "")
+    if not method:
+        return ""
+    challenge = corebank_pin_challenge(
+        customer_ref=customer.customer_ref, purpose=operation, method=method
+    )
+    secret = customer.pin if method == "pin" else stub_last_otp(customer.customer_ref)
+    verdict = corebank_pin_verify(
+        challenge_id=challenge["challenge_id"], ciphertext_b64=pin_entry(challenge, secret)
+    )
+    assert verdict["ok"], verdict
+    return challenge["challenge_id"]
+
+
+# A business case submits with the authorisation its customer gave, and a repeat of it (same
+# idempotency key) with that same one.
+_authorisations: dict[str, str] = {}
+
+
 def submit(*, key: str | None = None, operation="transfer", customer=ZHANG, params=None, **kw):
+    key = key or f"case-{uuid.uuid4().hex[:12]}"
+    if "authorised_by" not in kw:
+        if key not in _authorisations:
+            _authorisations[key] = authorise(customer, operation)
+        kw["authorised_by"] = _authorisations[key]
     return submission_create(
         business_case_id=kw.pop("business_case_id", uuid.UUID(int=1)),
         operation=operation,
         customer_ref=customer.customer_ref,
         params=TRANSFER if params is None else params,
-        idempotency_key=key or f"case-{uuid.uuid4().hex[:12]}",
+        idempotency_key=key,
         **kw,
     )
 
@@ -229,6 +259,7 @@ sys.stdin.readline()
 submission = services.submission_create(
     business_case_id=uuid.UUID(int=7), operation="transfer", customer_ref="{ZHANG.customer_ref}",
     params=json.loads(sys.argv[1]), idempotency_key="case-race-submit",
+    authorised_by=sys.argv[2],
 )
 status = tasks.submission_send_series(submission_id=submission.id)
 print(json.dumps([str(submission.id), status]), flush=True)
@@ -240,10 +271,11 @@ print(json.dumps([str(submission.id), status]), flush=True)
         "COREBANK_URL": bank.stub.base_url,
         "DJANGO_SETTINGS_MODULE": "videobank.settings",
     }
+    authorised_by = authorise()  # the customer's one authorisation for the case
     bank.stub.control(latency_ms=300)  # both are in flight together
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", script, json.dumps(TRANSFER)],
+            [sys.executable, "-c", script, json.dumps(TRANSFER), authorised_by],
             cwd=ROOT, env=env, text=True,
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         )
@@ -336,6 +368,7 @@ def test_outage_during_submission_waits_then_one_effect_after_recovery(bank):
 
 
 def test_while_waiting_the_teller_sees_words_and_the_next_attempt(bank):
+    authorised_by = authorise()  # the customer authorised it before the core went down
     bank.stub.control(outage=True)
     waiting = threading.Event()
     go_on = threading.Event()
@@ -345,7 +378,7 @@ def test_while_waiting_the_teller_sees_words_and_the_next_attempt(bank):
         assert go_on.wait(10)
 
     tasks.sleep = sleep
-    submission = submit()
+    submission = submit(authorised_by=authorised_by)
     assert waiting.wait(10)
     panel = submission_panel(submission_get(submission_id=submission.id))
     assert panel["status"] == "waiting_retry"
@@ -362,8 +395,9 @@ def test_no_answer_for_the_whole_horizon_then_a_safe_retry(bank):
     bank.settings.COREBANK_MAX_RETRIES = 6
     bank.settings.COREBANK_RETRY_MAX_BACKOFF_S = 4.0
     assert conf.retry_horizon_s() == 0.5 + 1 + 2 + 4 + 4 + 4
+    authorised_by = authorise()
     bank.stub.control(outage=True)
-    submission = wait_settled(submit(key="case-0004-submit"))
+    submission = wait_settled(submit(key="case-0004-submit", authorised_by=authorised_by))
     assert bank.sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]  # doubling, capped
     assert (submission.status, submission.attempts) == ("unanswered", 7)
     assert submission.error_code == "corebank_unanswered"
@@ -387,8 +421,9 @@ def test_no_answer_for_the_whole_horizon_then_a_safe_retry(bank):
 def test_worker_path_requeues_with_backoff_then_gives_up(bank, monkeypatch):
     """Production: one attempt per task run, re-queued with a countdown (no worker sleeps)."""
     monkeypatch.setattr(services, "_dispatch", lambda submission_id: None)  # we play the worker
+    authorised_by = authorise()
     bank.stub.control(outage=True)
-    submission = submit()
+    submission = submit(authorised_by=authorised_by)
 
     class Task:  # what celery hands a bound task: its request's retry count, and retry()
         def __init__(self, retries: int):
@@ -591,7 +626,7 @@ def test_malformed_pin_entries_are_refused_before_the_core(kwargs, code):
 )
 def test_unusable_submissions_are_refused_before_anything_is_sent(db, kwargs, code):
     with pytest.raises(CoreBankError) as refused:
-        submit(**kwargs)
+        submit(**{"authorised_by": "", **kwargs})
     assert refused.value.code == code
     assert refused.value.detail_zh
     assert not Submission.objects.exists()
@@ -631,6 +666,7 @@ def test_the_pin_is_nowhere_in_clear_and_numbers_are_masked_in_logs(bank, caplog
 
 
 # --- the embedded profile: the stub mounted in our own server ----------------------------------
+@pytest.mark.urls("tests.stub_urls")  # the stub mounted as on the embedded profile, any profile
 def test_embedded_mount_serves_the_client(transactional_db, live_server, settings, monkeypatch):
     """On the embedded profile the core's stub is mounted at /ext/core-bank/ in the same server;
     the submission is sent from a thread of this process, the stub answers on another."""

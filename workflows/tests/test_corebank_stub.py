@@ -37,6 +37,7 @@ from workflows.corebank_stub.models import (
     PinChallenge,
 )
 from workflows.corebank_stub.numbers import luhn_ok, uscc_valid
+from workflows.corebank_stub.operations import AUTHORISATION
 from workflows.corebank_stub.seed import (
     BY_NAME,
     CUSTOMERS,
@@ -45,7 +46,6 @@ from workflows.corebank_stub.seed import (
     corebank_seed,
 )
 from workflows.corebank_stub.testing import CoreBankStubServer
-from workflows.corebank_stub.views import DEFAULT_API_KEY
 
 ZHANG, LI, CHEN, LIU = (BY_NAME[n] for n in ("张伟", "李娜", "陈静", "刘洋"))
 ZHANG_CURRENT, ZHANG_DORMANT = (a.number for a in ZHANG.accounts)
@@ -73,16 +73,32 @@ def stub(django_db_setup):
 def bank(transactional_db, stub, settings):
     settings.COREBANK_STUB_PIN_ITERATIONS = 1000  # hashes made here (the seeded PINs)
     corebank_seed()
+    _authorisations.clear()
     return stub
 
 
-def http(stub, method: str, path: str, body=None, *, key: str | None = DEFAULT_API_KEY):
+API_KEY = object()  # http()'s default: the stub's API key
+
+
+def http(
+    stub,
+    method: str,
+    path: str,
+    body=None,
+    *,
+    key: str | None | object = API_KEY,
+    admin_key: str | None = None,
+):
     data = None
     if body is not None:
         data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode()
     headers = {"Content-Type": "application/json"}
+    if key is API_KEY:
+        key = stub.api_key()
     if key is not None:
         headers["X-Api-Key"] = key
+    if admin_key is not None:
+        headers["X-Admin-Key"] = admin_key
     request = urllib.request.Request(  # noqa: S310 - the test's own http:// URL
         f"{stub.base_url}{path}", data=data, headers=headers, method=method
     )
@@ -97,9 +113,58 @@ def http(stub, method: str, path: str, body=None, *, key: str | None = DEFAULT_A
             return exc.code, {"html": raw[:100].decode(errors="replace")}
 
 
-def op(stub, operation: str, customer, params: dict, *, key: str = "key-00000001", **extra):
+def dev_otp(stub, customer) -> str:
+    """The last code the stub "sent" to the customer's phone (its developer endpoint)."""
+    status, body = http(
+        stub,
+        "GET",
+        f"/_dev/otp?customer_ref={customer.customer_ref}",
+        key=None,
+        admin_key=stub.admin_key(),
+    )
+    assert status == 200, body
+    return body["code"]
+
+
+def authorise(stub, customer, operation: str) -> str:
+    """What the customer does on their keypad before the core carries out ``operation``: a
+    challenge for it by the method the core asks (operations.AUTHORISATION), answered with their
+    PIN or the code sent to their mobile. The challenge id ("" when none is needed)."""
+    method = AUTHORISATION.get(operation, "")
+    if not method or isinstance(customer, str):
+        return ""
+    ch = challenge(stub, customer, purpose=operation, method=method)
+    secret = customer.pin if method == "pin" else dev_otp(stub, customer)
+    verdict = verify(stub, ch, encrypt(ch, secret))
+    assert verdict["ok"], verdict
+    return ch["challenge_id"]
+
+
+# The authorisation sent with each idempotency key: a resend carries the same one, as the bank's
+# client resends the submission it stored.
+_authorisations: dict[str, str] = {}
+_AUTO = object()
+
+
+def op(
+    stub,
+    operation: str,
+    customer,
+    params: dict,
+    *,
+    key: str = "key-00000001",
+    authorised_by: str | object = _AUTO,
+):
+    """The bank's client sending an operation, authorised by the customer unless told
+    otherwise (``authorised_by=""``: none, or a given challenge id)."""
+    if authorised_by is _AUTO:
+        if key not in _authorisations:
+            _authorisations[key] = authorise(stub, customer, operation)
+        authorised_by = _authorisations[key]
     ref = customer if isinstance(customer, str) else customer.customer_ref
-    body = {"idempotency_key": key, "customer_ref": ref, "params": params, **extra}
+    body = {"idempotency_key": key, "customer_ref": ref, "params": params}
+    if authorised_by:
+        body["authorised_by"] = authorised_by
     return http(stub, "POST", f"/operations/{operation}", body)
 
 
@@ -126,10 +191,20 @@ def test_process_serves_only_the_stub_and_wants_its_key(stub):
         200,
         {"service": "core-bank-stub", "api": "v1"},
     )
-    status, _ = http(stub, "POST", "/customers/lookup", {"id_number": ZHANG.id_number}, key=None)
-    assert status == 401
-    status, body = http(stub, "GET", "/_control", key="wrong")
-    assert (status, body["error"]) == (401, "unauthorized")
+    lookup = {"id_number": ZHANG.id_number}
+    status, body = http(stub, "POST", "/customers/lookup", lookup, key=None)
+    assert (status, body["error"], body["detail"]) == (
+        401,
+        "unauthorized",
+        "missing or wrong X-Api-Key",
+    )
+    assert "accounts" not in body
+    for key in ("wrong", stub.admin_key()):  # the admin key is no API key
+        assert http(stub, "POST", "/customers/lookup", lookup, key=key)[0] == 401
+    for path in ("/operations/transfer", "/pin/challenges", "/pin/verify"):
+        assert http(stub, "POST", path, {}, key=None)[0] == 401
+    status, body = http(stub, "GET", "/_control", admin_key="wrong")
+    assert (status, body["error"]) == (403, "forbidden")
     with pytest.raises(urllib.error.HTTPError) as not_here:
         urllib.request.urlopen(f"{stub.url}/console/login/", timeout=5)  # noqa: S310
     assert not_here.value.code == 404
@@ -157,8 +232,12 @@ def test_lookup_shows_accounts_cards_mobile_and_limits(bank):
     status, zhang = http(bank, "POST", "/customers/lookup", {"id_number": ZHANG.id_number})
     assert status == 200
     assert (zhang["customer_ref"], zhang["name"]) == (ZHANG.customer_ref, "张伟")
-    assert zhang["id_number_masked"] == "110101********1233"
     assert zhang["mobile_masked"] == "138****8001"
+    # Only what a business form needs: not the ID number, the address, nor the PIN's state.
+    assert set(zhang) == {
+        "customer_ref", "name", "mobile_masked", "status", "risk_level", "accounts", "cards",
+        "limits",
+    }  # fmt: skip
     accounts = {a["number"]: a for a in zhang["accounts"]}
     assert accounts[ZHANG_CURRENT]["balance"] == "52000.00"
     assert accounts[ZHANG_CURRENT]["number_masked"] == "6230 **** **** 1018"
@@ -495,12 +574,17 @@ def test_the_same_key_from_two_processes_at_once_is_one_effect(bank):
     bank.control(latency_ms=600, jitter_ms=0)
     mark = len(bank.log())
     body = json.dumps(
-        {"idempotency_key": "race-0001", "customer_ref": ZHANG.customer_ref, "params": TRANSFER}
+        {
+            "idempotency_key": "race-0001",
+            "customer_ref": ZHANG.customer_ref,
+            "params": TRANSFER,
+            "authorised_by": authorise(bank, ZHANG, "transfer"),
+        }
     )
     senders = [
         subprocess.Popen(
             [sys.executable, "-c", SEND_AT_ONCE, f"{bank.base_url}/operations/transfer",
-             DEFAULT_API_KEY, body],
+             bank.api_key(), body],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
             env={**os.environ, "no_proxy": "*"},
         )
@@ -555,7 +639,12 @@ def test_two_requests_past_the_replay_check_at_once_are_one_effect(bank, monkeyp
     monkeypatch.setattr(services, "_replay", replay_then_meet)
     call = services.operation_parse(
         "transfer",
-        {"idempotency_key": "race-0002", "customer_ref": ZHANG.customer_ref, "params": TRANSFER},
+        {
+            "idempotency_key": "race-0002",
+            "customer_ref": ZHANG.customer_ref,
+            "params": TRANSFER,
+            "authorised_by": authorise(bank, ZHANG, "transfer"),
+        },
     )
     answers, errors = [], []
 
@@ -581,6 +670,7 @@ def test_two_requests_past_the_replay_check_at_once_are_one_effect(bank, monkeyp
 
 # --- faults --------------------------------------------------------------------------------------
 def test_outage_and_injected_errors_are_no_answers(bank):
+    _authorisations["down-0001"] = authorise(bank, ZHANG, "transfer")  # before the outage
     assert bank.control(outage=True)["outage"] is True
     status, body = op(bank, "transfer", ZHANG, TRANSFER, key="down-0001")
     assert (status, body["error"]) == (503, "outage")
@@ -619,7 +709,7 @@ MALFORMED = [
 
 def test_control_and_api_refuse_nonsense_with_the_field(bank):
     for fields, field in CONTROL_NONSENSE:
-        status, body = http(bank, "POST", "/_control", fields)
+        status, body = http(bank, "POST", "/_control", fields, admin_key=bank.admin_key())
         assert (status, body.get("field")) == (400, field), fields
     assert bank.control()["latency_ms"] == 0  # nothing was changed
     for path, body, status, error in MALFORMED:
@@ -720,28 +810,145 @@ def test_an_authorisation_is_spent_by_one_operation(bank):
     assert balance(ZHANG_CURRENT) == Decimal("51900.00")
 
 
-def test_authorisation_can_be_required(bank, settings):
-    """COREBANK_STUB_REQUIRE_AUTHORISATION (a setting of the stub's process; here its code
-    called in-process, as the embedded profile's mount runs it)."""
-    from workflows.corebank_stub import services
-
-    settings.COREBANK_STUB_REQUIRE_AUTHORISATION = True
-    call = services.operation_parse(
-        "transfer",
-        {"idempotency_key": "need-0001", "customer_ref": ZHANG.customer_ref, "params": TRANSFER},
+# --- no authorisation, no operation: refused as the core refuses it, nothing changed ------------
+def core_state() -> tuple:
+    """Everything an operation can change: balances and statuses, cards, the customers' details
+    and PINs, the ledger."""
+    return (
+        sorted(Account.objects.values_list("number", "balance", "status", "kind")),
+        sorted(Card.objects.values_list("token", "status")),
+        sorted(
+            Customer.objects.values_list(
+                "customer_ref", "mobile", "address", "email", "occupation", "risk_level",
+                "pin_hash", "pin_failures", "pin_locked",
+            )
+        ),  # fmt: skip
+        LedgerEntry.objects.count(),
     )
-    answer = services.operation_execute(call=call)
-    assert (answer["status"], answer["error"]) == ("rejected", "not_authorised")
+
+
+def _new_pin_entered(stub, customer=ZHANG, pin="592046") -> dict:
+    """A password reset's new PIN, entered on its challenge (what the operation then sets)."""
+    ch = challenge(stub, customer, purpose="new_pin")
+    assert verify(stub, ch, encrypt(ch, pin))["ok"]
+    return {"new_pin_challenge_id": ch["challenge_id"]}
+
+
+AUTHORISED = [
+    (operation, customer, params)
+    for operation, customer, params, _ in EFFECTS
+    if AUTHORISATION[operation]
+] + [("password_reset", ZHANG, _new_pin_entered)]
+
+
+@pytest.mark.parametrize(
+    ("operation", "customer", "params"), AUTHORISED, ids=[a[0] for a in AUTHORISED]
+)
+def test_an_operation_without_the_customers_authorisation_is_refused(
+    bank, operation, customer, params
+):
+    """Every operation the core asks a PIN or one-time code for (workflows/catalogue.py declares
+    the same) is refused without it, or with one not made for it, in the core's words; the core
+    changes nothing. With it, the same request goes through (so the refusals were real)."""
+    sent = params(bank) if params is _new_pin_entered else params()
+    method = AUTHORISATION[operation]
+    means = {"pin": ("PIN", "交易密码"), "otp": ("one-time code", "短信验证码")}[method]
+    other_operation = "mobile_change" if operation != "mobile_change" else "transfer"
+    wrong_pin = challenge(bank, customer, purpose=operation, method="pin")
+    assert verify(bank, wrong_pin, encrypt(wrong_pin, "580417"))["code"] == "wrong_pin"
+    someone_else = LI if customer is not LI else ZHANG
+    attempts = {
+        "none": "",
+        "not passed": wrong_pin["challenge_id"],
+        "made for another operation": authorise(bank, customer, other_operation),
+        "of another customer": authorise(bank, someone_else, operation),
+        "unknown": "nosuchchallenge1",
+    }
+    if method == "otp":  # a PIN does not stand for the code sent to the reserved mobile
+        pin = challenge(bank, customer, purpose=operation, method="pin")
+        assert verify(bank, pin, encrypt(pin, customer.pin))["ok"]
+        attempts["a PIN where the code is asked"] = pin["challenge_id"]
+    before = core_state()
+    for n, (what, authorised_by) in enumerate(attempts.items()):
+        status, answer = op(
+            bank, operation, customer, sent, key=f"unauth-{n:04d}", authorised_by=authorised_by
+        )
+        assert (status, answer["status"], answer["error"]) == (422, "rejected", "not_authorised"), (
+            what,
+            answer,
+        )
+        assert "authoris" in answer["en"]
+        assert "授权" in answer["zh"]
+        if what == "none":
+            assert means[0] in answer["en"], answer["en"]
+            assert means[1] in answer["zh"], answer["zh"]
+        assert core_state() == before, what
+
+    status, answer = op(bank, operation, customer, sent, key="authorised-0001")
+    assert (status, answer["status"]) == (200, "done"), answer
+    assert core_state() != before
+
+
+def test_an_operation_the_core_asks_no_authorisation_for_goes_through_without(bank):
+    assert AUTHORISATION["risk_assessment_save"] == ""
+    status, answer = op(
+        bank, "risk_assessment_save", ZHANG, {"risk_level": "C3"}, authorised_by=""
+    )
+    assert (status, answer["status"]) == (200, "done")
+
+
+def test_the_stub_asks_what_the_catalogue_declares():
+    """The core's demands and the businesses' steps agree: a business asks the customer for
+    exactly what the core will want for its operation."""
+    from workflows.catalogue import CATALOGUE
+
+    declared = {b.operation: b.authorisation for b in CATALOGUE.values()}
+    assert declared == AUTHORISATION
 
 
 def test_dev_endpoint_reads_the_last_code_sent(bank):
-    status, body = http(bank, "GET", f"/_dev/otp?customer_ref={ZHANG.customer_ref}")
+    admin = {"key": None, "admin_key": bank.admin_key()}
+    status, body = http(bank, "GET", f"/_dev/otp?customer_ref={ZHANG.customer_ref}", **admin)
     assert (status, body["error"]) == (404, "no_code")
     ch = challenge(bank, purpose="password_reset")
     assert (ch["method"], ch["mobile_masked"]) == ("otp", "138****8001")
-    status, body = http(bank, "GET", f"/_dev/otp?customer_ref={ZHANG.customer_ref}")
+    status, body = http(bank, "GET", f"/_dev/otp?customer_ref={ZHANG.customer_ref}", **admin)
     assert status == 200
     assert verify(bank, ch, encrypt(ch, body["code"]))["ok"] is True
+
+
+def test_dev_endpoints_need_the_stubs_admin_key_not_the_api_key(bank):
+    """The fault switches and the simulated phone are the stub's developer endpoints: a caller
+    of the API (its key), or anybody without a key, gets 403 in words and changes nothing."""
+    challenge(bank, purpose="password_reset")  # a code is waiting on the simulated phone
+    endpoints = [
+        ("GET", "/_control", None),
+        ("POST", "/_control", {"outage": True}),
+        ("POST", "/_control", {"lose_answers": 5}),
+        ("POST", "/_control", {"reset": True}),
+        ("GET", f"/_dev/otp?customer_ref={ZHANG.customer_ref}", None),
+    ]
+    callers = {
+        "the API key": {},
+        "the API key as admin key": {"admin_key": bank.api_key()},
+        "no key": {"key": None},
+        "a wrong admin key": {"key": None, "admin_key": "not-the-admin-key"},
+    }
+    bank.control(latency_ms=7)
+    for method, path, body in endpoints:
+        for who, keys in callers.items():
+            status, answer = http(bank, method, path, body, **keys)
+            assert (status, answer.get("error")) == (403, "forbidden"), (path, who, answer)
+            assert "admin key" in answer["en"]
+            assert "管理密钥" in answer["zh"]
+            assert "code" not in answer
+    assert bank.control() == {
+        "outage": False, "latency_ms": 7, "jitter_ms": 0, "error_rate": 0.0, "lose_answers": 0,
+    }  # fmt: skip
+    status, _ = http(
+        bank, "GET", f"/_dev/otp?customer_ref={ZHANG.customer_ref}", admin_key=bank.admin_key()
+    )
+    assert status == 200  # the admin key opens it: the refusals above were the key's doing
 
 
 def test_a_generated_person_becomes_a_customer_with_a_pin(bank):

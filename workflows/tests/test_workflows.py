@@ -1,6 +1,6 @@
 """Businesses in a call, service by service, against the core-banking stub over real HTTP (the
-test server mounts it at /ext/core-bank/), with submissions sent on background threads as the
-embedded profile does.
+test's own server mounts it at /ext/core-bank/: tests.stub_urls), with submissions sent on
+background threads as the embedded profile does.
 
 What a teller and a customer would notice: a business goes forward only in its order (agreement
 read before confirming, confirmed before the PIN, one authorisation per business); the customer
@@ -52,10 +52,11 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 MEDIA_CHANNEL = "media.wf-test"
 
-# The receipts' pages under /receipts/, as the project's URLconf mounts them.
+# The receipts' pages under /receipts/, as the project's URLconf mounts them; the core stub at
+# /ext/core-bank/ whatever the profile (tests.stub_urls: production servers mount no stub).
 urlpatterns = [
     path("receipts/", include("workflows.urls")),
-    path("", include("videobank.urls")),
+    path("", include("tests.stub_urls")),
 ]
 
 

@@ -5,12 +5,16 @@ from django.core.management.base import BaseCommand, CommandError
 from django.core.servers.basehttp import ThreadedWSGIServer, run
 from django.core.wsgi import get_wsgi_application
 
+from videobank.checks import stub_key_problems
+
 
 class Command(BaseCommand):
     help = (
         "Serve the national ID check stub as its own process (a threaded WSGI server with only "
-        "the stub's URLs: /v1/<channel>/verify, /v1/_control, /v1/health). Its channels' base "
-        "URLs are http://HOST:PORT/v1/primary and http://HOST:PORT/v1/secondary."
+        "the stub's URLs: /v1/<channel>/verify, /v1/health; /v1/_control with --dev-endpoints). "
+        "Its channels' base URLs are http://HOST:PORT/v1/primary and "
+        "http://HOST:PORT/v1/secondary. Refuses to start without NATIONAL_STUB_API_KEY (and, "
+        "with --dev-endpoints, NATIONAL_STUB_ADMIN_KEY)."
     )
 
     # A stand-in for an outside system: the project's checks are the main server's business,
@@ -20,10 +24,30 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--port", type=int, default=8020, help="0 picks a free port")
+        parser.add_argument(
+            "--dev-endpoints",
+            action="store_true",
+            help="also serve the developer endpoint /v1/_control (fault switches) behind "
+            "NATIONAL_STUB_ADMIN_KEY: for tests and demos, never for a stand-in a bank relies on",
+        )
 
-    def handle(self, *args, host: str, port: int, **options):
-        # Only the stub's routes in this process: the bank's pages and admin are not here.
-        settings.ROOT_URLCONF = "kyc.national_stub.standalone_urls"
+    def handle(self, *args, host: str, port: int, dev_endpoints: bool, **options):
+        problems = stub_key_problems(
+            api=("NATIONAL_STUB_API_KEY", getattr(settings, "NATIONAL_STUB_API_KEY", "")),
+            admin=("NATIONAL_STUB_ADMIN_KEY", getattr(settings, "NATIONAL_STUB_ADMIN_KEY", "")),
+            dev_endpoints=dev_endpoints,
+        )
+        if problems:
+            raise CommandError(
+                "the stub refuses to start: " + "; ".join(problems) + " (set random keys)"
+            )
+        # Only the stub's routes in this process: the bank's pages and admin are not here; its
+        # developer endpoints only when asked for.
+        settings.ROOT_URLCONF = (
+            "kyc.national_stub.standalone_dev_urls"
+            if dev_endpoints
+            else "kyc.national_stub.standalone_urls"
+        )
         handler = get_wsgi_application()
 
         def on_bind(bound_port: int) -> None:
