@@ -7,6 +7,8 @@ import os
 import pytest
 from django.conf import settings
 
+from tests.keys import session_keys_export
+
 # The test servers (in process and the live ones the tests start, which inherit this
 # environment) speak plain HTTP on loopback: on the production profile, HTTPS redirects and
 # secure-only cookies are off for them. Read before the settings are (this plugin is loaded
@@ -18,8 +20,6 @@ TEST_PLAIN_HTTP = {
 }
 for _name, _value in TEST_PLAIN_HTTP.items():
     os.environ.setdefault(_name, _value)
-
-from tests.keys import session_keys_export
 
 # Before pytest-django reads the settings: this session's random keys, shared with every process
 # it starts (tests/keys.py). Nothing published opens a stub, and production's checks pass.

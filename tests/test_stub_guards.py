@@ -199,9 +199,7 @@ def _env_example() -> dict[str, str]:
 def test_deploying_env_example_as_it_is_refuses_to_start(tmp_path):
     """.env.example is published: whatever key it shows is no secret."""
     example = _env_example()
-    env = {
-        k: os.environ[k] for k in ("PATH", "PYTHONPATH", "HOME", "LANG") if k in os.environ
-    }
+    env = {k: os.environ[k] for k in ("PATH", "PYTHONPATH", "HOME", "LANG") if k in os.environ}
     env.update(
         example,
         VIDEOBANK_VAR_DIR=str(tmp_path / "var"),
@@ -366,9 +364,7 @@ def test_a_stub_process_refuses_to_start_with_public_or_missing_keys(
 ):
     env = production_env(tmp_path)
     if api:  # a published API key
-        env[api] = {"corebank_stub": "videobank-corebank-stub"}.get(
-            stub, "videobank-national-stub"
-        )
+        env[api] = {"corebank_stub": "videobank-corebank-stub"}.get(stub, "videobank-national-stub")
     elif "must differ" in words:  # the admin key is the API key
         env[admin] = env["NATIONAL_STUB_API_KEY"]
     else:
@@ -380,4 +376,3 @@ def test_a_stub_process_refuses_to_start_with_public_or_missing_keys(
     assert "the stub refuses to start" in output
     assert words in output
     assert "listening on" not in output
-
