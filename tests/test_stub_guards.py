@@ -211,7 +211,7 @@ def test_deploying_env_example_as_it_is_refuses_to_start(tmp_path):
     assert status != 0, output
     for name, _ in SECRET_SETTINGS:
         assert f"{name} is not set" in output or f"{name} {WORDS[PUBLISHED]}" in output, name
-    assert "ICE_SERVERS holds a published TURN credential" in output
+    assert "TURN_SECRET still has a published default value" in output
 
 
 # --- no stub in a production server ------------------------------------------------------------

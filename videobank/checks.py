@@ -36,6 +36,7 @@ PUBLISHED_DEFAULTS: frozenset[str] = frozenset(
         "change-me",  # .env.example
         "REPLACE_WITH_BASE64_32_BYTES",
         "REPLACE_WITH_A_RANDOM_KEY",
+        "REPLACE_WITH_THE_TURN_SERVERS_SECRET",
         "videobank-demo",  # DEMO_PASSWORD
         "secret",
     }
@@ -138,19 +139,15 @@ def _url_errors(name: str, urls: list[str], service: str) -> list[checks.CheckMe
     return errors
 
 
-def _ice_errors() -> list[checks.CheckMessage]:
-    servers = getattr(settings, "ICE_SERVERS", None) or []
-    published = [
-        server
-        for server in servers
-        if isinstance(server, dict) and value_published(str(server.get("credential") or ""))
-    ]
-    if not published:
+def _turn_errors() -> list[checks.CheckMessage]:
+    """TURN is optional (no TURN_URLS: no relay); its secret, when set, must be a secret."""
+    if not value_published(_setting("TURN_SECRET")):
         return []
     return [
         checks.Error(
-            "ICE_SERVERS holds a published TURN credential.",
-            hint="Give the TURN server a credential of your own.",
+            "TURN_SECRET still has a published default value: anyone could mint TURN "
+            "credentials and relay through the bank's TURN server.",
+            hint="Set TURN_SECRET to the TURN server's own static-auth-secret.",
             id="videobank.E003",
         )
     ]
@@ -169,7 +166,7 @@ def production_settings_check(app_configs=None, **kwargs) -> list[checks.CheckMe
         *_secret_errors(),
         *_url_errors("COREBANK_URL", [getattr(settings, "COREBANK_URL", "") or ""], "core bank"),
         *_url_errors("KYC_NATIONAL_CHANNELS", list(channels), "national ID check service"),
-        *_ice_errors(),
+        *_turn_errors(),
     ]
 
 

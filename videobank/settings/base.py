@@ -227,6 +227,8 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {
         "aioice": {"level": "WARNING"},
+        # django-axes announces its configuration at every start; its lockouts are warnings.
+        "axes.apps": {"level": "WARNING"},
         "aiortc": {"level": "WARNING"},
         "daphne": {"level": "WARNING"},
         "django.channels.server": {"level": "WARNING"},
