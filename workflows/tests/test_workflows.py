@@ -14,6 +14,7 @@ The shared fixtures of the workflow tests live here (``test_workflows_businesses
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
@@ -147,11 +148,27 @@ def identity_passed(
     (how a check gets there has its own tests in kyc/tests/test_identity_check.py)."""
     spec = BY_NAME[person]
     now = timezone.now()
+    portrait_jpeg = b"portrait"
+    portrait_id, front_id, back_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    # What the steps rest on, as kyc.services records it: each card side's evidence, the card's
+    # photo (bound by hash) that the national check and the face match were run with.
+    portrait = {
+        "evidence": str(portrait_id),
+        "sha256": hashlib.sha256(portrait_jpeg).hexdigest(),
+        "source": "card",
+    }
+    basis = {"front": str(front_id), "back": str(back_id)}
+    steps = {s: {"status": "passed", "detail": "", "detail_zh": ""} for s in STEP_ORDER}
+    steps["card_front"].update(evidence=str(front_id), portrait=portrait)
+    steps["card_back"].update(evidence=str(back_id))
+    steps["fields"].update(basis=basis)
+    steps["national"].update(basis=basis, portrait=portrait)
+    steps["face_match"].update(portrait=portrait)
     check = IdentityCheck.objects.create(
         call=call,
         status=CheckStatus.PASSED,
         level=level,
-        steps={s: {"status": "passed", "detail": "", "detail_zh": ""} for s in STEP_ORDER},
+        steps=steps,
         consent_at=now - timedelta(minutes=5),
         fields={
             "name": spec.name,
@@ -163,16 +180,15 @@ def identity_passed(
         face_matched_at=now - timedelta(seconds=face_age_s),
         expires_at=now + timedelta(minutes=30),
     )
-    evidence_id = uuid.uuid4()
     key = recording_data_key(recording=recording_for_call(call.id))
     IdentityEvidence.objects.create(
-        id=evidence_id,
+        id=portrait_id,
         identity_check=check,
         kind=EvidenceKind.PORTRAIT,
         source="card",
         captured_at=now,
-        sha256="0" * 64,
-        sealed=seal(key, b"portrait", f"videobank-kyc-evidence:{evidence_id}".encode()),
+        sha256=portrait["sha256"],
+        sealed=seal(key, portrait_jpeg, f"videobank-kyc-evidence:{portrait_id}".encode()),
     )
     return check
 
