@@ -7,16 +7,24 @@ the two in step. Every incoming frame goes through :func:`parse`; a bad one rais
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
 
-_UUID = {"type": "string", "format": "uuid", "pattern": "^[0-9a-fA-F-]{36}$"}
+# An id is a UUID in its canonical text form (8-4-4-4-12 hex digits), nothing else: no braces,
+# no "urn:uuid:", no run of dashes, so every id a schema lets through is one the server can read.
+_UUID = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+}
 _SDP = {"type": "string", "minLength": 10, "maxLength": 60000}
 _TEXT = {"type": "string", "maxLength": 200}
 _DATE = {"type": "string", "pattern": "^[0-9]{8}$"}  # YYYYMMDD
@@ -377,8 +385,37 @@ class ProtocolError(Exception):
         return f"{self.code}: {self.detail}"
 
 
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern:
+    """``pattern`` as JSON Schema means it (ECMA-262): a final ``$`` is the end of the text.
+    Python's ``$`` also matches before a trailing newline, so ``^[a-z_]+$`` would let
+    ``"card_loss\\n"`` through."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + "\\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator, pattern: str, instance: Any, schema: dict):
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        if schema.get("format") == "uuid":
+            yield ValidationError(
+                f"{_short(instance)} is not an id: a UUID of 8-4-4-4-12 hex digits is expected."
+            )
+        else:
+            yield ValidationError(f"{_short(instance)} does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value as an error message quotes it: never the whole of a long one."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _validators(messages: dict[str, tuple[str, dict]]) -> dict[str, Draft202012Validator]:
-    return {name: Draft202012Validator(schema) for name, (_, schema) in messages.items()}
+    return {name: _Validator(schema) for name, (_, schema) in messages.items()}
 
 
 _VALIDATORS = {

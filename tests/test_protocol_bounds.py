@@ -1,0 +1,101 @@
+"""The protocol's schemas bound what a frame may hold, so that a bad frame is refused in words
+before any service sees it: over the real ASGI router, each frame below gets `invalid` or
+`bad_json` (never `internal`), nothing is logged as an error, the socket keeps answering and
+nothing changed. Regressions of what the generated-input test (test_protocol_fuzz.py) found."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from queueing.models import Call, CallEvent
+from tests.factories import catalogue_seed
+from tests.sockets import Socket, session_cookie
+
+pytestmark = [pytest.mark.django_db(transaction=True)]
+
+ID = "1b4e28ba-2fa1-41d2-883f-0016d3cca427"
+
+
+@pytest.fixture(autouse=True)
+def _quiet(settings):
+    settings.MEDIA_WORKER_EMBEDDED = False
+    settings.QUEUE_TICKER = "off"
+
+
+@pytest.fixture
+def errors_logged(monkeypatch) -> list[logging.LogRecord]:
+    """Every record logged at ERROR or above, or with a traceback, by any logger of any thread."""
+    from tests.protocol_fuzz import errors_tapped
+
+    return errors_tapped(monkeypatch)
+
+
+async def sockets() -> tuple[Socket, Socket]:
+    await sync_to_async(catalogue_seed)()
+    customer = Socket("/ws/customer/")
+    await customer.open()
+    teller = Socket("/ws/teller/", await sync_to_async(session_cookie)("bounds-teller", "teller"))
+    await teller.open()
+    await teller.expect("queue.snapshot")
+    return customer, teller
+
+
+async def refused(sock: Socket, frame: str, code: str) -> dict:
+    await sock.send_raw(frame)
+    error = await sock.expect("error")
+    assert (error["code"], bool(error["detail"])) == (code, True), (frame[:120], error)
+    return error
+
+
+async def nothing_changed(errors_logged, *socks: Socket) -> None:
+    for sock in socks:
+        await sock.alive()
+    assert await sync_to_async(Call.objects.count)() == 0
+    assert await sync_to_async(CallEvent.objects.count)() == 0
+    assert errors_logged == []
+    for sock in socks:
+        await sock.close()
+
+
+@pytest.mark.parametrize(
+    "bad_id",
+    [
+        "-" * 36,  # passed the old pattern, then failed uuid.UUID(): `internal`
+        ID.replace("-", ""),
+        "{" + ID[1:-1] + "}",
+        "urn:uuid:" + ID,
+        ID + "\n",  # Python's `$` matches before a final newline
+        ID[:-1] + "g",
+        " " + ID[1:],
+    ],
+)
+async def test_an_id_that_is_not_a_uuid_is_invalid_in_words(errors_logged, bad_id):
+    customer, teller = await sockets()
+    frame = {"v": 1, "call_id": bad_id}
+    error = await refused(customer, json.dumps({**frame, "type": "call.hangup"}), "invalid")
+    assert "call_id" in error["detail"]
+    assert "UUID" in error["detail"]
+    for type_ in ("kyc.start", "call.accept", "call.hangup"):
+        await refused(teller, json.dumps({**frame, "type": type_}), "invalid")
+    case = {"type": "case.cancel", "v": 1, "call_id": ID, "case_id": bad_id}
+    assert "case_id" in (await refused(teller, json.dumps(case), "invalid"))["detail"]
+    await nothing_changed(errors_logged, customer, teller)
+
+
+async def test_a_pattern_is_the_whole_value_without_a_trailing_newline(errors_logged):
+    customer, teller = await sockets()
+    await refused(
+        customer, json.dumps({"type": "call.request", "v": 1, "business": "card_loss\n"}), "invalid"
+    )
+    start = {"type": "case.start", "v": 1, "call_id": ID, "business": "transfer\n"}
+    await refused(teller, json.dumps(start), "invalid")
+    await nothing_changed(errors_logged, customer, teller)
+    # A valid id still gets through to the service (refused there: not this teller's call).
+    customer, teller = await sockets()
+    await teller.send("kyc.start", call_id=ID.upper())
+    assert (await teller.expect("error"))["code"] == "forbidden"
+    await nothing_changed(errors_logged, customer, teller)
