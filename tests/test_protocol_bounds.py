@@ -99,3 +99,65 @@ async def test_a_pattern_is_the_whole_value_without_a_trailing_newline(errors_lo
     await teller.send("kyc.start", call_id=ID.upper())
     assert (await teller.expect("error"))["code"] == "forbidden"
     await nothing_changed(errors_logged, customer, teller)
+
+
+DEEP = 5000  # far past Python's recursion limit: the decoder used to raise RecursionError
+CONSENT = '{"type":"kyc.consent","v":1,"call_id":"%s","accepted":true,"geolocation":%s}'
+
+
+@pytest.mark.parametrize(
+    ("frame", "code", "words"),
+    [
+        ('{"type":"ping","v":1,"id":' + "[" * DEEP + "]" * DEEP + "}", "bad_json", "nested"),
+        ("[" * DEEP, "bad_json", "nested"),
+        ('{"type":"ping","v":1,"id":' + '{"a":' * DEEP + "1" + "}" * DEEP + "}", "bad_json", ""),
+        (CONSENT % (ID, '{"lat":NaN,"lon":1}'), "bad_json", "NaN"),
+        (CONSENT % (ID, '{"lat":1,"lon":-Infinity}'), "bad_json", "Infinity"),
+        (CONSENT % (ID, '{"lat":1e400,"lon":1}'), "bad_json", "range"),
+        ('{"type":"ping","v":1,"id":' + "9" * 5000 + "}", "bad_json", "digits"),  # was internal
+        (f'{{"type":"call.hangup","v":1,"call_id":"{ID}","call_id":"{ID}"}}', "bad_json", "twice"),
+        ('{"type":"ping","v":1,"id":"\\ud800"}', "bad_json", "surrogate"),
+        ('{"type":"ping","v":1,"id":"a\\u0000b"}', "bad_json", "NUL"),
+        ('{"type":"ping","v":1,"id\\udfff":1}', "bad_json", "surrogate"),
+        ('{"type":["ping"],"v":1}', "unknown_type", ""),  # was internal: unhashable type
+        ('{"type":{"a":1},"v":1}', "unknown_type", ""),
+        ('{"type":"ping","v":1,"id":"%s"}' % ("r" * 5000), "invalid", "too long"),
+        ("é" * 40000, "frame_too_large", "65536"),  # 40,000 characters, 80,000 bytes
+    ],
+    ids=[
+        "deep-array",
+        "deep-unclosed",
+        "deep-object",
+        "nan",
+        "infinity",
+        "1e400",
+        "5000-digits",
+        "duplicate-key",
+        "lone-surrogate",
+        "nul",
+        "surrogate-key",
+        "type-list",
+        "type-object",
+        "long-id",
+        "multibyte-oversize",
+    ],
+)
+async def test_a_frame_past_the_bounds_is_refused_in_words(errors_logged, frame, code, words):
+    customer, teller = await sockets()
+    for sock in (customer, teller):
+        error = await refused(sock, frame, code)
+        assert words in error["detail"]
+        assert len(error["detail"]) <= 300  # the refusal does not echo the frame back
+        assert "ref" not in error
+    await nothing_changed(errors_logged, customer, teller)
+
+
+async def test_a_message_id_is_echoed_only_when_it_is_a_short_string(errors_logged):
+    customer, teller = await sockets()
+    ok = await refused(customer, '{"type":"call.hangup","v":1,"id":"m-1"}', "invalid")
+    assert ok["ref"] == "m-1"
+    long_id = await refused(
+        customer, '{"type":"call.hangup","v":1,"id":"%s"}' % ("m" * 129), "invalid"
+    )
+    assert "ref" not in long_id
+    await nothing_changed(errors_logged, customer, teller)
