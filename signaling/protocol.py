@@ -276,6 +276,7 @@ TELLER_MESSAGES: dict[str, tuple[str, dict]] = {
                 "params": {
                     "type": "object",
                     "maxProperties": 40,
+                    "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,63}$"},
                     "additionalProperties": {
                         "type": ["string", "number", "boolean", "null"],
                         "maxLength": 500,

@@ -161,3 +161,12 @@ async def test_a_message_id_is_echoed_only_when_it_is_a_short_string(errors_logg
     )
     assert "ref" not in long_id
     await nothing_changed(errors_logged, customer, teller)
+
+
+async def test_a_form_field_name_is_bounded(errors_logged):
+    customer, teller = await sockets()
+    for name in ("x" * 5000, "Amount", "a b", "", "amount\n"):
+        fill = {"type": "case.fill", "v": 1, "call_id": ID, "case_id": ID, "params": {name: 1}}
+        error = await refused(teller, json.dumps(fill), "invalid")
+        assert error["detail"].startswith("params")
+    await nothing_changed(errors_logged, customer, teller)
