@@ -5,6 +5,7 @@ nothing changed. Regressions of what the generated-input test (test_protocol_fuz
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 
@@ -170,3 +171,63 @@ async def test_a_form_field_name_is_bounded(errors_logged):
         error = await refused(teller, json.dumps(fill), "invalid")
         assert error["detail"].startswith("params")
     await nothing_changed(errors_logged, customer, teller)
+
+
+async def offer_sdp() -> str:
+    """An SDP offer as a browser makes one (audio and video, ICE gathered)."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("audio")
+    pc.addTransceiver("video")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = pc.localDescription.sdp
+    await pc.close()
+    return sdp
+
+
+async def test_an_sdp_offer_the_media_worker_cannot_use_is_invalid_in_words(errors_logged):
+    """It used to reach aiortc's parser in the media worker: a traceback in the logs and
+    `media_unavailable` for what was the client's own bad offer."""
+    from recordings.models import Recording
+    from signaling.media.worker import MediaWorker
+
+    worker = MediaWorker()
+    await worker.register()
+    running = asyncio.ensure_future(worker.run())
+    customer, teller = await sockets()
+    await customer.send("call.request", business="card_loss")
+    call_id = (await customer.expect("call.queued"))["call_id"]
+    await teller.send("presence.set", status="available")
+    await teller.expect("call.offer")
+    await teller.send("call.accept", call_id=call_id)
+    await teller.expect("call.connected")
+    await customer.expect("call.answered")
+    recording = await sync_to_async(Recording.objects.get)(call_id=call_id)
+    good = await offer_sdp()
+    unusable = [
+        "v=0 fake offer sdp",
+        "x" * 20,
+        "v=0\r\nm=audio x y z\r\na=rtpmap:abc\r\n",
+        "v=0\r\ns=-\r\nt=0 0\r\n",  # reads, but offers no media
+        good.replace("a=ice-ufrag", "a=ice-ufrag-gone"),  # reads, but no ICE credentials
+        good.replace("a=ice-pwd", "a=ice-pwd-gone"),
+    ]
+    for sock in (customer, teller):
+        for sdp in unusable:
+            await sock.send("webrtc.offer", call_id=call_id, sdp=sdp)
+            error = await sock.expect("error", timeout=20)
+            assert error["code"] == "invalid", (sdp[:40], error)
+            assert "SDP" in error["detail"]
+            assert "协商" in error["detail"]  # in Chinese too
+    assert worker.sessions.get(call_id) is None or not worker.sessions[call_id].legs
+    # No media session began for an unusable offer (it would have restarted the recording).
+    after = await sync_to_async(Recording.objects.get)(call_id=call_id)
+    assert after.started_at == recording.started_at
+    for sock in (customer, teller):
+        await sock.alive()
+    assert errors_logged == []
+    worker.stop()
+    await running
+    for sock in (customer, teller):
+        await sock.close()
