@@ -212,6 +212,9 @@ async def test_an_sdp_offer_the_media_worker_cannot_use_is_invalid_in_words(erro
         "v=0\r\ns=-\r\nt=0 0\r\n",  # reads, but offers no media
         good.replace("a=ice-ufrag", "a=ice-ufrag-gone"),  # reads, but no ICE credentials
         good.replace("a=ice-pwd", "a=ice-pwd-gone"),
+        good.replace("a=setup", "a=setup-gone"),  # found by the fuzz test: aiortc's None.role
+        good.replace("a=fingerprint", "a=fingerprint-gone"),
+        good.replace("a=rtcp-mux", "a=rtcp-mux-gone"),
     ]
     for sock in (customer, teller):
         for sdp in unusable:

@@ -67,6 +67,8 @@ def offer_read(sdp: str) -> None:
     for media in description.media:
         if not media.ice.usernameFragment or not media.ice.password:
             raise BadOffer("ICE username fragment or password is missing")
+        if media.dtls is None or not media.dtls.fingerprints:  # aiortc fails on it (None.role)
+            raise BadOffer("DTLS fingerprint or setup is missing")
         if media.kind in ("audio", "video") and not media.rtcp_mux:
             raise BadOffer("RTCP mux is not enabled")
 
