@@ -215,6 +215,10 @@ async def test_an_sdp_offer_the_media_worker_cannot_use_is_invalid_in_words(erro
         good.replace("a=setup", "a=setup-gone"),  # found by the fuzz test: aiortc's None.role
         good.replace("a=fingerprint", "a=fingerprint-gone"),
         good.replace("a=rtcp-mux", "a=rtcp-mux-gone"),
+        # Found by the fuzz test too: aiortc failed on these with None.index / None.transport.
+        good.replace("a=sendrecv", "a=sendrecv-gone"),
+        good.replace("a=mid:0", "a=mid-gone:0"),
+        good.replace("m=audio", "m=gone"),  # the BUNDLE group names a section not there
     ]
     for sock in (customer, teller):
         for sdp in unusable:

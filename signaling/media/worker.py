@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from aiortc.sdp import SessionDescription
+from aiortc.sdp import DIRECTIONS, SessionDescription
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -65,12 +65,23 @@ def offer_read(sdp: str) -> None:
         raise BadOffer("it offers no audio or video")
     # What aiortc's setRemoteDescription would refuse, checked before a session starts for it.
     for media in description.media:
+        if media.kind not in ("audio", "video"):  # our pages send no data channel
+            raise BadOffer(f"a media section is neither audio nor video ({media.kind[:20]!r})")
         if not media.ice.usernameFragment or not media.ice.password:
             raise BadOffer("ICE username fragment or password is missing")
         if media.dtls is None or not media.dtls.fingerprints:  # aiortc fails on it (None.role)
             raise BadOffer("DTLS fingerprint or setup is missing")
-        if media.kind in ("audio", "video") and not media.rtcp_mux:
+        if not media.rtcp_mux:
             raise BadOffer("RTCP mux is not enabled")
+        # aiortc fails on these with None.index / None.transport (found by the fuzz test)
+        if media.direction not in DIRECTIONS:
+            raise BadOffer("a media direction is missing")
+    mids = [media.rtp.muxId for media in description.media]
+    if not all(mids) or len(set(mids)) != len(mids):
+        raise BadOffer("each media section needs a mid of its own")
+    for group in description.group:
+        if group.semantic == "BUNDLE" and not set(group.items) <= set(mids):
+            raise BadOffer("the BUNDLE group names a media section the offer lacks")
 
 
 def _reason(exc: Exception, default: str) -> str:
