@@ -76,7 +76,8 @@ def errors_tapped(monkeypatch) -> list[logging.LogRecord]:
 class Pool:
     """A value the sender picks from what it has seen: ``kind`` is call, case, challenge, token,
     teller, business, form (a case's form, filled in), ciphertext (a PIN encrypted for the last
-    keypad), photo (a chip photo: a JPEG, or not), id_fields (a card's fields, valid or not)."""
+    keypad), photo (a chip photo: a JPEG, or not), id_fields (a card's fields, valid or not),
+    sdp (an offer as a browser makes one, or one spoilt)."""
 
     kind: str
 
@@ -93,6 +94,7 @@ POOLED = {
     "ciphertext_b64": "ciphertext",
     "business": "business",
     "photo_jpeg_b64": "photo",
+    "sdp": "sdp",
     "fields": "id_fields",
 }
 

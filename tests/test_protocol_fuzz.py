@@ -8,7 +8,7 @@ twice, escapes of NUL and lone surrogates, broken JSON, non-objects, binary and 
 frames). The frames name real things — the ids of this call and its business cases, of calls
 the fuzzing itself places and answers, of another call — so that they reach the services: the
 core-banking and national-ID stubs answer over real HTTP (the test server), a registered
-channel stands for the media worker.
+media worker runs in this process (aiortc reads the SDP offers).
 
 The send runs in rounds, one per stage of a call (a business in draft, filled, its agreement
 sent or read, confirmed and waiting for the PIN; an identity check waiting for consent or in
@@ -42,20 +42,17 @@ import json
 import os
 import random
 import time
-import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
-from django.utils import timezone
 
 from kyc.models import IdentityCheck, IdentityEvidence
 from kyc.national.tasks import national_check_threads_join
 from queueing.models import Call, CallEvent, Offer, TellerPresence
 from recordings.models import Recording
 from recordings.selectors import recording_timeline
-from signaling.models import MediaWorker
+from signaling.media.worker import MediaWorker
 from tests.protocol_fuzz import (
     encode,
     errors_tapped,
@@ -77,7 +74,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
 FRAMES = int(os.environ.get("VIDEOBANK_FUZZ_FRAMES", "10000"))
 SEED = int(os.environ.get("VIDEOBANK_FUZZ_SEED", "20261205"))
-BATCH = 25  # frames sent before waiting for the socket to catch up
+BATCH = 50  # frames sent before waiting for the socket to catch up
 ZHANG = BY_NAME["张伟"]
 TELLER, OTHER_TELLER, SUPERVISOR = "fuzz-teller", "fuzz-other-teller", "fuzz-supervisor"
 
@@ -85,7 +82,7 @@ TELLER, OTHER_TELLER, SUPERVISOR = "fuzz-teller", "fuzz-other-teller", "fuzz-sup
 @pytest.fixture
 def fuzz_settings(settings, live_server, stub_key_row):  # noqa: F811 - the fixture above
     """The core-banking and national-ID stubs on the test server, fast; background work on
-    threads of this process; no queue ticker, a channel for the media worker."""
+    threads of this process; no queue ticker."""
     from workflows.corebank_stub import crypto
     from workflows.corebank_stub.models import StubKey
 
@@ -115,6 +112,21 @@ def fuzz_settings(settings, live_server, stub_key_row):  # noqa: F811 - the fixt
 
 
 # --- what the frames name ----------------------------------------------------------------------
+
+
+async def offers_made() -> list[str]:
+    """SDP offers as browsers make them: audio and video, audio only, video only."""
+    from aiortc import RTCConfiguration, RTCPeerConnection
+
+    out = []
+    for kinds in (("audio", "video"), ("audio",), ("video",)):
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        for kind in kinds:
+            pc.addTransceiver(kind)
+        await pc.setLocalDescription(await pc.createOffer())
+        out.append(pc.localDescription.sdp)
+        await pc.close()
+    return out
 
 
 def _pictures() -> list[str]:
@@ -172,6 +184,7 @@ class Pools:
         self.keypads: list[dict] = []
         self.forms: list[list[dict]] = []
         self.pictures = _pictures()
+        self.offers: list[str] = []  # set by the test (made by aiortc, as a browser would)
         self.businesses = [
             "account_change",
             "card_loss",
@@ -241,6 +254,12 @@ class Pools:
             return rng.choice(self.businesses)
         if kind == "photo":
             return rng.choice(self.pictures)
+        if kind == "sdp":
+            offer = rng.choice(self.offers)
+            if roll < 0.5:
+                return offer
+            line = rng.choice([line for line in offer.split("\r\n") if line])
+            return offer.replace(line + "\r\n", "" if roll < 0.8 else line[: len(line) // 2])
         if kind == "id_fields":
             fields = dict(ID_FIELDS)
             if roll < 0.3:  # one field against the card's rules (within the schema)
@@ -436,18 +455,6 @@ def call_state(call_id: str) -> str:
 # --- around the fuzzing ------------------------------------------------------------------------
 
 
-async def media_worker(channel: str) -> None:
-    """Stands for the media worker: answers SDP offers, takes grab requests."""
-    layer = get_channel_layer()
-    while True:
-        message = await layer.receive(channel)
-        if message["type"] == "media.offer":
-            await layer.send(
-                message["reply_to"],
-                {"type": "media.answer", "call_id": message["call_id"], "sdp": "v=0 fuzz answer"},
-            )
-
-
 async def listening(sock: Socket, heard: list[dict]) -> None:
     while True:
         heard.append(await sock.recv(timeout=3600))
@@ -490,11 +497,10 @@ async def still_answers(role: str, sock: Socket, tally: Tally) -> None:
 
 async def test_generated_frames_are_refused_cleanly(fuzz_settings, monkeypatch):
     errors = errors_tapped(monkeypatch)
-    media_channel = f"media.fuzz{uuid.uuid4().hex}"
-    await database_sync_to_async(MediaWorker.objects.create)(
-        channel_name=media_channel, host="test", pid=1, heartbeat_at=timezone.now()
-    )
-    worker = asyncio.ensure_future(media_worker(media_channel))
+    # The media worker itself, in this process: offers reach aiortc, grabs its sampling.
+    worker = MediaWorker()
+    await worker.register()
+    working = asyncio.ensure_future(worker.run())
     started = time.monotonic()
 
     # The other call first (its teller is the only one available).
@@ -528,6 +534,7 @@ async def test_generated_frames_are_refused_cleanly(fuzz_settings, monkeypatch):
     }
     generated = time.monotonic()
     pools = Pools(other_call=other_call, other_case=other_case)
+    pools.offers = await offers_made()
     tally = Tally()
     director = Director(customer, teller, pools, tally)
     rngs = {role: random.Random(f"{SEED}-{role}") for role in roles}
@@ -549,8 +556,10 @@ async def test_generated_frames_are_refused_cleanly(fuzz_settings, monkeypatch):
     for role, sock in roles.items():
         await still_answers(role, sock, tally)
     sent = time.monotonic()
-    for task in (*listeners, worker):
+    for task in listeners:
         task.cancel()
+    worker.stop()
+    await working
     # What the frames set going on threads of their own (national checks, core-bank
     # submissions) ends before the verdict: its errors count too.
     assert await sync_to_async(national_check_threads_join, thread_sensitive=False)(60)
