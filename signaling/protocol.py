@@ -280,6 +280,8 @@ TELLER_MESSAGES: dict[str, tuple[str, dict]] = {
                     "additionalProperties": {
                         "type": ["string", "number", "boolean", "null"],
                         "maxLength": 500,
+                        "minimum": -(10**15),
+                        "maximum": 10**15,
                     },
                 },
             },
@@ -379,7 +381,7 @@ ERROR_CODES: dict[str, str] = {
     "bad_json": "The frame is not a JSON object, or holds what the protocol refuses before reading it: nesting deeper than 6 levels, NaN, Infinity or an out-of-range number, an integer of more than 20 digits, a key twice in one object, a NUL character or an unpaired surrogate.",
     "unsupported_version": "`v` is missing or not a protocol version this server speaks.",
     "unknown_type": "`type` is not a message this role may send.",
-    "invalid": "The message does not match its schema; `detail` says which field.",
+    "invalid": "The message does not match its schema (`detail` says which field), or what it carries cannot be used (an SDP offer the media server cannot read; `detail` says why, in English and Chinese).",
     "forbidden": "The message names a call this socket is not bound to, or the role lacks rights.",
     "bad_token": "The customer token is invalid or expired.",
     "not_found": "The business or call does not exist.",
