@@ -101,7 +101,7 @@ def fuzz_settings(settings, live_server, stub_key_row):  # noqa: F811 - the fixt
     settings.KYC_NATIONAL_RETRY_BACKOFF_S = 0.05
     settings.NATIONAL_STUB_LATENCY_MS = 0
     settings.NATIONAL_STUB_JITTER_MS = 0
-    settings.WORKFLOW_AGREEMENT_MIN_READ_MS = 1000
+    settings.WORKFLOW_AGREEMENT_MIN_READ_MS = 0  # the director agrees at once
     StubKey.objects.create(
         kid=stub_key_row["kid"],
         public_spki_b64=stub_key_row["public"],
@@ -327,15 +327,17 @@ class Director:
         call_id = (await self.wait("customer", "call.queued"))["call_id"]
         await self.wait("teller", "call.offer", where=lambda m: m["call_id"] == call_id)
         await self.teller.send("call.accept", call_id=call_id)
-        await self.wait("teller", "call.connected")
-        await self.wait("customer", "call.answered")
+        ours = {"where": lambda m: m["call_id"] == call_id}
+        await self.wait("teller", "call.connected", **ours)
+        await self.wait("customer", "call.answered", **ours)
         return call_id
 
     async def business(self, call_id: str, stage: str) -> None:
         """Identity passed and a business started, then moved on to ``stage``."""
         await database_sync_to_async(lambda: identity_passed(Call.objects.get(pk=call_id)))()
         await self.teller.send("case.start", call_id=call_id, business="details_update")
-        case_id = (await self.wait("teller", "case.state"))["case"]["case_id"]
+        started = await self.wait("teller", "case.state", where=lambda m: m["call_id"] == call_id)
+        case_id = started["case"]["case_id"]
         if stage == "draft":
             return
         mine = {"where": lambda m: m.get("case_id", m.get("case", {}).get("case_id")) == case_id}
@@ -345,7 +347,11 @@ class Director:
             case_id=case_id,
             params={"address": ID_FIELDS["address"], "occupation": "employee"},
         )
-        await self.wait("teller", "case.state", where=lambda m: m["case"]["status"] == "filled")
+        await self.wait(
+            "teller",
+            "case.state",
+            where=lambda m: m["case"]["case_id"] == case_id and m["case"]["status"] == "filled",
+        )
         if stage == "filled":
             return
         await self.teller.send("case.agreement.send", call_id=call_id, case_id=case_id)
@@ -367,11 +373,13 @@ class Director:
 
     async def identity_check(self, call_id: str, *, consent: bool) -> None:
         await self.teller.send("kyc.start", call_id=call_id)
-        await self.wait("customer", "kyc.consent_request")
+        await self.wait("customer", "kyc.consent_request", where=lambda m: m["call_id"] == call_id)
         if consent:
             await self.customer.send("kyc.consent", call_id=call_id, accepted=True)
             await self.wait(
-                "teller", "kyc.state", where=lambda m: m["check"]["status"] == "in_progress"
+                "teller",
+                "kyc.state",
+                where=lambda m: m["call_id"] == call_id and m["check"]["status"] == "in_progress",
             )
 
     async def round(self, stage: str, *, keep: str) -> None:
