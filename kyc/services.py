@@ -1125,8 +1125,9 @@ def _national_start(check: IdentityCheck, *, retry: bool = False) -> None:
         national = national_check_retry(check_id=check.national_check_id)
     else:
         national = national_check_start(
-            name=check.fields["name"],
-            id_number=check.fields["id_number"],
+            # Missing ones are refused by the national check in words (KycError).
+            name=check.fields.get("name", ""),
+            id_number=check.fields.get("id_number", ""),
             portrait_jpeg=jpeg,
             business_risk=_business_risk(check),
             call_id=check.call_id,

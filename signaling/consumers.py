@@ -127,7 +127,9 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         )
 
     async def media_error(self, event: dict) -> None:
-        await self.send_json(error_message("media_unavailable", event["detail"]))
+        # `invalid`: the offer this socket sent could not be used; otherwise the media failed.
+        code = event.get("code", "media_unavailable")
+        await self.send_json(error_message(code, event["detail"]))
 
     async def call_left(self, call_id: str) -> None:
         """The call ended; stop listening to its group."""

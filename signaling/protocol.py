@@ -7,16 +7,36 @@ the two in step. Every incoming frame goes through :func:`parse`; a bad one rais
 
 from __future__ import annotations
 
+import functools
 import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, ValidationError, validators
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
+# What a JSON text may hold before it is decoded at all: Python's decoder (and the schema
+# validator after it) recurse once per level, and accept what JSON itself does not say
+# (NaN, Infinity, 1e400 as infinity, integers of thousands of digits, a key twice, unpaired
+# surrogates), each a way to make the server fail instead of refusing the frame.
+MAX_DEPTH = 6  # the deepest message (peripheral.event data.fields) is 3 levels
+MAX_INTEGER_DIGITS = 20
+MAX_ID_LENGTH = 128  # the client's own message `id`, echoed as `ref`
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+# NUL cannot be stored in Postgres text; a lone surrogate cannot be encoded as UTF-8.
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 
-_UUID = {"type": "string", "format": "uuid", "pattern": "^[0-9a-fA-F-]{36}$"}
+# An id is a UUID in its canonical text form (8-4-4-4-12 hex digits), nothing else: no braces,
+# no "urn:uuid:", no run of dashes, so every id a schema lets through is one the server can read.
+_UUID = {
+    "type": "string",
+    "format": "uuid",
+    "pattern": "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+}
 _SDP = {"type": "string", "minLength": 10, "maxLength": 60000}
 _TEXT = {"type": "string", "maxLength": 200}
 _DATE = {"type": "string", "pattern": "^[0-9]{8}$"}  # YYYYMMDD
@@ -42,7 +62,11 @@ _ID_FIELDS = {
 
 
 def _message(type_: str, properties: dict[str, Any] | None = None, required: list[str] = ()):
-    props = {"type": {"const": type_}, "v": {"const": PROTOCOL_VERSION}, "id": {"type": "string"}}
+    props = {
+        "type": {"const": type_},
+        "v": {"const": PROTOCOL_VERSION},
+        "id": {"type": "string", "maxLength": MAX_ID_LENGTH},
+    }
     props.update(properties or {})
     return {
         "type": "object",
@@ -267,9 +291,12 @@ TELLER_MESSAGES: dict[str, tuple[str, dict]] = {
                 "params": {
                     "type": "object",
                     "maxProperties": 40,
+                    "propertyNames": {"pattern": "^[a-z][a-z0-9_]{0,63}$"},
                     "additionalProperties": {
                         "type": ["string", "number", "boolean", "null"],
                         "maxLength": 500,
+                        "minimum": -(10**15),
+                        "maximum": 10**15,
                     },
                 },
             },
@@ -366,10 +393,10 @@ SERVER_MESSAGES: dict[str, str] = {
 
 ERROR_CODES: dict[str, str] = {
     "frame_too_large": "The frame is over 64 KiB.",
-    "bad_json": "The frame is not a JSON object.",
+    "bad_json": "The frame is not a JSON object, or holds what the protocol refuses before reading it: nesting deeper than 6 levels, NaN, Infinity or an out-of-range number, an integer of more than 20 digits, a key twice in one object, a NUL character or an unpaired surrogate.",
     "unsupported_version": "`v` is missing or not a protocol version this server speaks.",
     "unknown_type": "`type` is not a message this role may send.",
-    "invalid": "The message does not match its schema; `detail` says which field.",
+    "invalid": "The message does not match its schema (`detail` says which field), or what it carries cannot be used (an SDP offer the media server cannot read; `detail` says why, in English and Chinese).",
     "forbidden": "The message names a call this socket is not bound to, or the role or device lacks rights (a peripheral event from a socket that is not an enrolled kiosk, a channel the socket did not prove, a forged or expired app claim); `detail` says why in English and Chinese.",
     "bad_token": "The customer token is invalid or expired.",
     "call_ended": "The customer token's call ended more than `CUSTOMER_TOKEN_AFTER_END_S` ago: the token opens nothing any more.",
@@ -393,8 +420,37 @@ class ProtocolError(Exception):
         return f"{self.code}: {self.detail}"
 
 
+@functools.cache
+def _ecma_regex(pattern: str) -> re.Pattern:
+    """``pattern`` as JSON Schema means it (ECMA-262): a final ``$`` is the end of the text.
+    Python's ``$`` also matches before a trailing newline, so ``^[a-z_]+$`` would let
+    ``"card_loss\\n"`` through."""
+    if pattern.endswith("$") and not pattern.endswith("\\$"):
+        pattern = pattern[:-1] + "\\Z"
+    return re.compile(pattern)
+
+
+def _pattern(validator, pattern: str, instance: Any, schema: dict):
+    if validator.is_type(instance, "string") and not _ecma_regex(pattern).search(instance):
+        if schema.get("format") == "uuid":
+            yield ValidationError(
+                f"{_short(instance)} is not an id: a UUID of 8-4-4-4-12 hex digits is expected."
+            )
+        else:
+            yield ValidationError(f"{_short(instance)} does not match {pattern!r}")
+
+
+_Validator = validators.extend(Draft202012Validator, {"pattern": _pattern})
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """A value as an error message quotes it: never the whole of a long one."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _validators(messages: dict[str, tuple[str, dict]]) -> dict[str, Draft202012Validator]:
-    return {name: Draft202012Validator(schema) for name, (_, schema) in messages.items()}
+    return {name: _Validator(schema) for name, (_, schema) in messages.items()}
 
 
 _VALIDATORS = {
@@ -408,37 +464,116 @@ def parse(role: str, text: str | None, *, binary: bool = False) -> dict[str, Any
     """Decode and validate one incoming frame for ``role``; raise ProtocolError when bad."""
     if binary or text is None:
         raise ProtocolError("bad_json", "Binary frames are not part of the protocol.")
-    if len(text.encode("utf-8", errors="surrogatepass")) > MAX_FRAME_BYTES:
+    if (
+        len(text) > MAX_FRAME_BYTES
+        or len(text.encode("utf-8", errors="surrogatepass")) > MAX_FRAME_BYTES
+    ):
         raise ProtocolError("frame_too_large", f"Frames are limited to {MAX_FRAME_BYTES} bytes.")
-    try:
-        message = json.loads(text)
-    except ValueError as exc:
-        raise ProtocolError("bad_json", f"Not valid JSON: {exc.msg}.") from None
-    if not isinstance(message, dict):
-        raise ProtocolError("bad_json", "A message must be a JSON object.")
+    message = _decode(text)
     try:
         return _validate(role, message)
     except ProtocolError as exc:
         ref = message.get("id")
-        exc.ref = ref if isinstance(ref, str) else None
+        exc.ref = ref if isinstance(ref, str) and len(ref) <= MAX_ID_LENGTH else None
         raise
+
+
+def _decode(text: str) -> dict[str, Any]:
+    _depth_check(text)
+    try:
+        message = json.loads(
+            text,
+            object_pairs_hook=_object,
+            parse_constant=_constant,
+            parse_float=_float,
+            parse_int=_int,
+        )
+    except ValueError as exc:  # JSONDecodeError, and int() past Python's digit limit
+        raise ProtocolError("bad_json", f"Not valid JSON: {getattr(exc, 'msg', exc)}.") from None
+    if not isinstance(message, dict):
+        raise ProtocolError("bad_json", "A message must be a JSON object.")
+    _text_check(message)
+    return message
+
+
+def _depth_check(text: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH by counting brackets outside strings: linear, at
+    the regex engine's speed, and before anything recurses."""
+    depth = 0
+    for bracket in _BRACKET.finditer(_JSON_STRING.sub("", text)):
+        if bracket.group() in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                raise ProtocolError(
+                    "bad_json", f"The message is nested deeper than {MAX_DEPTH} levels."
+                )
+        else:
+            depth -= 1
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    message = dict(pairs)
+    if len(message) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
+        raise ProtocolError("bad_json", f"The key {_short(twice)} appears twice in one object.")
+    return message
+
+
+def _constant(name: str) -> Any:
+    raise ProtocolError("bad_json", f"{name} is not a JSON number.")
+
+
+def _float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ProtocolError("bad_json", f"The number {_short(text)} is out of range.")
+    return number
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise ProtocolError("bad_json", f"Integers are limited to {MAX_INTEGER_DIGITS} digits.")
+    return int(text)
+
+
+def _text_check(value: Any) -> None:
+    """Every key and string of the (depth-bounded) message."""
+    if isinstance(value, str):
+        if _BAD_TEXT.search(value):
+            raise ProtocolError(
+                "bad_json", "Text may not hold a NUL character or an unpaired surrogate."
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _text_check(key)
+            _text_check(item)
+    elif isinstance(value, list):
+        for item in value:
+            _text_check(item)
 
 
 def _validate(role: str, message: dict[str, Any]) -> dict[str, Any]:
     if message.get("v") != PROTOCOL_VERSION:
         raise ProtocolError(
             "unsupported_version",
-            f"This server speaks protocol version {PROTOCOL_VERSION}; got {message.get('v')!r}.",
+            f"This server speaks protocol version {PROTOCOL_VERSION}; "
+            f"got {_short(message.get('v'))}.",
         )
-    validator = _VALIDATORS[role].get(message.get("type"))  # type: ignore[arg-type]
+    type_ = message.get("type")
+    validator = _VALIDATORS[role].get(type_) if isinstance(type_, str) else None
     if validator is None:
-        raise ProtocolError(
-            "unknown_type", f"{message.get('type')!r} is not a message a {role} may send."
-        )
-    error = next(iter(sorted(validator.iter_errors(message), key=lambda e: e.path)), None)
+        raise ProtocolError("unknown_type", f"{_short(type_)} is not a message a {role} may send.")
+    error = next(
+        iter(sorted(validator.iter_errors(message), key=lambda e: [str(p) for p in e.path])),
+        None,
+    )
     if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "message"
-        raise ProtocolError("invalid", f"{where}: {error.message}")
+        # jsonschema quotes the whole value ("'xx…x' is too long"): quote a short part of it.
+        words = error.message.replace(repr(error.instance), _short(error.instance), 1)
+        detail = f"{where}: {words}"
+        raise ProtocolError("invalid", detail if len(detail) <= 300 else detail[:299] + "…")
     return message
 
 
@@ -467,8 +602,9 @@ def render_markdown() -> str:
         "`teller`), supervisors to",
         "`/ws/supervisor/` (group `supervisor`). Every frame is a JSON",
         'object with `"v": 1` and a `type`; an optional `id` is echoed as `ref` in errors.',
-        f"Frames over {MAX_FRAME_BYTES} bytes are refused. A refused message gets an `error` and",
-        "the socket stays open.",
+        f"Frames over {MAX_FRAME_BYTES} bytes are refused, and so is JSON nested deeper than",
+        f"{MAX_DEPTH} levels; ids are UUIDs (8-4-4-4-12 hex digits) and a pattern matches the",
+        "whole value. A refused message gets an `error` and the socket stays open.",
         "",
         "WebRTC is non-trickle: a client waits for ICE gathering to complete, then sends one",
         "`webrtc.offer`; the server's media worker answers with a complete `webrtc.answer`.",

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import DIRECTIONS, SessionDescription
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -36,6 +37,57 @@ LEGS = ("customer", "teller")
 VIDEO_QUEUE_FRAMES = 4
 GRAB_GRACE_S = 3.0  # how long a grab waits past its last moment for a frame
 AUDIO_QUEUE_FRAMES = 12  # 240 ms of 20 ms frames
+
+
+class BadOffer(Exception):
+    """The client's SDP offer cannot be used (unreadable, or missing what WebRTC needs): the
+    client's fault, answered in words; nothing of the call changes."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+    def words(self) -> str:
+        return (
+            f"The SDP offer cannot be used ({self.reason}): send the offer the browser made. / "
+            "无法使用该 SDP 媒体协商信息，请发送浏览器生成的协商信息。"
+        )
+
+
+def offer_read(sdp: str) -> None:
+    """Read the offer before anything changes (a session, the recording's clock): aiortc's
+    parser fails on bad text with whatever it meets (AssertionError, ValueError, IndexError...)
+    and takes text without SDP lines for an empty session."""
+    try:
+        description = SessionDescription.parse(sdp)
+    except Exception as exc:  # the client's text, whatever the parser tripped on
+        raise BadOffer(_reason(exc, "it is not SDP")) from None
+    if not description.media:  # any text without SDP lines parses as an empty session
+        raise BadOffer("it offers no audio or video")
+    # What aiortc's setRemoteDescription would refuse, checked before a session starts for it.
+    for media in description.media:
+        if media.kind not in ("audio", "video"):  # our pages send no data channel
+            raise BadOffer(f"a media section is neither audio nor video ({media.kind[:20]!r})")
+        if not media.ice.usernameFragment or not media.ice.password:
+            raise BadOffer("ICE username fragment or password is missing")
+        if media.dtls is None or not media.dtls.fingerprints:  # aiortc fails on it (None.role)
+            raise BadOffer("DTLS fingerprint or setup is missing")
+        if not media.rtcp_mux:
+            raise BadOffer("RTCP mux is not enabled")
+        # aiortc fails on these with None.index / None.transport (found by the fuzz test)
+        if media.direction not in DIRECTIONS:
+            raise BadOffer("a media direction is missing")
+    mids = [media.rtp.muxId for media in description.media]
+    if not all(mids) or len(set(mids)) != len(mids):
+        raise BadOffer("each media section needs a mid of its own")
+    for group in description.group:
+        if group.semantic == "BUNDLE" and not set(group.items) <= set(mids):
+            raise BadOffer("the BUNDLE group names a media section the offer lacks")
+
+
+def _reason(exc: Exception, default: str) -> str:
+    text = str(exc).strip()
+    return text[:80] if text else default
 
 
 def ice_configuration() -> RTCConfiguration:
@@ -139,7 +191,13 @@ class CallSession:
                 self.legs.pop(leg_name, None)
                 await self._close_leg(leg)
 
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except ValueError as exc:  # read, but without what WebRTC needs (ICE, DTLS, media)
+            if self.legs.get(leg_name) is leg:
+                self.legs.pop(leg_name)
+            await pc.close()
+            raise BadOffer(_reason(exc, "it lacks what WebRTC needs")) from None
         for kind in ("audio", "video"):
             if any(t.kind == kind for t in pc.getTransceivers()):
                 pc.addTrack(self.outgoing[leg_name][kind])
@@ -354,6 +412,17 @@ class MediaWorker:
                 task.add_done_callback(self._grabs.discard)
             else:
                 log.warning("media worker: unknown message %r", kind)
+        except BadOffer as exc:
+            log.info(
+                "media worker: %s offer for %s refused: %s",
+                message.get("leg"),
+                message.get("call_id"),
+                exc.reason,
+            )
+            await self.tell(
+                message["reply_to"],
+                {"type": "media.error", "code": "invalid", "detail": exc.words()},
+            )
         except Exception:
             log.exception("media worker failed on %s", message.get("type"))
             if message.get("reply_to"):
@@ -366,6 +435,7 @@ class MediaWorker:
         call_id, leg = message["call_id"], message["leg"]
         if leg not in LEGS:
             raise ValueError(f"unknown leg {leg!r}")
+        offer_read(message["sdp"])  # before a session (and its recording) starts for it
         lock = self._locks.setdefault(call_id, asyncio.Lock())
         async with lock:
             session = self.sessions.get(call_id)
