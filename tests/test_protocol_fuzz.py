@@ -90,6 +90,8 @@ def fuzz_settings(settings, live_server, stub_key_row):  # noqa: F811 - the fixt
     settings.MEDIA_WORKER_STALE_S = 3600
     settings.QUEUE_TICKER = "off"
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # The test's own server mounts the stubs whatever the profile (production's never does).
+    settings.ROOT_URLCONF = "tests.stub_urls"
     settings.COREBANK_URL = f"{live_server.url}/ext/core-bank/v1"
     settings.COREBANK_STUB_LATENCY_MS = 0
     settings.COREBANK_STUB_JITTER_MS = 0
