@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from recordings.services import recording_start
 from signaling.selectors import media_worker_alive, media_worker_pick
 
-from . import clock, notify, selectors
-from .errors import Conflict, Forbidden, MediaUnavailable, NotFound
+from . import clock, notify, routing, selectors
+from .errors import Conflict, Forbidden, MediaUnavailable, NotFound, QueueFull, RateLimited
 from .models import (
     OPEN_CALL_STATUSES,
     Business,
@@ -35,6 +36,7 @@ from .models import (
     OfferStatus,
     PresenceStatus,
     Priority,
+    PriorityClaim,
     Skill,
     TellerPresence,
     TellerProfile,
@@ -69,20 +71,30 @@ def call_enqueue(
     channel: str = "web",
     language: str = "zh",
     priority: int = Priority.NORMAL,
+    priority_claim: str = PriorityClaim.NONE,
     preferred_teller_id: int | None = None,
     customer_ip: str | None = None,
+    customer_device: str = "",
+    admit: bool = False,
 ) -> Call:
+    """Put a call in the queue and route it. ``admit``: a customer's own request, held to the
+    anonymous side's limits (open calls per address and per device, the global cap on waiting
+    calls) in the transaction that stores it, so that two servers cannot both let one through.
+    The rate limits were applied before (``limits.call_request_admit``)."""
     business = Business.objects.filter(key=business_key, active=True).first()
     if business is None:
         raise NotFound(f"Unknown business {business_key!r}.")
     now = clock.now()
     with transaction.atomic():
+        if admit:
+            _admission_check(customer_ip=customer_ip, customer_device=customer_device)
         call = Call.objects.create(
             id=call_id or uuid.uuid4(),
             business=business,
             channel=channel,
             language=language,
             priority=priority,
+            priority_claim=priority_claim,
             preferred_teller_id=preferred_teller_id,
             preferred_until=(
                 now + timedelta(seconds=settings.QUEUE_PREFER_SAME_TELLER_S)
@@ -90,17 +102,158 @@ def call_enqueue(
                 else None
             ),
             customer_ip=customer_ip,
+            customer_device=customer_device,
             enqueued_at=now,
         )
-        call_event_record(
-            call_id=call.id,
-            kind=CallEventKind.ENQUEUED,
-            actor="customer",
-            data={"business": business.key, "channel": channel, "priority": priority},
-        )
+        data = {"business": business.key, "channel": channel, "priority": priority}
+        if priority_claim:
+            data["priority_claim"] = priority_claim
+        call_event_record(call_id=call.id, kind=CallEventKind.ENQUEUED, actor="customer", data=data)
         notify.queue_changed_on_commit()
     log.info("call %s enqueued for %s via %s", call.id, business.key, channel)
-    queue_route()
+    queue_route_arrival(call=call)
+    return call
+
+
+OPEN_CALLS_LOCK_SALT = "videobank-open-calls:"
+
+
+def _admission_check(*, customer_ip: str | None, customer_device: str) -> None:
+    """Refuse (in words) a customer's call beyond the open calls allowed per address and per
+    device, or beyond the global cap. On Postgres a transaction-scoped advisory lock per address
+    and per device makes count-then-insert atomic across servers (always address first, then
+    device: no two requests wait on each other in opposite order); SQLite serialises writers."""
+    per_ip, per_device = settings.QUEUE_OPEN_CALLS_PER_IP, settings.QUEUE_OPEN_CALLS_PER_DEVICE
+    keys = []
+    if per_ip > 0 and customer_ip:
+        keys.append(f"ip:{customer_ip}")
+    if per_device > 0 and customer_device:
+        keys.append(f"device:{customer_device}")
+    if connection.vendor == "postgresql" and keys:
+        with connection.cursor() as cursor:
+            for key in keys:
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(hashtext(%s))", [OPEN_CALLS_LOCK_SALT + key]
+                )
+    open_calls = Call.objects.filter(status__in=OPEN_CALL_STATUSES)
+    if per_ip > 0 and customer_ip and _at_least(open_calls.filter(customer_ip=customer_ip), per_ip):
+        raise RateLimited(
+            "A call from your network is already waiting or in progress; please finish it "
+            "before placing another. / 您所在的网络已有正在排队或进行中的通话，请结束后再呼叫。",
+            limit="ip_open",
+        )
+    if (
+        per_device > 0
+        and customer_device
+        and _at_least(open_calls.filter(customer_device=customer_device), per_device)
+    ):
+        raise RateLimited(
+            "This device already has a call waiting or in progress; please finish it before "
+            "placing another. / 本设备已有正在排队或进行中的通话，请结束后再呼叫。",
+            limit="device_open",
+        )
+    cap = settings.QUEUE_MAX_WAITING
+    if cap > 0 and _at_least(Call.objects.filter(status=CallStatus.WAITING), cap):
+        raise QueueFull(
+            en="All our tellers are busy and the queue is full, so the call was not placed. "
+            "We can call you back instead: choose “Call me back instead”.",
+            zh="柜员全忙，排队人数已满，本次呼叫未能排队。我们可以稍后给您回电：请选择“请给我回电”。",
+        )
+
+
+def _at_least(calls, n: int) -> bool:
+    """Are there at least ``n`` of these calls? Looks at n index entries at most (a count would
+    walk all of them)."""
+    return bool(list(calls.order_by().values_list("pk", flat=True)[n - 1 : n]))
+
+
+def callback_book(
+    *,
+    business_key: str,
+    channel: str = "web",
+    language: str = "zh",
+    customer_ip: str | None = None,
+    customer_device: str = "",
+) -> Call:
+    """A customer turned away by a full queue takes the callback offered instead: the call is
+    stored as a callback request, never queued."""
+    business = Business.objects.filter(key=business_key, active=True).first()
+    if business is None:
+        raise NotFound(f"Unknown business {business_key!r}.")
+    now = clock.now()
+    with transaction.atomic():
+        call = Call.objects.create(
+            business=business,
+            channel=channel,
+            language=language,
+            status=CallStatus.CALLBACK,
+            ended_at=now,
+            end_reason="callback_requested",
+            customer_ip=customer_ip,
+            customer_device=customer_device,
+            enqueued_at=now,
+        )
+        CallbackRequest.objects.create(call=call)
+        call_event_record(
+            call_id=call.id,
+            kind=CallEventKind.CALLBACK_OFFERED,
+            data={"reason": "queue_full", "business": business.key},
+        )
+        call_event_record(call_id=call.id, kind=CallEventKind.CALLBACK_REQUESTED, actor="customer")
+    log.info("callback booked for %s (queue full)", business.key)
+    return call
+
+
+def call_priority_claim_settle(*, call_id: uuid.UUID, birth: str) -> Call | None:
+    """The identity check confirmed the card's birth date (``YYYYMMDD``): an elderly claim of
+    the call is confirmed (age at least QUEUE_PRIORITY_MIN_AGE) or withdrawn (the call becomes a
+    normal one), on the timeline, and the teller is told in words. Called by the identity check,
+    in its transaction; a call without a claim, or a date that does not parse, is left alone."""
+    call = Call.objects.select_for_update().filter(pk=call_id).first()
+    checked = (PriorityClaim.CLAIMED, PriorityClaim.CONFIRMED, PriorityClaim.WITHDRAWN)
+    if call is None or call.priority_claim not in checked:
+        return call
+    try:
+        born = date(int(birth[:4]), int(birth[4:6]), int(birth[6:8]))
+    except (TypeError, ValueError):
+        return call
+    today = timezone.localdate(clock.now())
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    minimum = settings.QUEUE_PRIORITY_MIN_AGE
+    confirmed = age >= minimum
+    claim = PriorityClaim.CONFIRMED if confirmed else PriorityClaim.WITHDRAWN
+    if claim == call.priority_claim:
+        return call
+    call.priority_claim = claim
+    call.priority = Priority.ELDERLY if confirmed else Priority.NORMAL
+    call.save(update_fields=["priority_claim", "priority"])
+    call_event_record(
+        call_id=call.id,
+        kind=CallEventKind.PRIORITY_CLAIM,
+        data={"claim": claim, "min_age": minimum},
+    )
+    if confirmed:
+        text = {
+            "en": f"Elderly priority confirmed: the ID card's birth date gives age {age}.",
+            "zh": f"老年优先已核实：身份证出生日期显示客户 {age} 岁。",
+        }
+    else:
+        text = {
+            "en": f"Elderly priority withdrawn: the ID card's birth date gives age {age}, under "
+            f"{minimum}. The call is a normal one now.",
+            "zh": f"老年优先已撤销：身份证出生日期显示客户 {age} 岁，未满 {minimum} 岁，"
+            "本次通话按普通客户处理。",
+        }
+    if call.teller_id:
+        notify.forward_on_commit(
+            notify.teller_group(call.teller_id),
+            "call.priority",
+            call_id=str(call.id),
+            priority=call.priority,
+            priority_claim=claim,
+            text=text,
+        )
+    notify.queue_changed_on_commit()
     return call
 
 
@@ -472,25 +625,52 @@ def queue_route(*, now: datetime | None = None, teller_freed: bool = False) -> l
         if not snapshot.waiting or not snapshot.free:
             return offers
         pairs = snapshot.router.assign(snapshot.waiting, snapshot.free)
-        expires_at = now + timedelta(seconds=settings.QUEUE_OFFER_TIMEOUT_S)
-        for call_state, teller_state in pairs:
-            offer = _offer_claim(
-                call_id=call_state.id, teller_id=teller_state.id, now=now, expires_at=expires_at
-            )
-            if offer is None:
-                continue
-            offers.append(offer)
-            # The offer first: it is what the freed teller waits for (see notify's outbox).
-            notify.forward_on_commit(
-                notify.teller_group(offer.teller_id),
-                "call.offer",
-                **selectors.offer_details(offer, now=now, call=snapshot.calls[call_state.id]),
-            )
-            notify.forward_on_commit(
-                notify.teller_group(offer.teller_id), "presence", status="offered"
-            )
-        if offers:
-            notify.queue_changed_on_commit()
+        offers = _offers_make(pairs, calls=snapshot.calls, now=now)
+    return offers
+
+
+def queue_route_arrival(*, call: Call, now: datetime | None = None) -> Offer | None:
+    """Route one arriving call against the free tellers only: the work is proportional to the
+    tellers, not to the queue (no waiting call is loaded). Correct because every change that
+    frees a teller routes at once: a teller still free could take none of the calls already
+    waiting, so the newcomer takes no one's turn. (What time changes, a relaxation step or an
+    expired preference, waits for the ticker's full pass, at most QUEUE_TICK_S.)"""
+    now = now or clock.now()
+    if not TellerPresence.objects.filter(status=PresenceStatus.AVAILABLE).exists():
+        return None
+    with transaction.atomic(savepoint=False):
+        _routing_lock()
+        tellers = selectors.routing_tellers()
+        free = [state for state, status in tellers if status == PresenceStatus.AVAILABLE]
+        if not free:
+            return None
+        policies = selectors.routing_policies(needed={call.business.key})
+        router = routing.Router(policies, [state for state, _ in tellers], clock.seconds(now))
+        pairs = router.assign([selectors.call_state(call)], free)
+        offers = _offers_make(pairs, calls={call.id: call}, now=now)
+    return offers[0] if offers else None
+
+
+def _offers_make(pairs, *, calls: dict[uuid.UUID, Call], now: datetime) -> list[Offer]:
+    """Claim and announce the router's (call, teller) pairs, under the router's lock."""
+    offers: list[Offer] = []
+    expires_at = now + timedelta(seconds=settings.QUEUE_OFFER_TIMEOUT_S)
+    for call_state, teller_state in pairs:
+        offer = _offer_claim(
+            call_id=call_state.id, teller_id=teller_state.id, now=now, expires_at=expires_at
+        )
+        if offer is None:
+            continue
+        offers.append(offer)
+        # The offer first: it is what the freed teller waits for (see notify's outbox).
+        notify.forward_on_commit(
+            notify.teller_group(offer.teller_id),
+            "call.offer",
+            **selectors.offer_details(offer, now=now, call=calls[call_state.id]),
+        )
+        notify.forward_on_commit(notify.teller_group(offer.teller_id), "presence", status="offered")
+    if offers:
+        notify.queue_changed_on_commit()
     return offers
 
 
@@ -605,8 +785,20 @@ def queue_tick(*, now: datetime | None = None) -> None:
             presence.wrap_up_until = None
             presence.save()
             notify.presence_on_commit(presence)
+        # Only calls old enough for the shortest maximum wait: a long queue is not read whole
+        # every tick.
+        shortest = min(
+            [
+                settings.QUEUE_MAX_WAIT_S,
+                *Business.objects.filter(max_wait_s__isnull=False).values_list(
+                    "max_wait_s", flat=True
+                ),
+            ]
+        )
         for call in Call.objects.filter(
-            status=CallStatus.WAITING, callback_offered_at__isnull=True
+            status=CallStatus.WAITING,
+            callback_offered_at__isnull=True,
+            enqueued_at__lte=now - timedelta(seconds=shortest),
         ).select_related("business"):
             max_wait = call.business.max_wait_s or settings.QUEUE_MAX_WAIT_S
             if (now - call.enqueued_at).total_seconds() >= max_wait and (

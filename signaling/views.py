@@ -18,11 +18,13 @@ def customer_page(request: HttpRequest, kiosk: bool = False) -> HttpResponse:
     businesses = [
         {"key": b.key, "zh": b.name_zh, "en": b.name_en} for b in business_list(active_only=True)
     ]
-    return render(
+    response = render(
         request,
         "customer/index.html",
         {"businesses": businesses, "kiosk": kiosk, "simulator": settings.KIOSK_SIMULATOR},
     )
+    access.device_cookie_ensure(request, response)
+    return response
 
 
 @login_required
