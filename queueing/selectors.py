@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F, Q
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F
 
 from . import clock, routing
 from .models import (
@@ -353,30 +353,43 @@ def queue_places() -> list[QueuePlace]:
     return places
 
 
+_PLACE_SQL = """
+WITH me AS (
+  SELECT id, business_id, priority, head, enqueued_at FROM queueing_call
+  WHERE id = %(call)s AND status = %(waiting)s)
+SELECT me.business_id,
+  count(*) FILTER (WHERE c.priority > me.priority
+    OR (c.priority = me.priority AND c.head AND NOT me.head)
+    OR (c.priority = me.priority AND c.head = me.head AND (c.enqueued_at < me.enqueued_at
+      OR (c.enqueued_at = me.enqueued_at AND c.id < me.id)))),
+  count(*),
+  (SELECT count(*) FROM queueing_tellerpresence WHERE status <> %(offline)s)
+FROM me JOIN queueing_call c ON c.business_id = me.business_id AND c.status = %(waiting)s
+GROUP BY me.business_id
+"""
+
+
 def queue_place(*, call_id: uuid.UUID) -> QueuePlace | None:
     """One waiting call's place, as ``queue_places`` gives it, without reading the queue: one
-    statement counting, over the index of the business's waiting calls, those served before
-    this one and all of them (what a caller is told on arrival and on resume)."""
-    call = (
-        Call.objects.filter(pk=call_id, status=CallStatus.WAITING)
-        .values("business_id", "priority", "head", "enqueued_at")
-        .first()
-    )
-    if call is None:
+    statement that counts, over its business's waiting calls, those served before it (service
+    order: priority, put back at the head, waiting time) and all of them. What a caller is told
+    on arrival and on resume."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PLACE_SQL,
+            {
+                "call": Call._meta.pk.get_db_prep_value(call_id, connection),
+                "waiting": CallStatus.WAITING,
+                "offline": PresenceStatus.OFFLINE,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
         return None
-    priority, head, enqueued = call["priority"], call["head"], call["enqueued_at"]
-    ahead = (
-        Q(priority__gt=priority)
-        | Q(priority=priority, head__gt=head)
-        | Q(priority=priority, head=head, enqueued_at__lt=enqueued)
-        | Q(priority=priority, head=head, enqueued_at=enqueued, id__lt=call_id)
-    )
-    same_business = Call.objects.filter(status=CallStatus.WAITING, business_id=call["business_id"])
-    counts = same_business.aggregate(ahead=Count("pk", filter=ahead), waiting=Count("pk"))
-    position = counts["ahead"] + 1
-    staffed = max(1, TellerPresence.objects.exclude(status=PresenceStatus.OFFLINE).count())
-    eta = math.ceil(position * handle_time_s(call["business_id"]) / staffed)
-    return QueuePlace(call_id, position, max(counts["waiting"], position), int(eta))
+    business_id, ahead, waiting, staffed = row
+    position = ahead + 1
+    eta = math.ceil(position * handle_time_s(business_id) / max(1, staffed))
+    return QueuePlace(call_id, position, waiting, int(eta))
 
 
 def queue_snapshot() -> dict:

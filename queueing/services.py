@@ -110,61 +110,78 @@ def call_enqueue(
             data["priority_claim"] = priority_claim
         call_event_record(call_id=call.id, kind=CallEventKind.ENQUEUED, actor="customer", data=data)
         notify.queue_changed_on_commit()
+        # Routed in the same transaction: one commit for the arrival and its offer, if any.
+        queue_route_arrival(call=call)
     log.info("call %s enqueued for %s via %s", call.id, business.key, channel)
-    queue_route_arrival(call=call)
     return call
 
 
 OPEN_CALLS_LOCK_SALT = "videobank-open-calls:"
 
+_ADMISSION_SQL = """
+SELECT
+  (SELECT count(*) FROM (SELECT 1 FROM queueing_call
+     WHERE customer_ip = %(ip)s AND status IN (%(waiting)s, %(offered)s, %(connected)s)
+     LIMIT %(per_ip)s) AS a),
+  (SELECT count(*) FROM (SELECT 1 FROM queueing_call
+     WHERE customer_device = %(device)s AND customer_device <> ''
+       AND status IN (%(waiting)s, %(offered)s, %(connected)s)
+     LIMIT %(per_device)s) AS b),
+  (SELECT count(*) FROM (SELECT 1 FROM queueing_call WHERE status = %(waiting)s
+     LIMIT %(cap)s) AS c)
+"""
+
 
 def _admission_check(*, customer_ip: str | None, customer_device: str) -> None:
     """Refuse (in words) a customer's call beyond the open calls allowed per address and per
-    device, or beyond the global cap. On Postgres a transaction-scoped advisory lock per address
-    and per device makes count-then-insert atomic across servers (always address first, then
-    device: no two requests wait on each other in opposite order); SQLite serialises writers."""
+    device, or beyond the global cap. Each count stops at its limit (it looks at no more index
+    entries than that). On Postgres a transaction-scoped advisory lock per address and per
+    device makes count-then-insert atomic across servers (always address, then device: no two
+    requests wait on each other in opposite order); SQLite serialises writers."""
     per_ip, per_device = settings.QUEUE_OPEN_CALLS_PER_IP, settings.QUEUE_OPEN_CALLS_PER_DEVICE
+    cap = settings.QUEUE_MAX_WAITING
     keys = []
     if per_ip > 0 and customer_ip:
-        keys.append(f"ip:{customer_ip}")
+        keys.append(f"{OPEN_CALLS_LOCK_SALT}ip:{customer_ip}")
     if per_device > 0 and customer_device:
-        keys.append(f"device:{customer_device}")
-    if connection.vendor == "postgresql" and keys:
-        with connection.cursor() as cursor:
-            for key in keys:
-                cursor.execute(
-                    "SELECT pg_advisory_xact_lock(hashtext(%s))", [OPEN_CALLS_LOCK_SALT + key]
-                )
-    open_calls = Call.objects.filter(status__in=OPEN_CALL_STATUSES)
-    if per_ip > 0 and customer_ip and _at_least(open_calls.filter(customer_ip=customer_ip), per_ip):
+        keys.append(f"{OPEN_CALLS_LOCK_SALT}device:{customer_device}")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and keys:
+            # One round trip; the select list is evaluated left to right.
+            locks = ", ".join(["pg_advisory_xact_lock(hashtext(%s))"] * len(keys))
+            cursor.execute(f"SELECT {locks}", keys)  # noqa: S608 - placeholders only
+        cursor.execute(
+            _ADMISSION_SQL,
+            {
+                "ip": customer_ip,  # None: matches nothing
+                "device": customer_device,
+                "per_ip": max(per_ip, 0),
+                "per_device": max(per_device, 0),
+                "cap": max(cap, 0),
+                "waiting": CallStatus.WAITING,
+                "offered": CallStatus.OFFERED,
+                "connected": CallStatus.CONNECTED,
+            },
+        )
+        open_ip, open_device, waiting = cursor.fetchone()
+    if per_ip > 0 and customer_ip and open_ip >= per_ip:
         raise RateLimited(
             "A call from your network is already waiting or in progress; please finish it "
             "before placing another. / 您所在的网络已有正在排队或进行中的通话，请结束后再呼叫。",
             limit="ip_open",
         )
-    if (
-        per_device > 0
-        and customer_device
-        and _at_least(open_calls.filter(customer_device=customer_device), per_device)
-    ):
+    if per_device > 0 and customer_device and open_device >= per_device:
         raise RateLimited(
             "This device already has a call waiting or in progress; please finish it before "
             "placing another. / 本设备已有正在排队或进行中的通话，请结束后再呼叫。",
             limit="device_open",
         )
-    cap = settings.QUEUE_MAX_WAITING
-    if cap > 0 and _at_least(Call.objects.filter(status=CallStatus.WAITING), cap):
+    if cap > 0 and waiting >= cap:
         raise QueueFull(
             en="All our tellers are busy and the queue is full, so the call was not placed. "
             "We can call you back instead: choose “Call me back instead”.",
             zh="柜员全忙，排队人数已满，本次呼叫未能排队。我们可以稍后给您回电：请选择“请给我回电”。",
         )
-
-
-def _at_least(calls, n: int) -> bool:
-    """Are there at least ``n`` of these calls? Looks at n index entries at most (a count would
-    walk all of them)."""
-    return bool(list(calls.order_by().values_list("pk", flat=True)[n - 1 : n]))
 
 
 def callback_book(
