@@ -185,6 +185,19 @@ async def test_a_device_is_limited_whatever_its_address(seeded, settings):
     assert_in_words(answers[2], "Too many calls from this device")
 
 
+def test_the_customer_page_gives_a_browser_one_device_id(catalogue):
+    from django.test import Client
+
+    browser = Client()
+    first = browser.get("/")
+    cookie = first.cookies[DEVICE_COOKIE]
+    assert len(cookie.value) >= 22
+    assert cookie["httponly"]
+    assert cookie["samesite"] == "Lax"
+    assert browser.get("/kiosk/").cookies.get(DEVICE_COOKIE) is None  # kept, not renewed
+    assert Client().get("/").cookies[DEVICE_COOKIE].value != cookie.value
+
+
 def test_ipv6_addresses_count_per_64_and_unknown_ones_share_one_key():
     assert limits.network_of("2001:db8:1:2:aaaa::1") == limits.network_of("2001:db8:1:2:bbbb::9")
     assert limits.network_of("2001:db8:1:3::1") != limits.network_of("2001:db8:1:2::1")
