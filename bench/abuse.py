@@ -18,9 +18,10 @@
    arrival is routed, and none offered). Measured:
 
    - the teller's waiting list (``queue.snapshot``) in bytes as the socket sends it;
-   - one arrival's work on a server's database thread, what the customer socket runs for a
-     ``call.request``: ``call_enqueue`` (open-call limits and the global cap checked, the call
-     stored, routed against the free tellers) then ``queue_place``; p50 / p99 over ``--arrivals``;
+   - one arrival's work on a server's database thread, what the customer socket runs there for
+     a ``call.request``: ``call_enqueue`` (open-call limits and the global cap checked and the
+     caller's place counted in one statement, the call stored, routed against the free tellers);
+     p50 / p99 over ``--arrivals``;
    - the admission through the rate-limit windows (Redis on --production), which runs on a worker
      thread, not the database thread;
    - for comparison, the full pass the queue ticker makes every tick (routing snapshot and every
@@ -282,16 +283,15 @@ def measure_queue(args) -> tuple[int, float]:
             customer_device=admission.device,
             admit=True,
         )
-        place = selectors.queue_place(call_id=call.id)
         t2 = time.perf_counter()
-        assert place is not None
+        assert call.place.position > 0  # the caller's place, counted on the way in
         if n >= args.warmup:
             admit_ms.append((t1 - t) * 1000)
             enqueue_ms.append((t2 - t1) * 1000)
     p99 = percentile(enqueue_ms, 99)
     print(
-        f"one arrival at {waiting} waiting, database thread (call_enqueue with its limits and "
-        f"routing against 3 free tellers + queue_place), {connection.vendor}: "
+        f"one arrival at {waiting} waiting, database thread (call_enqueue: limits, place, "
+        f"insert, routing against 3 free tellers, commit), {connection.vendor}: "
         f"p50 {percentile(enqueue_ms, 50):.2f} ms, p99 {p99:.2f} ms, max {max(enqueue_ms):.2f} ms "
         f"({len(enqueue_ms)} arrivals)"
     )

@@ -387,9 +387,21 @@ def queue_place(*, call_id: uuid.UUID) -> QueuePlace | None:
     if row is None:
         return None
     business_id, ahead, waiting, staffed = row
-    position = ahead + 1
+    return place_of(
+        call_id=call_id,
+        business_id=business_id,
+        position=ahead + 1,
+        waiting=waiting,
+        staffed=staffed,
+    )
+
+
+def place_of(
+    *, call_id: uuid.UUID, business_id: int, position: int, waiting: int, staffed: int
+) -> QueuePlace:
+    """A place with its estimated wait (recent handle time, tellers logged in)."""
     eta = math.ceil(position * handle_time_s(business_id) / max(1, staffed))
-    return QueuePlace(call_id, position, waiting, int(eta))
+    return QueuePlace(call_id, position, max(waiting, position), int(eta))
 
 
 def queue_snapshot() -> dict:

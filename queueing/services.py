@@ -79,15 +79,22 @@ def call_enqueue(
 ) -> Call:
     """Put a call in the queue and route it. ``admit``: a customer's own request, held to the
     anonymous side's limits (open calls per address and per device, the global cap on waiting
-    calls) in the transaction that stores it, so that two servers cannot both let one through.
-    The rate limits were applied before (``limits.call_request_admit``)."""
+    calls) in the transaction that stores it, so that two servers cannot both let one through,
+    and the caller's place is set on the call (``call.place``). The rate limits were applied
+    before (``limits.call_request_admit``)."""
     business = Business.objects.filter(key=business_key, active=True).first()
     if business is None:
         raise NotFound(f"Unknown business {business_key!r}.")
     now = clock.now()
+    counts = None
     with transaction.atomic():
         if admit:
-            _admission_check(customer_ip=customer_ip, customer_device=customer_device)
+            counts = _admission_check(
+                customer_ip=customer_ip,
+                customer_device=customer_device,
+                business_id=business.pk,
+                priority=priority,
+            )
         call = Call.objects.create(
             id=call_id or uuid.uuid4(),
             business=business,
@@ -111,8 +118,23 @@ def call_enqueue(
         call_event_record(call_id=call.id, kind=CallEventKind.ENQUEUED, actor="customer", data=data)
         notify.queue_changed_on_commit()
         # Routed in the same transaction: one commit for the arrival and its offer, if any.
-        queue_route_arrival(call=call)
+        offer = queue_route_arrival(call=call)
     log.info("call %s enqueued for %s via %s", call.id, business.key, channel)
+    if counts is not None:
+        # The caller's place, from the counts taken on the way in (no second pass): the
+        # newcomer comes after every call of its business of its priority or higher.
+        of_business, ahead, staffed = counts
+        call.place = (
+            selectors.QueuePlace(call.id, 1, 1, 0)
+            if offer is not None
+            else selectors.place_of(
+                call_id=call.id,
+                business_id=business.pk,
+                position=ahead + 1,
+                waiting=of_business + 1,
+                staffed=staffed,
+            )
+        )
     return call
 
 
@@ -127,17 +149,28 @@ SELECT
      WHERE customer_device = %(device)s AND customer_device <> ''
        AND status IN (%(waiting)s, %(offered)s, %(connected)s)
      LIMIT %(per_device)s) AS b),
-  (SELECT count(*) FROM (SELECT 1 FROM queueing_call WHERE status = %(waiting)s
-     LIMIT %(cap)s) AS c)
+  count(*),
+  count(*) FILTER (WHERE w.business_id = %(business)s),
+  count(*) FILTER (WHERE w.business_id = %(business)s AND w.priority >= %(priority)s),
+  (SELECT count(*) FROM queueing_tellerpresence WHERE status <> %(offline)s)
+FROM (SELECT business_id, priority FROM queueing_call WHERE status = %(waiting)s
+      LIMIT %(cap)s) AS w
 """
+NO_CAP = 2**31 - 1
 
 
-def _admission_check(*, customer_ip: str | None, customer_device: str) -> None:
+def _admission_check(
+    *, customer_ip: str | None, customer_device: str, business_id: int, priority: int
+) -> tuple[int, int, int]:
     """Refuse (in words) a customer's call beyond the open calls allowed per address and per
-    device, or beyond the global cap. Each count stops at its limit (it looks at no more index
-    entries than that). On Postgres a transaction-scoped advisory lock per address and per
-    device makes count-then-insert atomic across servers (always address, then device: no two
-    requests wait on each other in opposite order); SQLite serialises writers."""
+    device, or beyond the global cap. One statement; each count stops at its limit (it looks at
+    no more index entries than that), and the pass over the waiting calls that the cap needs
+    also counts the newcomer's place: (calls of its business waiting, those served before a
+    newcomer of this priority, tellers logged in).
+
+    On Postgres a transaction-scoped advisory lock per address and per device makes
+    count-then-insert atomic across servers (always address, then device: no two requests wait
+    on each other in opposite order); SQLite serialises writers."""
     per_ip, per_device = settings.QUEUE_OPEN_CALLS_PER_IP, settings.QUEUE_OPEN_CALLS_PER_DEVICE
     cap = settings.QUEUE_MAX_WAITING
     keys = []
@@ -157,13 +190,16 @@ def _admission_check(*, customer_ip: str | None, customer_device: str) -> None:
                 "device": customer_device,
                 "per_ip": max(per_ip, 0),
                 "per_device": max(per_device, 0),
-                "cap": max(cap, 0),
+                "cap": cap if cap > 0 else NO_CAP,
+                "business": business_id,
+                "priority": priority,
+                "offline": PresenceStatus.OFFLINE,
                 "waiting": CallStatus.WAITING,
                 "offered": CallStatus.OFFERED,
                 "connected": CallStatus.CONNECTED,
             },
         )
-        open_ip, open_device, waiting = cursor.fetchone()
+        open_ip, open_device, waiting, of_business, ahead, staffed = cursor.fetchone()
     if per_ip > 0 and customer_ip and open_ip >= per_ip:
         raise RateLimited(
             "A call from your network is already waiting or in progress; please finish it "
@@ -182,6 +218,7 @@ def _admission_check(*, customer_ip: str | None, customer_device: str) -> None:
             "We can call you back instead: choose “Call me back instead”.",
             zh="柜员全忙，排队人数已满，本次呼叫未能排队。我们可以稍后给您回电：请选择“请给我回电”。",
         )
+    return of_business, ahead, staffed
 
 
 def callback_book(

@@ -186,7 +186,7 @@ class CustomerConsumer(SignalingConsumer):
                 customer_device=admission.device,
                 admit=True,
             )
-            place = await database_sync_to_async(selectors.queue_place)(call_id=call.id)
+            place = call.place  # counted as it was admitted
             self._callback_offer = None
             await self.send_json(
                 server_message(

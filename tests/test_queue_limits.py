@@ -476,18 +476,30 @@ async def test_an_arrival_is_routed_without_reading_the_queue(seeded, settings, 
 
 
 async def test_a_place_is_counted_as_the_full_pass_computes_it(seeded, settings):
+    """On arrival (counted as the call is admitted) and on resume (counted for that one call),
+    a caller's place is what the ticker's full pass over the queue says."""
     await sync_to_async(many_waiting)(300)
-    socks = []
+    socks, tokens = [], []
     for priority in ("normal", "elderly", "normal"):
         sock = await customer()
         await sock.send("call.request", business="time_deposit", language="yue", priority=priority)
         queued = await answer(sock)
         socks.append(sock)
-        full = {str(p.call_id): p for p in await sync_to_async(selectors.queue_places)()}[
-            queued["call_id"]
-        ]
+        tokens.append((queued["call_id"], queued["token"]))
+        places = await sync_to_async(selectors.queue_places)()
+        full = {str(p.call_id): p for p in places}[queued["call_id"]]
         assert (queued["position"], queued["waiting"]) == (full.position, full.waiting)
         assert queued["estimated_wait_s"] == full.estimated_wait_s
+    places = {str(p.call_id): p for p in await sync_to_async(selectors.queue_places)()}
+    for call_id, token in tokens:
+        again = await customer()
+        await again.send("call.resume", token=token)
+        position = await again.expect("queue.position")
+        assert (position["position"], position["waiting"]) == (
+            places[call_id].position,
+            places[call_id].waiting,
+        )
+        socks.append(again)
     for sock in socks:
         await sock.close()
 
