@@ -36,7 +36,7 @@ from django.utils.module_loading import import_string
 from queueing import notify
 from queueing.errors import Conflict, Forbidden, NotFound
 from queueing.models import Call, CallStatus
-from queueing.services import call_event_record
+from queueing.services import call_event_record, call_priority_claim_settle
 from recordings.crypto import open_sealed, seal
 from recordings.selectors import recording_for_call
 from recordings.services import recording_data_key
@@ -1067,6 +1067,8 @@ def identity_fields_confirm(*, call_id: uuid.UUID, teller, fields: dict) -> Iden
                 "id_number": mask_id_number(fields["id_number"]),
             },
         )
+        # An elderly/accessibility claim is settled by the birth date the teller confirmed.
+        call_priority_claim_settle(call_id=call_id, birth=fields.get("birth", ""))
         _national_start(check)
         return _save(check, step=Step.FIELDS)
 

@@ -122,6 +122,17 @@ class Priority(models.IntegerChoices):
     VIP = 2, "VIP"
 
 
+class PriorityClaim(models.TextChoices):
+    """What became of a customer's own claim to the elderly/accessibility queue: the page's
+    checkbox is a claim, not a fact, until the identity check's birth date settles it."""
+
+    NONE = "", "No claim"
+    CLAIMED = "claimed", "Claimed, not yet checked"
+    CONFIRMED = "confirmed", "Confirmed by the identity check"
+    WITHDRAWN = "withdrawn", "Withdrawn by the identity check"
+    OVER_LIMIT = "over_limit", "Not applied: too many claims from the network"
+
+
 class Channel(models.TextChoices):
     WEB = "web", "Web"
     APP = "app", "App"
@@ -146,6 +157,9 @@ class Call(models.Model):
     channel = models.CharField(max_length=8, choices=Channel.choices, default=Channel.WEB)
     language = models.CharField(max_length=16, default="zh")
     priority = models.PositiveSmallIntegerField(choices=Priority.choices, default=Priority.NORMAL)
+    priority_claim = models.CharField(
+        max_length=16, choices=PriorityClaim.choices, default=PriorityClaim.NONE, blank=True
+    )
     # Put back at the head of the queue (its teller dropped mid-call).
     head = models.BooleanField(default=False)
     preferred_teller = models.ForeignKey(
@@ -170,10 +184,39 @@ class Call(models.Model):
     # Channel-layer name of the media worker that carries this call's media.
     media_channel = models.CharField(max_length=200, blank=True)
     customer_ip = models.GenericIPAddressField(null=True, blank=True)
+    # A hash of the customer's device id (the page's device cookie; kiosks and apps: their own),
+    # for the limit on open calls per device. Blank: unknown.
+    customer_device = models.CharField(max_length=64, blank=True, default="")
 
     class Meta:
         ordering = ["enqueued_at"]
-        indexes = [models.Index(fields=["status", "business", "enqueued_at"])]
+        indexes = [
+            models.Index(fields=["status", "business", "enqueued_at"]),
+            # Only the waiting calls, in service order: a caller's place is a count over its
+            # business's slice, the tellers' first N a short index walk.
+            models.Index(
+                fields=["business", "-priority", "-head", "enqueued_at", "id"],
+                condition=models.Q(status="waiting"),
+                name="call_waiting_business_order",
+            ),
+            models.Index(
+                fields=["-priority", "-head", "enqueued_at", "id"],
+                condition=models.Q(status="waiting"),
+                name="call_waiting_order",
+            ),
+            # Open calls per network and per device (the anonymous side's limits).
+            models.Index(
+                fields=["customer_ip"],
+                condition=models.Q(status__in=["waiting", "offered", "connected"]),
+                name="call_open_by_ip",
+            ),
+            models.Index(
+                fields=["customer_device"],
+                condition=models.Q(status__in=["waiting", "offered", "connected"])
+                & ~models.Q(customer_device=""),
+                name="call_open_by_device",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"call {self.id} ({self.status})"
@@ -269,6 +312,7 @@ class CallEventKind(models.TextChoices):
     CALLBACK_OFFERED = "callback_offered", "Callback offered"
     CALLBACK_REQUESTED = "callback_requested", "Callback requested"
     MOVED = "moved", "Moved by a supervisor"
+    PRIORITY_CLAIM = "priority_claim", "Priority claim checked"
     # Identity check (kyc/): what the teller did and what the checks found.
     KYC_CONSENT = "kyc_consent", "Identity check: consent"
     KYC_CAPTURE = "kyc_capture", "Identity check: picture captured"

@@ -96,7 +96,7 @@ class _Broadcaster:
         self.dirty = False
         self.lock = threading.Lock()
         self.sent: dict[str, tuple[int, int, int]] = {}
-        self.sent_snapshot: list[dict] | None = None
+        self.sent_snapshot: tuple | None = None
 
     def changes(self) -> list[tuple[str, dict]]:
         with self.lock:
@@ -121,11 +121,14 @@ class _Broadcaster:
                         )
                     )
             self.sent = current
-            snapshot = selectors.queue_snapshot()
-            shape = [(c["call_id"], c["priority"]) for c in snapshot]
+            snapshot = selectors.queue_snapshot()  # bounded: the first N and counts
+            shape = (
+                [(c["call_id"], c["priority"], c["priority_claim"]) for c in snapshot["calls"]],
+                [(b["business"], b["waiting"]) for b in snapshot["businesses"]],
+            )
             if shape != self.sent_snapshot:
                 self.sent_snapshot = shape
-                messages.append((TELLERS_GROUP, forward("queue.snapshot", calls=snapshot)))
+                messages.append((TELLERS_GROUP, forward("queue.snapshot", **snapshot)))
             return messages
 
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Avg, DurationField, ExpressionWrapper, F
+from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F
 
 from . import clock, routing
 from .models import (
@@ -130,34 +130,50 @@ def routing_snapshot(*, now: datetime) -> RoutingSnapshot:
         tellers, rows, excluded = _snapshot_orm(recent)
     logged_in = [state for state, _ in tellers]
     free = [state for state, status in tellers if status == PresenceStatus.AVAILABLE]
-    waiting = [
-        routing.CallState(
-            id=call.id,
-            business=call.business.key,
-            enqueued_at=clock.seconds(call.enqueued_at),
-            language=call.language,
-            channel=call.channel,
-            priority=call.priority,
-            head=call.head,
-            preferred_teller=call.preferred_teller_id,
-            preferred_until=clock.seconds(call.preferred_until) if call.preferred_until else 0.0,
-            excluded=frozenset(excluded.get(call.id, ())),
-        )
-        for call in rows
-    ]
+    waiting = [call_state(call, excluded=excluded.get(call.id, ())) for call in rows]
     policies = routing_policies(needed={call.business for call in waiting})
     router = routing.Router(policies, logged_in, clock.seconds(now))
     return RoutingSnapshot(router, waiting, free, {call.id: call for call in rows})
 
 
-def _snapshot_orm(recent: datetime):
+def call_state(call: Call, *, excluded=()) -> routing.CallState:
+    """A call as the routing policy sees it (``call.business`` loaded)."""
+    return routing.CallState(
+        id=call.id,
+        business=call.business.key,
+        enqueued_at=clock.seconds(call.enqueued_at),
+        language=call.language,
+        channel=call.channel,
+        priority=call.priority,
+        head=call.head,
+        preferred_teller=call.preferred_teller_id,
+        preferred_until=clock.seconds(call.preferred_until) if call.preferred_until else 0.0,
+        excluded=frozenset(excluded),
+    )
+
+
+def routing_tellers() -> list[tuple[routing.TellerState, str]]:
+    """The logged-in tellers and their presence, as the router weighs them: what an arriving
+    call is routed against (no waiting call is read). One statement on Postgres."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT ({_TELLERS_JSON})::text", {"offline": PresenceStatus.OFFLINE})
+            return _tellers_from_json(json.loads(cursor.fetchone()[0]))
+    return _tellers_orm()
+
+
+def _tellers_orm() -> list[tuple[routing.TellerState, str]]:
     presences = list(
         TellerPresence.objects.exclude(status=PresenceStatus.OFFLINE).select_related(
             "teller__teller_profile"
         )
     )
     states = teller_states(presences, teller_skills({p.teller_id for p in presences}))
-    tellers = [(state, p.status) for state, p in zip(states, presences, strict=True)]
+    return [(state, p.status) for state, p in zip(states, presences, strict=True)]
+
+
+def _snapshot_orm(recent: datetime):
+    tellers = _tellers_orm()
     excluded: dict[uuid.UUID, set[int]] = {}
     for call_id, teller_id in Offer.objects.filter(
         call__status=CallStatus.WAITING,
@@ -168,9 +184,7 @@ def _snapshot_orm(recent: datetime):
     return tellers, waiting_calls(), excluded
 
 
-_SNAPSHOT_SQL = """
-SELECT json_build_object(
-  'tellers', (
+_TELLERS_JSON = """
     SELECT coalesce(json_agg(json_build_object(
       'id', p.teller_id,
       'status', p.status,
@@ -185,7 +199,11 @@ SELECT json_build_object(
     )), '[]'::json)
     FROM queueing_tellerpresence p
     LEFT JOIN queueing_tellerprofile tp ON tp.teller_id = p.teller_id
-    WHERE p.status <> %(offline)s),
+    WHERE p.status <> %(offline)s"""
+
+_SNAPSHOT_SQL = """
+SELECT json_build_object(
+  'tellers', (_TELLERS_JSON_),
   'waiting', (
     SELECT coalesce(json_agg(json_build_object(
       'id', c.id,
@@ -196,6 +214,7 @@ SELECT json_build_object(
       'language', c.language,
       'channel', c.channel,
       'priority', c.priority,
+      'priority_claim', c.priority_claim,
       'head', c.head,
       'preferred_teller', c.preferred_teller_id,
       'preferred_until', extract(epoch FROM c.preferred_until)
@@ -208,7 +227,29 @@ SELECT json_build_object(
     WHERE c.status = %(waiting)s AND o.status IN (%(rejected)s, %(expired)s)
       AND o.responded_at >= %(recent)s)
 )::text
-"""
+""".replace("_TELLERS_JSON_", _TELLERS_JSON)
+
+
+_TELLERS_SQL = "SELECT (_TELLERS_JSON_)::text".replace("_TELLERS_JSON_", _TELLERS_JSON)
+
+
+def _tellers_from_json(tellers: list[dict]) -> list[tuple[routing.TellerState, str]]:
+    return [
+        (
+            routing.TellerState(
+                id=t["id"],
+                skills=t["skills"],
+                languages=frozenset(t["languages"] if t["languages"] is not None else ["zh"]),
+                channels=frozenset(
+                    t["channels"] if t["channels"] is not None else ["web", "app", "vtm"]
+                ),
+                groups=frozenset(t["groups"] or []),
+                idle_since=float(t["idle_since"]),
+            ),
+            t["status"],
+        )
+        for t in tellers
+    ]
 
 
 def _moment(epoch: float | None) -> datetime | None:
@@ -228,22 +269,7 @@ def _snapshot_postgres(recent: datetime):
             },
         )
         data = json.loads(cursor.fetchone()[0])
-    tellers = [
-        (
-            routing.TellerState(
-                id=t["id"],
-                skills=t["skills"],
-                languages=frozenset(t["languages"] if t["languages"] is not None else ["zh"]),
-                channels=frozenset(
-                    t["channels"] if t["channels"] is not None else ["web", "app", "vtm"]
-                ),
-                groups=frozenset(t["groups"] or []),
-                idle_since=float(t["idle_since"]),
-            ),
-            t["status"],
-        )
-        for t in data["tellers"]
-    ]
+    tellers = _tellers_from_json(data["tellers"])
     rows = []
     for c in data["waiting"]:
         # Unsaved instances: what the routing and the offer's details read, nothing more.
@@ -252,6 +278,7 @@ def _snapshot_postgres(recent: datetime):
             language=c["language"],
             channel=c["channel"],
             priority=c["priority"],
+            priority_claim=c["priority_claim"],
             head=c["head"],
             preferred_teller_id=c["preferred_teller"],
             preferred_until=_moment(c["preferred_until"]),
@@ -304,10 +331,16 @@ def _handle_time_s(business_id: int) -> float:
 
 def queue_places() -> list[QueuePlace]:
     """Each waiting call's place among its business's waiting calls, in service order, with an
-    estimated wait from recent handle times and the tellers logged in."""
+    estimated wait from recent handle times and the tellers logged in. The queue ticker's
+    periodic pass (positions pushed to every waiting customer); an arrival asks ``queue_place``.
+    """
     per_business: dict[int, list[uuid.UUID]] = {}
-    for call in waiting_calls():
-        per_business.setdefault(call.business_id, []).append(call.id)
+    for call_id, business_id in (
+        Call.objects.filter(status=CallStatus.WAITING)
+        .order_by("-priority", "-head", "enqueued_at", "id")
+        .values_list("id", "business_id")
+    ):
+        per_business.setdefault(business_id, []).append(call_id)
     if not per_business:
         return []
     staffed = max(1, TellerPresence.objects.exclude(status=PresenceStatus.OFFLINE).count())
@@ -320,14 +353,67 @@ def queue_places() -> list[QueuePlace]:
     return places
 
 
+_PLACE_SQL = """
+WITH me AS (
+  SELECT id, business_id, priority, head, enqueued_at FROM queueing_call
+  WHERE id = %(call)s AND status = %(waiting)s)
+SELECT me.business_id,
+  count(*) FILTER (WHERE c.priority > me.priority
+    OR (c.priority = me.priority AND c.head AND NOT me.head)
+    OR (c.priority = me.priority AND c.head = me.head AND (c.enqueued_at < me.enqueued_at
+      OR (c.enqueued_at = me.enqueued_at AND c.id < me.id)))),
+  count(*),
+  (SELECT count(*) FROM queueing_tellerpresence WHERE status <> %(offline)s)
+FROM me JOIN queueing_call c ON c.business_id = me.business_id AND c.status = %(waiting)s
+GROUP BY me.business_id
+"""
+
+
 def queue_place(*, call_id: uuid.UUID) -> QueuePlace | None:
-    return next((p for p in queue_places() if p.call_id == call_id), None)
+    """One waiting call's place, as ``queue_places`` gives it, without reading the queue: one
+    statement that counts, over its business's waiting calls, those served before it (service
+    order: priority, put back at the head, waiting time) and all of them. What a caller is told
+    on arrival and on resume."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _PLACE_SQL,
+            {
+                "call": Call._meta.pk.get_db_prep_value(call_id, connection),
+                "waiting": CallStatus.WAITING,
+                "offline": PresenceStatus.OFFLINE,
+            },
+        )
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    business_id, ahead, waiting, staffed = row
+    return place_of(
+        call_id=call_id,
+        business_id=business_id,
+        position=ahead + 1,
+        waiting=waiting,
+        staffed=staffed,
+    )
 
 
-def queue_snapshot() -> list[dict]:
-    """What a teller console lists: the waiting calls, in service order."""
+def place_of(
+    *, call_id: uuid.UUID, business_id: int, position: int, waiting: int, staffed: int
+) -> QueuePlace:
+    """A place with its estimated wait (recent handle time, tellers logged in)."""
+    eta = math.ceil(position * handle_time_s(business_id) / max(1, staffed))
+    return QueuePlace(call_id, position, max(waiting, position), int(eta))
+
+
+def queue_snapshot() -> dict:
+    """What a teller console lists: the first QUEUE_SNAPSHOT_CALLS waiting calls in service
+    order and the count per business, never the whole queue (its size does not grow with it)."""
     now = clock.now()
-    return [
+    first = (
+        Call.objects.filter(status=CallStatus.WAITING)
+        .select_related("business")
+        .order_by("-priority", "-head", "enqueued_at", "id")[: settings.QUEUE_SNAPSHOT_CALLS]
+    )
+    calls = [
         {
             "call_id": str(call.id),
             "business": call.business.key,
@@ -335,10 +421,33 @@ def queue_snapshot() -> list[dict]:
             "channel": call.channel,
             "language": call.language,
             "priority": call.priority,
+            "priority_claim": call.priority_claim,
             "waited_s": int((now - call.enqueued_at).total_seconds()),
         }
-        for call in waiting_calls()
+        for call in first
     ]
+    counts = dict(
+        Call.objects.filter(status=CallStatus.WAITING)
+        .order_by()
+        .values("business_id")
+        .annotate(n=Count("pk"))
+        .values_list("business_id", "n")
+    )
+    businesses = [
+        {
+            "business": business.key,
+            "business_name": {"zh": business.name_zh, "en": business.name_en},
+            "waiting": counts[business.pk],
+        }
+        for business in Business.objects.filter(pk__in=list(counts))
+    ]
+    waiting = sum(counts.values())
+    return {
+        "calls": calls,
+        "waiting": waiting,
+        "more": waiting - len(calls),
+        "businesses": businesses,
+    }
 
 
 def call_get(*, call_id: uuid.UUID) -> Call | None:
@@ -356,6 +465,7 @@ def offer_details(offer: Offer, *, now: datetime, call: Call | None = None) -> d
         "channel": call.channel,
         "language": call.language,
         "priority": call.priority,
+        "priority_claim": call.priority_claim,
         "waited_s": int((now - call.enqueued_at).total_seconds()),
         "expires_in_s": max(0, int((offer.expires_at - now).total_seconds())),
     }
@@ -375,7 +485,7 @@ def teller_by_name(*, username: str):
     return teller
 
 
-def teller_console_state(*, teller) -> tuple[str, str, list[dict], list[str]]:
+def teller_console_state(*, teller) -> tuple[str, str, dict, list[str]]:
     """What a teller console starts from: presence, break reason, waiting list, held calls."""
     presence = TellerPresence.objects.filter(teller=teller).first()
     held = []

@@ -11,18 +11,19 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from recordings.services import recording_start
 from signaling.selectors import media_worker_alive, media_worker_pick
 
-from . import clock, notify, selectors
-from .errors import Conflict, Forbidden, MediaUnavailable, NotFound
+from . import clock, notify, routing, selectors
+from .errors import Conflict, Forbidden, MediaUnavailable, NotFound, QueueFull, RateLimited
 from .models import (
     OPEN_CALL_STATUSES,
     Business,
@@ -35,6 +36,7 @@ from .models import (
     OfferStatus,
     PresenceStatus,
     Priority,
+    PriorityClaim,
     Skill,
     TellerPresence,
     TellerProfile,
@@ -69,20 +71,40 @@ def call_enqueue(
     channel: str = "web",
     language: str = "zh",
     priority: int = Priority.NORMAL,
+    priority_claim: str = PriorityClaim.NONE,
     preferred_teller_id: int | None = None,
     customer_ip: str | None = None,
+    customer_device: str = "",
+    admit: bool = False,
+    ip_limited: bool = True,
 ) -> Call:
+    """Put a call in the queue and route it. ``admit``: a customer's own request, held to the
+    anonymous side's limits (open calls per address and per device, the global cap on waiting
+    calls) in the transaction that stores it, so that two servers cannot both let one through,
+    and the caller's place is set on the call (``call.place``). The rate limits were applied
+    before (``limits.call_request_admit``). ``ip_limited`` False: the device proved who it is
+    (an enrolled kiosk, a bank-signed app claim), so its own limits hold and the address's do
+    not (a branch's kiosks, a carrier's customers share one address)."""
     business = Business.objects.filter(key=business_key, active=True).first()
     if business is None:
         raise NotFound(f"Unknown business {business_key!r}.")
     now = clock.now()
+    counts = None
     with transaction.atomic():
+        if admit:
+            counts = _admission_check(
+                customer_ip=customer_ip if ip_limited else None,
+                customer_device=customer_device,
+                business_id=business.pk,
+                priority=priority,
+            )
         call = Call.objects.create(
             id=call_id or uuid.uuid4(),
             business=business,
             channel=channel,
             language=language,
             priority=priority,
+            priority_claim=priority_claim,
             preferred_teller_id=preferred_teller_id,
             preferred_until=(
                 now + timedelta(seconds=settings.QUEUE_PREFER_SAME_TELLER_S)
@@ -90,17 +112,205 @@ def call_enqueue(
                 else None
             ),
             customer_ip=customer_ip,
+            customer_device=customer_device,
             enqueued_at=now,
         )
+        data = {"business": business.key, "channel": channel, "priority": priority}
+        if priority_claim:
+            data["priority_claim"] = priority_claim
+        call_event_record(call_id=call.id, kind=CallEventKind.ENQUEUED, actor="customer", data=data)
+        notify.queue_changed_on_commit()
+        # Routed in the same transaction: one commit for the arrival and its offer, if any.
+        offer = queue_route_arrival(call=call)
+    log.info("call %s enqueued for %s via %s", call.id, business.key, channel)
+    if counts is not None:
+        # The caller's place, from the counts taken on the way in (no second pass): the
+        # newcomer comes after every call of its business of its priority or higher.
+        of_business, ahead, staffed = counts
+        call.place = (
+            selectors.QueuePlace(call.id, 1, 1, 0)
+            if offer is not None
+            else selectors.place_of(
+                call_id=call.id,
+                business_id=business.pk,
+                position=ahead + 1,
+                waiting=of_business + 1,
+                staffed=staffed,
+            )
+        )
+    return call
+
+
+OPEN_CALLS_LOCK_SALT = "videobank-open-calls:"
+
+_ADMISSION_SQL = """
+SELECT
+  (SELECT count(*) FROM (SELECT 1 FROM queueing_call
+     WHERE customer_ip = %(ip)s AND status IN (%(waiting)s, %(offered)s, %(connected)s)
+     LIMIT %(per_ip)s) AS a),
+  (SELECT count(*) FROM (SELECT 1 FROM queueing_call
+     WHERE customer_device = %(device)s AND customer_device <> ''
+       AND status IN (%(waiting)s, %(offered)s, %(connected)s)
+     LIMIT %(per_device)s) AS b),
+  count(*),
+  count(*) FILTER (WHERE w.business_id = %(business)s),
+  count(*) FILTER (WHERE w.business_id = %(business)s AND w.priority >= %(priority)s),
+  (SELECT count(*) FROM queueing_tellerpresence WHERE status <> %(offline)s)
+FROM (SELECT business_id, priority FROM queueing_call WHERE status = %(waiting)s
+      LIMIT %(cap)s) AS w
+"""
+NO_CAP = 2**31 - 1
+
+
+def _admission_check(
+    *, customer_ip: str | None, customer_device: str, business_id: int, priority: int
+) -> tuple[int, int, int]:
+    """Refuse (in words) a customer's call beyond the open calls allowed per address and per
+    device, or beyond the global cap. One statement; each count stops at its limit (it looks at
+    no more index entries than that), and the pass over the waiting calls that the cap needs
+    also counts the newcomer's place: (calls of its business waiting, those served before a
+    newcomer of this priority, tellers logged in).
+
+    On Postgres a transaction-scoped advisory lock per address and per device makes
+    count-then-insert atomic across servers (always address, then device: no two requests wait
+    on each other in opposite order); SQLite serialises writers."""
+    per_ip, per_device = settings.QUEUE_OPEN_CALLS_PER_IP, settings.QUEUE_OPEN_CALLS_PER_DEVICE
+    cap = settings.QUEUE_MAX_WAITING
+    keys = []
+    if per_ip > 0 and customer_ip:
+        keys.append(f"{OPEN_CALLS_LOCK_SALT}ip:{customer_ip}")
+    if per_device > 0 and customer_device:
+        keys.append(f"{OPEN_CALLS_LOCK_SALT}device:{customer_device}")
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql" and keys:
+            # One round trip; the select list is evaluated left to right.
+            locks = ", ".join(["pg_advisory_xact_lock(hashtext(%s))"] * len(keys))
+            cursor.execute(f"SELECT {locks}", keys)  # noqa: S608 - placeholders only
+        cursor.execute(
+            _ADMISSION_SQL,
+            {
+                "ip": customer_ip,  # None: matches nothing
+                "device": customer_device,
+                "per_ip": max(per_ip, 0),
+                "per_device": max(per_device, 0),
+                "cap": cap if cap > 0 else NO_CAP,
+                "business": business_id,
+                "priority": priority,
+                "offline": PresenceStatus.OFFLINE,
+                "waiting": CallStatus.WAITING,
+                "offered": CallStatus.OFFERED,
+                "connected": CallStatus.CONNECTED,
+            },
+        )
+        open_ip, open_device, waiting, of_business, ahead, staffed = cursor.fetchone()
+    if per_ip > 0 and customer_ip and open_ip >= per_ip:
+        raise RateLimited(
+            "A call from your network is already waiting or in progress; please finish it "
+            "before placing another. / 您所在的网络已有正在排队或进行中的通话，请结束后再呼叫。",
+            limit="ip_open",
+        )
+    if per_device > 0 and customer_device and open_device >= per_device:
+        raise RateLimited(
+            "This device already has a call waiting or in progress; please finish it before "
+            "placing another. / 本设备已有正在排队或进行中的通话，请结束后再呼叫。",
+            limit="device_open",
+        )
+    if cap > 0 and waiting >= cap:
+        raise QueueFull(
+            en="All our tellers are busy and the queue is full, so the call was not placed. "
+            "We can call you back instead: choose “Call me back instead”.",
+            zh="柜员全忙，排队人数已满，本次呼叫未能排队。我们可以稍后给您回电：请选择“请给我回电”。",
+        )
+    return of_business, ahead, staffed
+
+
+def callback_book(
+    *,
+    business_key: str,
+    channel: str = "web",
+    language: str = "zh",
+    customer_ip: str | None = None,
+    customer_device: str = "",
+) -> Call:
+    """A customer turned away by a full queue takes the callback offered instead: the call is
+    stored as a callback request, never queued."""
+    business = Business.objects.filter(key=business_key, active=True).first()
+    if business is None:
+        raise NotFound(f"Unknown business {business_key!r}.")
+    now = clock.now()
+    with transaction.atomic():
+        call = Call.objects.create(
+            business=business,
+            channel=channel,
+            language=language,
+            status=CallStatus.CALLBACK,
+            ended_at=now,
+            end_reason="callback_requested",
+            customer_ip=customer_ip,
+            customer_device=customer_device,
+            enqueued_at=now,
+        )
+        CallbackRequest.objects.create(call=call)
         call_event_record(
             call_id=call.id,
-            kind=CallEventKind.ENQUEUED,
-            actor="customer",
-            data={"business": business.key, "channel": channel, "priority": priority},
+            kind=CallEventKind.CALLBACK_OFFERED,
+            data={"reason": "queue_full", "business": business.key},
         )
-        notify.queue_changed_on_commit()
-    log.info("call %s enqueued for %s via %s", call.id, business.key, channel)
-    queue_route()
+        call_event_record(call_id=call.id, kind=CallEventKind.CALLBACK_REQUESTED, actor="customer")
+    log.info("callback booked for %s (queue full)", business.key)
+    return call
+
+
+def call_priority_claim_settle(*, call_id: uuid.UUID, birth: str) -> Call | None:
+    """The identity check confirmed the card's birth date (``YYYYMMDD``): an elderly claim of
+    the call is confirmed (age at least QUEUE_PRIORITY_MIN_AGE) or withdrawn (the call becomes a
+    normal one), on the timeline, and the teller is told in words. Called by the identity check,
+    in its transaction; a call without a claim, or a date that does not parse, is left alone."""
+    call = Call.objects.select_for_update().filter(pk=call_id).first()
+    checked = (PriorityClaim.CLAIMED, PriorityClaim.CONFIRMED, PriorityClaim.WITHDRAWN)
+    if call is None or call.priority_claim not in checked:
+        return call
+    try:
+        born = date(int(birth[:4]), int(birth[4:6]), int(birth[6:8]))
+    except (TypeError, ValueError):
+        return call
+    today = timezone.localdate(clock.now())
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    minimum = settings.QUEUE_PRIORITY_MIN_AGE
+    confirmed = age >= minimum
+    claim = PriorityClaim.CONFIRMED if confirmed else PriorityClaim.WITHDRAWN
+    if claim == call.priority_claim:
+        return call
+    call.priority_claim = claim
+    call.priority = Priority.ELDERLY if confirmed else Priority.NORMAL
+    call.save(update_fields=["priority_claim", "priority"])
+    call_event_record(
+        call_id=call.id,
+        kind=CallEventKind.PRIORITY_CLAIM,
+        data={"claim": claim, "min_age": minimum},
+    )
+    if confirmed:
+        text = {
+            "en": f"Elderly priority confirmed: the ID card's birth date gives age {age}.",
+            "zh": f"老年优先已核实：身份证出生日期显示客户 {age} 岁。",
+        }
+    else:
+        text = {
+            "en": f"Elderly priority withdrawn: the ID card's birth date gives age {age}, under "
+            f"{minimum}. The call is a normal one now.",
+            "zh": f"老年优先已撤销：身份证出生日期显示客户 {age} 岁，未满 {minimum} 岁，"
+            "本次通话按普通客户处理。",
+        }
+    if call.teller_id:
+        notify.forward_on_commit(
+            notify.teller_group(call.teller_id),
+            "call.priority",
+            call_id=str(call.id),
+            priority=call.priority,
+            priority_claim=claim,
+            text=text,
+        )
+    notify.queue_changed_on_commit()
     return call
 
 
@@ -472,25 +682,52 @@ def queue_route(*, now: datetime | None = None, teller_freed: bool = False) -> l
         if not snapshot.waiting or not snapshot.free:
             return offers
         pairs = snapshot.router.assign(snapshot.waiting, snapshot.free)
-        expires_at = now + timedelta(seconds=settings.QUEUE_OFFER_TIMEOUT_S)
-        for call_state, teller_state in pairs:
-            offer = _offer_claim(
-                call_id=call_state.id, teller_id=teller_state.id, now=now, expires_at=expires_at
-            )
-            if offer is None:
-                continue
-            offers.append(offer)
-            # The offer first: it is what the freed teller waits for (see notify's outbox).
-            notify.forward_on_commit(
-                notify.teller_group(offer.teller_id),
-                "call.offer",
-                **selectors.offer_details(offer, now=now, call=snapshot.calls[call_state.id]),
-            )
-            notify.forward_on_commit(
-                notify.teller_group(offer.teller_id), "presence", status="offered"
-            )
-        if offers:
-            notify.queue_changed_on_commit()
+        offers = _offers_make(pairs, calls=snapshot.calls, now=now)
+    return offers
+
+
+def queue_route_arrival(*, call: Call, now: datetime | None = None) -> Offer | None:
+    """Route one arriving call against the free tellers only: the work is proportional to the
+    tellers, not to the queue (no waiting call is loaded). Correct because every change that
+    frees a teller routes at once: a teller still free could take none of the calls already
+    waiting, so the newcomer takes no one's turn. (What time changes, a relaxation step or an
+    expired preference, waits for the ticker's full pass, at most QUEUE_TICK_S.)"""
+    now = now or clock.now()
+    if not TellerPresence.objects.filter(status=PresenceStatus.AVAILABLE).exists():
+        return None
+    with transaction.atomic(savepoint=False):
+        _routing_lock()
+        tellers = selectors.routing_tellers()
+        free = [state for state, status in tellers if status == PresenceStatus.AVAILABLE]
+        if not free:
+            return None
+        policies = selectors.routing_policies(needed={call.business.key})
+        router = routing.Router(policies, [state for state, _ in tellers], clock.seconds(now))
+        pairs = router.assign([selectors.call_state(call)], free)
+        offers = _offers_make(pairs, calls={call.id: call}, now=now)
+    return offers[0] if offers else None
+
+
+def _offers_make(pairs, *, calls: dict[uuid.UUID, Call], now: datetime) -> list[Offer]:
+    """Claim and announce the router's (call, teller) pairs, under the router's lock."""
+    offers: list[Offer] = []
+    expires_at = now + timedelta(seconds=settings.QUEUE_OFFER_TIMEOUT_S)
+    for call_state, teller_state in pairs:
+        offer = _offer_claim(
+            call_id=call_state.id, teller_id=teller_state.id, now=now, expires_at=expires_at
+        )
+        if offer is None:
+            continue
+        offers.append(offer)
+        # The offer first: it is what the freed teller waits for (see notify's outbox).
+        notify.forward_on_commit(
+            notify.teller_group(offer.teller_id),
+            "call.offer",
+            **selectors.offer_details(offer, now=now, call=calls[call_state.id]),
+        )
+        notify.forward_on_commit(notify.teller_group(offer.teller_id), "presence", status="offered")
+    if offers:
+        notify.queue_changed_on_commit()
     return offers
 
 
@@ -605,8 +842,20 @@ def queue_tick(*, now: datetime | None = None) -> None:
             presence.wrap_up_until = None
             presence.save()
             notify.presence_on_commit(presence)
+        # Only calls old enough for the shortest maximum wait: a long queue is not read whole
+        # every tick.
+        shortest = min(
+            [
+                settings.QUEUE_MAX_WAIT_S,
+                *Business.objects.filter(max_wait_s__isnull=False).values_list(
+                    "max_wait_s", flat=True
+                ),
+            ]
+        )
         for call in Call.objects.filter(
-            status=CallStatus.WAITING, callback_offered_at__isnull=True
+            status=CallStatus.WAITING,
+            callback_offered_at__isnull=True,
+            enqueued_at__lte=now - timedelta(seconds=shortest),
         ).select_related("business"):
             max_wait = call.business.max_wait_s or settings.QUEUE_MAX_WAIT_S
             if (now - call.enqueued_at).total_seconds() >= max_wait and (

@@ -103,11 +103,19 @@ def wallboard(*, now: datetime | None = None) -> dict:
             {"hour": hour, **service_figures(calls, threshold_s=threshold)}
             for hour, calls in sorted(hours.items())
         ],
-        "waiting_calls": waiting_calls(now=now),
+        **waiting_calls_first(now=now),
     }
 
 
-def waiting_calls(*, now: datetime) -> list[dict]:
+def waiting_calls_first(*, now: datetime) -> dict:
+    """The first QUEUE_SNAPSHOT_CALLS calls not yet answered and how many more there are: the
+    frame stays the same size however long the queue."""
+    listed = waiting_calls(now=now, limit=settings.QUEUE_SNAPSHOT_CALLS)
+    total = Call.objects.filter(status__in=(CallStatus.WAITING, CallStatus.OFFERED)).count()
+    return {"waiting_calls": listed, "waiting_calls_more": max(0, total - len(listed))}
+
+
+def waiting_calls(*, now: datetime, limit: int | None = None) -> list[dict]:
     """Calls not yet answered (waiting, or ringing a teller), in service order, with what a
     supervisor needs to pick one to move."""
     calls = (
@@ -115,6 +123,8 @@ def waiting_calls(*, now: datetime) -> list[dict]:
         .select_related("business", "preferred_teller")
         .order_by("-priority", "-head", "enqueued_at", "id")
     )
+    if limit is not None:
+        calls = calls[:limit]
     return [
         {
             "call_id": str(call.id),
@@ -122,6 +132,7 @@ def waiting_calls(*, now: datetime) -> list[dict]:
             "business_name": {"zh": call.business.name_zh, "en": call.business.name_en},
             "status": call.status,
             "priority": call.priority,
+            "priority_claim": call.priority_claim,
             "channel": call.channel,
             "waited_s": int((now - call.enqueued_at).total_seconds()),
             "preferred_teller": (

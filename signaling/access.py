@@ -39,6 +39,31 @@ ADMIN_GROUP = "admin"
 _TOKEN_SALT = "videobank.customer-call"  # noqa: S105 - a salt, not a secret
 
 
+# The customer page's first-party device id: random, kept a year, carried by the socket's
+# handshake; the per-device limits on call requests count by it (queueing/limits.py).
+DEVICE_COOKIE = "vb_device"
+DEVICE_COOKIE_MAX_AGE_S = 365 * 24 * 3600
+_DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22,64}")
+
+
+def device_id_valid(value: str | None) -> bool:
+    return bool(value) and _DEVICE_ID.fullmatch(value) is not None
+
+
+def device_cookie_ensure(request, response) -> None:
+    """Give a browser its device id, once (the page's view calls this)."""
+    if device_id_valid(request.COOKIES.get(DEVICE_COOKIE)):
+        return
+    response.set_cookie(
+        DEVICE_COOKIE,
+        secrets.token_urlsafe(24),
+        max_age=DEVICE_COOKIE_MAX_AGE_S,
+        httponly=True,
+        samesite="Lax",
+        secure=settings.SESSION_COOKIE_SECURE,
+    )
+
+
 class TokenError(Exception):
     """A customer token that opens nothing, with the reason in words (en, zh)."""
 

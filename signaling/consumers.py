@@ -21,8 +21,8 @@ from django.contrib.sessions.backends.base import UpdateError
 
 from kyc import services as kyc
 from kyc.errors import KycError
-from queueing import notify, selectors, services
-from queueing.errors import Forbidden, QueueingError
+from queueing import limits, notify, selectors, services
+from queueing.errors import Conflict, Forbidden, QueueFull, QueueingError
 from queueing.models import (
     OPEN_CALL_STATUSES,
     CallStatus,
@@ -59,7 +59,7 @@ class SignalingConsumer(AsyncWebsocketConsumer):
         except ProtocolError as exc:
             await self.send_error(exc.code, exc.detail, message or {"id": exc.ref})
         except QueueingError as exc:
-            await self.send_error(exc.code, exc.detail, message)
+            await self.send_error(exc.code, exc.detail, message, **exc.fields)
         except (KycError, WorkflowError) as exc:
             await self.send_error(exc.code, f"{exc.detail} / {exc.detail_zh}", message)
         except Exception:
@@ -69,9 +69,11 @@ class SignalingConsumer(AsyncWebsocketConsumer):
     async def send_json(self, message: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
 
-    async def send_error(self, code: str, detail: str, message: dict | None = None) -> None:
+    async def send_error(
+        self, code: str, detail: str, message: dict | None = None, **fields: Any
+    ) -> None:
         ref = message.get("id") if isinstance(message, dict) else None
-        await self.send_json(error_message(code, detail, ref))
+        await self.send_json({**error_message(code, detail, ref), **fields})
 
     async def hello(self, **extra: Any) -> None:
         # STUN only: TURN credentials go to a call being connected (signaling/ice.py).
@@ -162,6 +164,7 @@ class CustomerConsumer(SignalingConsumer):
     # with its call.request) — the one place channel, kiosk and app device are read from.
     caller: access.Caller = access.Caller()
     socket_caller: access.Caller = access.Caller()  # as proven at the handshake (kiosk or web)
+    _callback_offer: dict | None = None  # what a callback booked now would be (queue was full)
 
     async def connect(self):
         client = self.scope.get("client") or (None, None)
@@ -191,6 +194,15 @@ class CustomerConsumer(SignalingConsumer):
         self.call_id = call_id
         await self.channel_layer.group_add(notify.call_group(call_id), self.channel_name)
 
+    def device_key(self) -> str | None:
+        """The device asking, for the per-device limits: what it proved (``kiosk:<id>``,
+        ``app:<device id>``), else the random id the customer page keeps in a first-party cookie
+        (set by the page's view, carried by this socket's handshake); None when there is none."""
+        if self.caller.device:
+            return self.caller.device
+        value = (self.scope.get("cookies") or {}).get(access.DEVICE_COOKIE)
+        return value if access.device_id_valid(value) else None
+
     async def on_call_request(self, message: dict) -> None:
         if self.call_id is not None:
             call = await database_sync_to_async(selectors.call_get)(call_id=self.call_id)
@@ -202,6 +214,13 @@ class CustomerConsumer(SignalingConsumer):
         )
         self.caller = caller
         client = self.scope.get("client") or (None, None)
+        # The rate limits first, off the database thread: a refused flood never reaches it.
+        admission = await limits.call_request_admit_async(
+            ip=client[0],
+            device_id=self.device_key(),
+            claims_priority=message.get("priority") == "elderly",
+            ip_limited=not caller.device,
+        )
         preferred = None
         if message.get("previous_token"):
             preferred = await database_sync_to_async(_previous_teller)(message["previous_token"])
@@ -216,17 +235,16 @@ class CustomerConsumer(SignalingConsumer):
                 business_key=message["business"],
                 channel=caller.channel,
                 language=message.get("language", "zh"),
-                priority=(
-                    Priority.VIP
-                    if caller.vip
-                    else Priority.ELDERLY
-                    if message.get("priority") == "elderly"
-                    else Priority.NORMAL
-                ),
+                priority=Priority.VIP if caller.vip else admission.priority,
+                priority_claim=admission.priority_claim,
                 preferred_teller_id=preferred,
                 customer_ip=client[0],
+                customer_device=admission.device,
+                admit=True,
+                ip_limited=not caller.device,
             )
-            place = await database_sync_to_async(selectors.queue_place)(call_id=call.id)
+            place = call.place  # counted as it was admitted
+            self._callback_offer = None
             await self.send_json(
                 server_message(
                     "call.queued",
@@ -235,8 +253,31 @@ class CustomerConsumer(SignalingConsumer):
                     position=place.position if place else 1,
                     waiting=place.waiting if place else 1,
                     estimated_wait_s=place.estimated_wait_s if place else 0,
+                    priority="elderly" if call.priority == Priority.ELDERLY else "normal",
+                    priority_claim=call.priority_claim,
                 )
             )
+        except QueueFull as full:
+            # Not queued: told so in words, and offered a callback instead (one per refusal).
+            self._held = None
+            await self.call_left(str(call_id))
+            self._callback_offer = {
+                "business_key": message["business"],
+                "channel": message.get("channel", "web"),
+                "language": message.get("language", "zh"),
+                "customer_ip": client[0],
+                "customer_device": admission.device,
+            }
+            await self.send_error(full.code, full.detail, message)
+            await self.send_json(
+                server_message(
+                    "queue.callback_offer",
+                    reason="queue_full",
+                    business=message["business"],
+                    text=full.text,
+                )
+            )
+            return
         except BaseException:
             self._held = None
             await self.call_left(str(call_id))
@@ -305,6 +346,15 @@ class CustomerConsumer(SignalingConsumer):
         )
 
     async def on_callback_request(self, message: dict) -> None:
+        if "call_id" not in message:  # the callback offered when the queue was full
+            offer, self._callback_offer = self._callback_offer, None
+            if offer is None:
+                raise Conflict("No callback was offered here. / 此处没有可预约的回电。")
+            call = await database_sync_to_async(services.callback_book)(**offer)
+            await self.send_json(
+                server_message("call.ended", call_id=str(call.id), reason="callback")
+            )
+            return
         call_id = self._bound(message)
         await database_sync_to_async(services.call_request_callback)(call_id=call_id)
 
@@ -384,7 +434,7 @@ class TellerConsumer(SignalingConsumer):
         await self.hello(presence=presence, reason=reason, user={"username": user.get_username()})
         for call_id in held:
             await self._join(call_id)
-        await self.send_json(server_message("queue.snapshot", calls=snapshot))
+        await self.send_json(server_message("queue.snapshot", **snapshot))
 
     async def disconnect(self, code):
         user = getattr(self, "user", None)
@@ -424,6 +474,8 @@ class TellerConsumer(SignalingConsumer):
                 channel=call.channel,
                 language=call.language,
                 ice_servers=ice.ice_servers_for_call(call_id=call.id),
+                priority=call.priority,
+                priority_claim=call.priority_claim,
             )
         )
 

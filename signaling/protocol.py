@@ -116,8 +116,9 @@ CUSTOMER_MESSAGES: dict[str, tuple[str, dict]] = {
         _message("call.hangup", {"call_id": _UUID}, ["call_id"]),
     ),
     "callback.request": (
-        "Stop waiting and be called back instead (offered after the maximum wait).",
-        _message("callback.request", {"call_id": _UUID}, ["call_id"]),
+        "Stop waiting and be called back instead (offered after the maximum wait); without "
+        "`call_id`, take the callback offered when the queue was full.",
+        _message("callback.request", {"call_id": _UUID}),
     ),
     "kyc.consent": (
         "Answer the identity check's consent request; `geolocation` only if the customer let "
@@ -358,19 +359,20 @@ SUPERVISOR_MESSAGES: dict[str, tuple[str, dict]] = {
 # fmt: off
 SERVER_MESSAGES: dict[str, str] = {
     "hello": "First frame on every socket: `protocol`, `role`, `ice_servers` (STUN URLs only, no credentials); for customers the `channel` the socket proved (`vtm` for an enrolled kiosk, else `web`), for tellers `presence`.",
-    "call.queued": "Customer: the call is waiting; `call_id`, `token` (keep it to resume), `position`.",
+    "call.queued": "Customer: the call is waiting; `call_id`, `token` (keep it to resume), `position`, `priority` (normal / elderly) and `priority_claim` (claimed; over_limit: the elderly queue was asked for too often from this network, the call waits as a normal one).",
     "queue.position": "Customer: new `position` (1 = next) and `waiting` (calls waiting for the business).",
-    "queue.snapshot": "Teller: `calls` waiting (`call_id`, `business`, `business_name`, `channel`, `waited_s`).",
+    "queue.snapshot": "Teller: the first `QUEUE_SNAPSHOT_CALLS` `calls` waiting, in service order (`call_id`, `business`, `business_name`, `channel`, `language`, `priority`, `priority_claim`, `waited_s`); `waiting` in all, `more` not listed, `businesses` (`business`, `business_name`, `waiting`).",
     "presence": "Teller: its presence `status` changed (`reason` for a break; `by` if a supervisor did it).",
-    "call.offer": "Teller: a call is ringing for you (`call_id`, `business`, `business_name`, `channel`, `language`, `priority`, `waited_s`, `expires_in_s`).",
+    "call.offer": "Teller: a call is ringing for you (`call_id`, `business`, `business_name`, `channel`, `language`, `priority`, `priority_claim` — `claimed`: the customer's own word, not yet checked — `waited_s`, `expires_in_s`).",
+    "call.priority": "Teller: the identity check's birth date settled the customer's elderly claim (`call_id`, `priority`, `priority_claim`: confirmed or withdrawn, `text` zh/en).",
     "offer.withdrawn": "Teller: the offer of `call_id` is gone (timed out, declined, or the customer left).",
     "call.requeued": "Customer: the teller's connection dropped; you are back at the head of the queue.",
-    "queue.callback_offer": "Customer: the wait is long; you may send `callback.request` instead of waiting.",
+    "queue.callback_offer": "Customer: the wait is long; you may send `callback.request` instead of waiting. With `reason` queue_full (and no `call_id`): the queue is full and the call was not placed; `callback.request` without `call_id` books the callback (`business`, `text` zh/en).",
     "wallboard": "Supervisor: live queue and service figures (see docs/wallboard.md).",
     "teller.presence": "Supervisor: a teller's presence changed (`teller`, `status`, `reason`).",
     "supervisor.alert": "Supervisor: something needs attention (`kind`, e.g. auto_break after missed offers).",
     "call.answered": "Customer: a teller took the call; start WebRTC now with `ice_servers` (STUN, and TURN with a credential for this call that expires within 10 minutes).",
-    "call.connected": "Teller: the call is yours (`call_id`, `business`, ...); start WebRTC now with `ice_servers` (as in `call.answered`).",
+    "call.connected": "Teller: the call is yours (`call_id`, `business`, `business_name`, `channel`, `language`, `priority`, `priority_claim`); start WebRTC now with `ice_servers` (as in `call.answered`).",
     "webrtc.answer": "The server's SDP answer to your offer (`sdp`).",
     "media.state": "Media of your leg: `state` = connected | failed | closed.",
     "call.ended": "The call ended: `call_id`, `reason` (hangup_customer, hangup_teller, ...).",
@@ -387,7 +389,7 @@ SERVER_MESSAGES: dict[str, str] = {
     "case.receipt": "Customer: the business is done; its e-receipt (`case_id`, `code`, `url`, `pdf_url`: each link carries the receipt's own token, valid `WORKFLOW_RECEIPT_LINK_MAX_AGE_S`; the call's token opens no receipt).",
     "call.summary": "Teller: at hang-up, the businesses of the call (`cases`: status, receipt).",
     "pong": "Answer to `ping`.",
-    "error": "Something you sent was refused: `code`, `detail`, and `ref` (your message `id`) if given.",
+    "error": "Something you sent was refused: `code`, `detail`, and `ref` (your message `id`) if given; `rate_limited` adds `limit` and, for a rate, `retry_after_s`.",
 }
 # fmt: on
 
@@ -406,6 +408,8 @@ ERROR_CODES: dict[str, str] = {
     "bad_image": "A picture (upload, chip photo) is not usable: not an image, too large, damaged; `detail` says which.",
     "face_problem": "No face, several faces, or a face too small in a picture.",
     "service_unavailable": "An outside service (national ID check) is not answering; retry.",
+    "rate_limited": "Too many call requests, or open calls, from this network or device; `limit` says which (ip_rate, device_rate, ip_open, device_open), `retry_after_s` when a rate lets the next one through. No call was placed.",
+    "queue_full": "The queue holds as many waiting calls as it may; no call was placed, a `queue.callback_offer` follows.",
     "internal": "The server failed; the socket stays open and nothing was changed.",
 }
 

@@ -33,7 +33,7 @@ def customer_page(request: HttpRequest, kiosk: bool = False) -> HttpResponse:
         request.COOKIES.get(access.KIOSK_COOKIE), ip=request.META.get("REMOTE_ADDR")
     )
     enrolled = caller.channel == access.VTM
-    return render(
+    response = render(
         request,
         "customer/index.html",
         {
@@ -45,6 +45,8 @@ def customer_page(request: HttpRequest, kiosk: bool = False) -> HttpResponse:
             "simulator": settings.KIOSK_SIMULATOR,
         },
     )
+    access.device_cookie_ensure(request, response)
+    return response
 
 
 # The kiosk's cookie lives as long as browsers let one (400 days); rotation or revocation, not

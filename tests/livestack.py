@@ -43,6 +43,16 @@ def stack_env() -> dict[str, str]:
     env["PYTHONUNBUFFERED"] = "1"
     # Tellers are available again right after a hang-up unless a test wants wrap-up.
     env.setdefault("QUEUE_WRAP_UP_S", "0")
+    # Every test customer connects from 127.0.0.1: the anonymous side's limits stay out of the
+    # way unless a test sets them (tests/test_queue_limits.py does).
+    for name in (
+        "QUEUE_CALL_REQUESTS_PER_IP",
+        "QUEUE_CALL_REQUESTS_PER_DEVICE",
+        "QUEUE_OPEN_CALLS_PER_IP",
+        "QUEUE_OPEN_CALLS_PER_DEVICE",
+        "QUEUE_PRIORITY_CLAIMS_PER_IP",
+    ):
+        env.setdefault(name, "0")
     if settings.PROFILE == "embedded":
         env["SQLITE_PATH"] = str(db["NAME"])
     else:

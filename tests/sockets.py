@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 from channels.testing import WebsocketCommunicator
@@ -13,6 +14,14 @@ from videobank.asgi import application
 # The page's origin and the host the socket is opened to: the same site (videobank/origin.py).
 ORIGIN = (b"origin", b"http://127.0.0.1")
 HOST = (b"host", b"127.0.0.1")
+_addresses = itertools.count(1)
+
+
+def next_address() -> str:
+    """A client address of its own: every test socket is a customer on a network of its own
+    unless a test says otherwise (the queue limits call requests per address)."""
+    n = next(_addresses)
+    return f"10.{n >> 16 & 255}.{n >> 8 & 255}.{n & 255}"
 
 
 def session_cookie(username: str, *groups: str) -> bytes:
@@ -38,9 +47,14 @@ def kiosk_cookie(credential: str) -> bytes:
 class Socket:
     """A communicator that speaks protocol v1."""
 
-    def __init__(self, path: str, cookie: bytes | None = None) -> None:
+    def __init__(
+        self, path: str, cookie: bytes | None = None, *, client: str | None = None
+    ) -> None:
         headers = [ORIGIN, HOST] + ([(b"cookie", cookie)] if cookie else [])
         self.comm = WebsocketCommunicator(application, path, headers=headers)
+        # The peer address daphne would put in the scope (the application reads the scope
+        # once the connection starts, after this).
+        self.comm.scope["client"] = [client or next_address(), 50000]
 
     async def open(self) -> dict:
         connected, _ = await self.comm.connect()

@@ -96,6 +96,39 @@ TEXT: dict[str, dict[str, str]] = {
     "error.bad_token": {"zh": "通话凭证已失效", "en": "The call token has expired"},
     "error.forbidden": {"zh": "没有权限", "en": "Not allowed"},
     "error.generic": {"zh": "服务器无法处理该请求", "en": "The server could not handle that"},
+    "error.rate_limited.ip_rate": {
+        "zh": "您所在的网络呼叫过于频繁，请 {s} 秒后再试",
+        "en": "Too many calls from your network; please try again in {s} s",
+    },
+    "error.rate_limited.device_rate": {
+        "zh": "本设备呼叫过于频繁，请 {s} 秒后再试",
+        "en": "Too many calls from this device; please try again in {s} s",
+    },
+    "error.rate_limited.ip_open": {
+        "zh": "您所在的网络已有正在排队或进行中的通话，请结束后再呼叫",
+        "en": "A call from your network is already waiting or in progress; finish it first",
+    },
+    "error.rate_limited.device_open": {
+        "zh": "本设备已有正在排队或进行中的通话，请结束后再呼叫",
+        "en": "This device already has a call waiting or in progress; finish it first",
+    },
+    "error.rate_limited": {
+        "zh": "呼叫过于频繁，请稍后再试",
+        "en": "Too many calls; please try again later",
+    },
+    "error.queue_full": {
+        "zh": "柜员全忙，排队人数已满，本次呼叫未能排队",
+        "en": "All tellers are busy and the queue is full; the call was not placed",
+    },
+    "customer.callback_full": {
+        "zh": "排队人数已满。您可以预约回电，柜员会尽快联系您。",
+        "en": "The queue is full. You can book a callback and a teller will call you.",
+    },
+    "status.priority_not_applied": {
+        "zh": "正在排队。您所在网络的优先排队申请过多，本次按普通客户排队。",
+        "en": "Waiting. Too many priority requests came from your network, so you wait in the "
+        "normal queue this time.",
+    },
     "customer.priority": {
         "zh": "我是老年人或需要无障碍协助（优先接听）",
         "en": "I am elderly or need accessibility help (served first)",
@@ -152,6 +185,10 @@ TEXT: dict[str, dict[str, str]] = {
     "console.seconds": {"zh": "{s} 秒", "en": "{s} s"},
     "priority.1": {"zh": "老年/无障碍优先", "en": "Elderly / accessibility"},
     "priority.2": {"zh": "VIP", "en": "VIP"},
+    "priority.claimed": {"zh": "客户自称，待核验", "en": "claimed, not yet checked"},
+    "priority.confirmed": {"zh": "已核验", "en": "confirmed"},
+    "console.more_waiting": {"zh": "另有 {n} 位客户在排队", "en": "{n} more waiting"},
+    "console.waiting_by_business": {"zh": "各业务排队人数", "en": "Waiting per business"},
     "language.zh": {"zh": "中文", "en": "Chinese"},
     "language.en": {"zh": "英文", "en": "English"},
     # Identity check: the teller's KYC panel and the customer's side (kyc/).
@@ -479,6 +516,9 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "qa.kind.requeued": {"zh": "重新排队", "en": "Re-queued"},
     "qa.kind.moved": {"zh": "主管转接", "en": "Moved by a supervisor"},
+    "qa.kind.priority_claim": {"zh": "优先资格核验", "en": "Priority claim checked"},
+    "qa.kind.callback_offered": {"zh": "提供回电", "en": "Callback offered"},
+    "qa.kind.callback_requested": {"zh": "预约回电", "en": "Callback requested"},
     "qa.kind.kyc_consent": {"zh": "身份核验：客户授权", "en": "Identity check: consent"},
     "qa.kind.kyc_capture": {"zh": "身份核验：采集图像", "en": "Identity check: picture"},
     "qa.kind.kyc_ocr": {"zh": "身份核验：证件识别", "en": "Identity check: card read"},

@@ -134,8 +134,11 @@ export class StatusView {
 
 /** Words for an `error` frame: our own text for known codes, else the server's detail. */
 export function errorWords(message) {
-  const known = `error.${message.code}`;
-  const words = t(known) !== known ? t(known) : message.detail || t("error.generic");
+  // The most specific words first: a limit names which one (`error.rate_limited.ip_rate`).
+  const keys = [message.limit && `error.${message.code}.${message.limit}`, `error.${message.code}`];
+  const known = keys.find((key) => key && t(key) !== key);
+  const params = { s: message.retry_after_s ?? "" };
+  const words = known ? t(known, params) : message.detail || t("error.generic");
   return t("status.error", { detail: words });
 }
 

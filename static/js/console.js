@@ -22,6 +22,9 @@ const offerTemplate = document.getElementById("offer-template");
 const offerAnnounce = document.querySelector("[data-offer-announce]");
 const waitingList = $("waiting-list");
 const waitingEmpty = document.querySelector("[data-waiting-empty]");
+const waitingMore = $("waiting-more");
+const waitingCounts = $("waiting-counts");
+const callPriority = $("call-priority");
 const businessText = document.querySelector("[data-call-business]");
 const hangupButton = $("call-hangup");
 const localVideo = $("local-video");
@@ -34,6 +37,9 @@ const pageTitle = document.title;
 let presence = "offline";
 let presenceReason = "";
 let waiting = [];
+// The queue beyond the listed calls (the server sends the first few and the counts, never all).
+let waitingTotal = 0;
+let waitingBusinesses = [];
 let snapshotAt = 0;
 // The ringing offer: { id, deadline, total, element, acceptRef, answering }.
 let offer = null;
@@ -115,10 +121,18 @@ function waitingMeta(entry) {
   ].join(" · ");
 }
 
-function priorityBadge(priority) {
+function priorityWords(priority, claim) {
+  // An elderly/accessibility priority is the customer's own claim until the identity check's
+  // birth date confirms it: say which.
+  const words = t(`priority.${priority}`);
+  return claim === "claimed" || claim === "confirmed" ? `${words} (${t(`priority.${claim}`)})` : words;
+}
+
+function priorityBadge(priority, claim) {
   const badge = document.createElement("span");
   badge.className = "badge";
-  badge.textContent = t(`priority.${priority}`);
+  badge.dataset.claim = claim || "";
+  badge.textContent = priorityWords(priority, claim);
   return badge;
 }
 
@@ -131,7 +145,7 @@ function renderWaiting() {
       const label = document.createElement("span");
       label.className = "waiting-business";
       label.textContent = pick(entry.business_name) || entry.business;
-      if (entry.priority > 0) label.append(" ", priorityBadge(entry.priority));
+      if (entry.priority > 0) label.append(" ", priorityBadge(entry.priority, entry.priority_claim));
       const meta = document.createElement("span");
       meta.className = "waiting-meta";
       meta.dataset.waited = "";
@@ -141,6 +155,15 @@ function renderWaiting() {
     }),
   );
   waitingEmpty.hidden = waiting.length > 0;
+  const more = Math.max(0, waitingTotal - waiting.length);
+  waitingMore.dataset.more = String(more);
+  waitingMore.textContent = more ? t("console.more_waiting", { n: more }) : "";
+  waitingMore.hidden = more === 0;
+  waitingCounts.textContent = waitingBusinesses.length
+    ? `${t("console.waiting_by_business")}: ` +
+      waitingBusinesses.map((b) => `${pick(b.business_name) || b.business} ${b.waiting}`).join(" · ")
+    : "";
+  waitingCounts.hidden = more === 0;
 }
 
 // --- the ringing offer -------------------------------------------------------------------------
@@ -179,7 +202,7 @@ function showOffer(message) {
   if (message.priority > 0) {
     const priority = element.querySelector("[data-offer-priority]");
     priority.hidden = false;
-    priority.append(priorityBadge(message.priority));
+    priority.append(priorityBadge(message.priority, message.priority_claim));
   }
   const accept = element.querySelector('[data-testid="call-accept"]');
   const reject = element.querySelector('[data-testid="call-reject"]');
@@ -257,6 +280,7 @@ function finish(state, words) {
   cases.reset({ keepSummary: true });
   localVideo.srcObject = null;
   businessText.textContent = "";
+  callPriority.textContent = "";
   hangupButton.disabled = true;
   setLanguageSwitchEnabled(true);
   status.show(state, words);
@@ -282,6 +306,8 @@ signaling
   .on("presence", (message) => showPresence(message.status, message.reason))
   .on("queue.snapshot", (message) => {
     waiting = message.calls || [];
+    waitingTotal = message.waiting ?? waiting.length;
+    waitingBusinesses = message.businesses || [];
     snapshotAt = performance.now();
     renderWaiting();
   })
@@ -312,6 +338,8 @@ signaling
     cases.reset();
     status.callId = mine.id;
     businessText.textContent = `${t("console.business")}: ${pick(message.business_name) || message.business}`;
+    callPriority.textContent = message.priority > 0 ? priorityWords(message.priority, message.priority_claim) : "";
+    callPriority.dataset.claim = message.priority_claim || "";
     hangupButton.disabled = false;
     clearOffer();
     if (document.activeElement === document.body || !document.activeElement) hangupButton.focus();
@@ -327,6 +355,12 @@ signaling
   })
   .on("call.ended", (message) => {
     if (current(message)) finish("ended", t("status.ended"));
+  })
+  .on("call.priority", (message) => {
+    // The identity check settled the customer's elderly claim: confirmed or withdrawn, in words.
+    if (!current(message)) return;
+    callPriority.textContent = pick(message.text);
+    callPriority.dataset.claim = message.priority_claim;
   })
   .on("error", (message) => {
     // Shown in the KYC panel or on the business's card; the call goes on.

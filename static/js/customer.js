@@ -22,6 +22,7 @@ const hangupButton = $("call-hangup");
 const positionText = $("queue-position");
 const etaText = $("queue-eta");
 const callbackOffer = document.querySelector("[data-callback-offer]");
+const callbackText = callbackOffer.querySelector("p");
 const callbackButton = $("callback-request");
 const localVideo = $("local-video");
 const remoteVideo = $("remote-video");
@@ -31,6 +32,8 @@ const startMedia = callMedia(signaling, { currentCall: () => call, status, remot
 
 // The call in progress: { id, stream, leg, mediaConnected, framesSeen }.
 let call = null;
+// The queue was full and a callback is on offer instead (no call exists yet).
+let fullQueueOffer = false;
 
 exposeStats(() => call?.leg, remoteVideo);
 const kyc = kycCustomer({ signaling, currentCall: () => call });
@@ -65,7 +68,9 @@ function showPosition(position, estimatedWaitS) {
   if (etaText.textContent !== eta) etaText.textContent = eta;
 }
 
-function showCallbackOffer(show) {
+function showCallbackOffer(show, queueFull = false) {
+  fullQueueOffer = show && queueFull;
+  callbackText.textContent = t(queueFull ? "customer.callback_full" : "customer.callback_offer");
   callbackOffer.hidden = !show;
   callbackButton.disabled = !show;
 }
@@ -92,6 +97,7 @@ async function startCall() {
   status.callId = null;
   setBusy(true);
   showPosition(null);
+  showCallbackOffer(false);
   status.show("connecting", t("status.camera"));
   try {
     mine.stream = await openCamera(localVideo);
@@ -139,6 +145,11 @@ hangupButton.addEventListener("click", () => {
 });
 
 callbackButton.addEventListener("click", () => {
+  if (fullQueueOffer && !call) {
+    callbackButton.disabled = true;
+    signaling.send("callback.request", {});
+    return;
+  }
   if (!call?.id) return;
   callbackButton.disabled = true;
   signaling.send("callback.request", { call_id: call.id });
@@ -153,7 +164,9 @@ signaling
     call.id = message.call_id;
     call.token = message.token;
     status.callId = call.id;
-    status.show("waiting", t("status.waiting"));
+    // An elderly request beyond what one network may ask for waits as a normal call: say so.
+    const notApplied = message.priority_claim === "over_limit";
+    status.show("waiting", t(notApplied ? "status.priority_not_applied" : "status.waiting"));
     showPosition(message.position, message.estimated_wait_s);
   })
   .on("queue.position", (message) => {
@@ -162,6 +175,11 @@ signaling
     }
   })
   .on("queue.callback_offer", (message) => {
+    if (message.reason === "queue_full") {
+      // The call was refused (the error said so): a callback is offered instead.
+      if (!call) showCallbackOffer(true, true);
+      return;
+    }
     if (current(message) && status.state === "waiting") showCallbackOffer(true);
   })
   .on("call.requeued", (message) => {
@@ -188,12 +206,21 @@ signaling
     });
   })
   .on("call.ended", (message) => {
+    if (fullQueueOffer && !call && message.reason === "callback") {
+      showCallbackOffer(false);
+      status.show("ended", t("status.callback_booked"));
+      return;
+    }
     if (!current(message)) return;
     const callback = message.reason === "callback";
     finish("ended", t(callback ? "status.callback_booked" : "status.ended"));
   })
   .on("error", (message) => {
-    if (call && !call.id) finish("error", errorWords(message));
+    if (message.code === "queue_full" && call && !call.id) finish("error", t("error.queue_full"));
+    else if (fullQueueOffer && !call) {
+      status.show("error", errorWords(message));
+      callbackButton.disabled = false;
+    } else if (call && !call.id) finish("error", errorWords(message));
     else if (call) {
       status.show("error", errorWords(message));
       if (!callbackOffer.hidden) callbackButton.disabled = false;

@@ -188,7 +188,7 @@ function renderWaitingCalls(frame) {
       action.append(button);
       row.append(
         cell("th", pick(call.business_name) || call.business),
-        cell("td", known(`wallboard.priority.${call.priority}`, String(call.priority))),
+        cell("td", priorityText(call)),
         cell("td", waited, "num"),
         cell("td", call.preferred_teller || ""),
         action,
@@ -197,6 +197,18 @@ function renderWaitingCalls(frame) {
     }),
   );
   $$("[data-calls-empty]").hidden = calls.length > 0;
+  const more = frame.waiting_calls_more || 0;
+  const moreText = $("wallboard-waiting-more");
+  moreText.dataset.more = String(more);
+  moreText.textContent = more ? t("console.more_waiting", { n: more }) : "";
+  moreText.hidden = more === 0;
+}
+
+function priorityText(call) {
+  // Elderly/accessibility is the customer's claim until the identity check confirms it.
+  const words = known(`wallboard.priority.${call.priority}`, String(call.priority));
+  const claim = call.priority_claim;
+  return claim === "claimed" || claim === "confirmed" ? `${words} (${t(`priority.${claim}`)})` : words;
 }
 
 // --- selects that survive a refresh every 2 s ---------------------------------------------------

@@ -251,6 +251,29 @@ QUEUE_TICK_S = env.float("QUEUE_TICK_S", default=0.5)
 QUEUE_TICKER = env.str("QUEUE_TICKER", default="server")
 QUEUE_SERVICE_LEVEL_S = 20
 
+# --- the anonymous side's limits (queueing/limits.py; counted in Redis on production) -------------
+# `call.request`s admitted per client address (IPv6: per /64) and per device, in any window of
+# QUEUE_CALL_REQUEST_WINDOW_S seconds; 0 = no limit. Behind a load balancer, daphne must see the
+# customer's address (`daphne --proxy-headers`), or every customer shares the balancer's.
+QUEUE_CALL_REQUESTS_PER_IP = env.int("QUEUE_CALL_REQUESTS_PER_IP", default=3)
+QUEUE_CALL_REQUESTS_PER_DEVICE = env.int("QUEUE_CALL_REQUESTS_PER_DEVICE", default=3)
+QUEUE_CALL_REQUEST_WINDOW_S = env.int("QUEUE_CALL_REQUEST_WINDOW_S", default=60)
+# Calls open at once (waiting, ringing or connected) per client address and per device; 0 = no
+# limit.
+QUEUE_OPEN_CALLS_PER_IP = env.int("QUEUE_OPEN_CALLS_PER_IP", default=1)
+QUEUE_OPEN_CALLS_PER_DEVICE = env.int("QUEUE_OPEN_CALLS_PER_DEVICE", default=1)
+# Waiting calls in all; beyond it a customer is offered a callback instead of a place.
+QUEUE_MAX_WAITING = env.int("QUEUE_MAX_WAITING", default=1000)
+# Elderly/accessibility claims honoured per client address in any window of
+# QUEUE_PRIORITY_CLAIM_WINDOW_S; more are queued as normal calls (and told so).
+QUEUE_PRIORITY_CLAIMS_PER_IP = env.int("QUEUE_PRIORITY_CLAIMS_PER_IP", default=2)
+QUEUE_PRIORITY_CLAIM_WINDOW_S = env.int("QUEUE_PRIORITY_CLAIM_WINDOW_S", default=3600)
+# The identity check's birth date confirms an elderly claim from this age, withdraws it below.
+QUEUE_PRIORITY_MIN_AGE = env.int("QUEUE_PRIORITY_MIN_AGE", default=60)
+# A teller's waiting list shows the first N calls and the count per business, never the whole
+# queue.
+QUEUE_SNAPSHOT_CALLS = env.int("QUEUE_SNAPSHOT_CALLS", default=20)
+
 # --- identity checks (kyc/) -------------------------------------------------------------------
 # OCR engine: PP-OCR models through ONNX Runtime (rapidocr wheel, offline), or PaddleOCR itself
 # with local model directories (`pip install .[paddle]`, then KYC_PADDLE_MODEL_DIR).
