@@ -163,6 +163,7 @@ async def test_a_token_of_an_open_call_works_however_long_the_call(answered, set
 
 @pytest.fixture
 def core(settings, live_server):
+    settings.ROOT_URLCONF = "tests.stub_urls"  # the test server mounts the stubs on every profile
     settings.COREBANK_URL = f"{live_server.url}/ext/core-bank/v1"
     settings.COREBANK_STUB_LATENCY_MS = 0
     settings.COREBANK_STUB_JITTER_MS = 0

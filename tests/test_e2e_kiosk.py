@@ -22,6 +22,13 @@ PASSWORD = "pw-for-kiosk-tests"
 STEP_TIMEOUT_MS = 60_000
 
 
+@pytest.fixture(autouse=True)
+def _simulated_peripherals(monkeypatch):
+    """The kiosk page's simulated card reader (a demo's; production's default is off), for the
+    servers this module starts (before they start: autouse fixtures come first)."""
+    monkeypatch.setenv("KIOSK_SIMULATOR", "true")
+
+
 @pytest.fixture
 def participants(live_stack, catalogue, tmp_path):
     staff_user(TELLER, "teller", password=PASSWORD)

@@ -180,6 +180,7 @@ def test_receipts_verify_after_the_receipt_key_and_then_the_secret_key_rotate(
 
 @pytest.fixture
 def stub_on_test_server(transactional_db, settings, live_server, monkeypatch):
+    settings.ROOT_URLCONF = "tests.stub_urls"  # the test server mounts the stubs on every profile
     settings.COREBANK_URL = f"{live_server.url}/ext/core-bank/v1"
     settings.COREBANK_STUB_LATENCY_MS = 0
     settings.COREBANK_STUB_JITTER_MS = 0

@@ -33,6 +33,7 @@ def _quiet(settings, live_server):
     settings.MEDIA_WORKER_EMBEDDED = False
     settings.QUEUE_TICKER = "off"
     # The national check goes over HTTP to the stub the test server mounts.
+    settings.ROOT_URLCONF = "tests.stub_urls"  # the test server mounts the stubs on every profile
     base = f"{live_server.url}/ext/national-id/v1"
     settings.KYC_NATIONAL_CHANNELS = [f"{base}/primary", f"{base}/secondary"]
     settings.KYC_NATIONAL_RETRY_BACKOFF_S = 0.1

@@ -134,6 +134,7 @@ def captures(monkeypatch) -> Captures:
 def outside(captures, settings, monkeypatch, live_server, catalogue):
     """The national-ID and core-banking stubs on the test server (real HTTP), quick; the person
     on both; checks and submissions on background threads as the embedded profile runs them."""
+    settings.ROOT_URLCONF = "tests.stub_urls"  # the test server mounts the stubs on every profile
     monkeypatch.setitem(connections.settings["default"], "CONN_MAX_AGE", 0)
     settings.MEDIA_WORKER_EMBEDDED = False
     settings.QUEUE_TICKER = "off"

@@ -302,6 +302,7 @@ def national_stub(settings, live_server):
     """Analysis on this process's background threads; the national check goes to the stub the
     test server mounts (it runs after the teller confirms the fields)."""
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    settings.ROOT_URLCONF = "tests.stub_urls"  # the test server mounts the stubs on every profile
     base = f"{live_server.url}/ext/national-id/v1"
     settings.KYC_NATIONAL_CHANNELS = [f"{base}/primary", f"{base}/secondary"]
     settings.KYC_NATIONAL_RETRY_BACKOFF_S = 0.1
