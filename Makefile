@@ -7,6 +7,9 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): each has its own test database and Redis database
+# (tests/fixtures.py); a module stays on one process (its shared server stack with it).
+TEST_WORKERS ?= 2
 
 .PHONY: run test venv system-deps browser-deps lint bench clean
 
@@ -38,7 +41,7 @@ run: $(STAMP)
 
 test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 
 import pytest
 from django.conf import settings
@@ -20,6 +21,25 @@ TEST_PLAIN_HTTP = {
 }
 for _name, _value in TEST_PLAIN_HTTP.items():
     os.environ.setdefault(_name, _value)
+
+def _redis_db_per_worker(environ=os.environ) -> None:
+    """Under pytest-xdist each worker is a test session of its own: its own Postgres test
+    database (pytest-django names it per worker) and, here, its own Redis database, so that one
+    worker's channel groups, rate windows, Celery queue and ticker lease never reach another's."""
+    worker = environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return
+    for name in ("REDIS_URL", "CELERY_BROKER_URL"):
+        url = environ.get(name)
+        if not url:
+            continue
+        parts = urllib.parse.urlsplit(url)
+        base = int(parts.path.strip("/") or 0)
+        db = (base + 1 + int(worker[2:])) % 16
+        environ[name] = urllib.parse.urlunsplit(parts._replace(path=f"/{db}"))
+
+
+_redis_db_per_worker()
 
 # Before pytest-django reads the settings: this session's random keys, shared with every process
 # it starts (tests/keys.py). Nothing published opens a stub, and production's checks pass.
