@@ -48,7 +48,7 @@ from recordings.services import (
     recording_data_key,
     recording_sealed_event,
 )
-from recordings.writer import segment_filename_re, segment_relpath
+from recordings.writer import segment_files_unregistered, segment_relpath
 
 logger = logging.getLogger(__name__)
 
@@ -118,27 +118,19 @@ def recording_slots(recording: Recording, root: Path) -> tuple[list[_Slot], list
         for row in recording_segments(recording)
     ]
     known = {(slot.side, slot.index) for slot in slots}
-    directory = root / str(recording.id)
-    names = sorted(os.listdir(directory)) if directory.is_dir() else []
-    for side in Side.values:
-        pattern = segment_filename_re(side)
-        for name in names:
-            match = pattern.match(name)
-            if not match or (side, int(match.group(1))) in known:
-                continue
-            index = int(match.group(1))
-            if recording.status == RecordingStatus.FINALISED:
-                warnings.append(f"{name}: not in the finalised manifest, left out")
-                continue
-            warnings.append(f"{name}: never registered, verified by its authentication tag only")
-            slots.append(
-                _Slot(
-                    side=side,
-                    index=index,
-                    path=segment_relpath(recording.id, side, index),
-                    sha256=None,
-                )
+    for side, index, name in segment_files_unregistered(recording.id, root, known, Side.values):
+        if recording.status == RecordingStatus.FINALISED:
+            warnings.append(f"{name}: not in the finalised manifest, left out")
+            continue
+        warnings.append(f"{name}: never registered, verified by its authentication tag only")
+        slots.append(
+            _Slot(
+                side=side,
+                index=index,
+                path=segment_relpath(recording.id, side, index),
+                sha256=None,
             )
+        )
     slots.sort(key=lambda slot: (slot.side, slot.index))
     return slots, warnings
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -155,43 +154,36 @@ def _adopt_unregistered(recording: Recording, data_key: bytes) -> list[Finding]:
     """Give a row to each sealed segment file whose row never reached the database (its writer
     died between sealing and registering), if it opens under the recording's key in its own
     slot; a file that does not is left out and named. Caller holds the recording's row lock."""
-    from recordings.writer import segment_filename_re, segment_probe, segment_relpath
+    from recordings.writer import segment_files_unregistered, segment_probe, segment_relpath
 
     root = Path(settings.RECORDING_DIR)
     directory = root / str(recording.id)
-    names = sorted(os.listdir(directory)) if directory.is_dir() else []
     known = set(recording.segments.values_list("side", "index"))
     refused: list[Finding] = []
-    for side in Side.values:
-        pattern = segment_filename_re(side)
-        for name in names:
-            match = pattern.match(name)
-            if not match or (side, int(match.group(1))) in known:
-                continue
-            index = int(match.group(1))
-            blob = (directory / name).read_bytes()
-            try:
-                plaintext = open_sealed(data_key, blob, segment_aad(recording.id, side, index))
-                probe = segment_probe(plaintext)
-            except (SegmentIntegrityError, OSError, ValueError) as exc:
-                log.warning("recording %s: %s not adopted: %s", recording.id, name, exc)
-                refused.append(
-                    Finding(
-                        f"{name} failed authentication and was left out",
-                        f"{name} 未通过认证，未纳入录像",
-                    )
+    for side, index, name in segment_files_unregistered(recording.id, root, known, Side.values):
+        blob = (directory / name).read_bytes()
+        try:
+            plaintext = open_sealed(data_key, blob, segment_aad(recording.id, side, index))
+            probe = segment_probe(plaintext)
+        except (SegmentIntegrityError, OSError, ValueError) as exc:
+            log.warning("recording %s: %s not adopted: %s", recording.id, name, exc)
+            refused.append(
+                Finding(
+                    f"{name} failed authentication and was left out",
+                    f"{name} 未通过认证，未纳入录像",
                 )
-                continue
-            RecordingSegment.objects.create(
-                recording=recording,
-                side=side,
-                index=index,
-                path=segment_relpath(recording.id, side, index),
-                size=len(blob),
-                sha256=hashlib.sha256(blob).hexdigest(),
-                **probe,
             )
-            log.info("recording %s: adopted %s (sealed, never registered)", recording.id, name)
+            continue
+        RecordingSegment.objects.create(
+            recording=recording,
+            side=side,
+            index=index,
+            path=segment_relpath(recording.id, side, index),
+            size=len(blob),
+            sha256=hashlib.sha256(blob).hexdigest(),
+            **probe,
+        )
+        log.info("recording %s: adopted %s (sealed, never registered)", recording.id, name)
     return refused
 
 

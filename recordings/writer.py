@@ -78,6 +78,23 @@ def segment_filename_re(side: str) -> re.Pattern[str]:
     return re.compile(rf"^{re.escape(side)}-(\d{{5,}}){re.escape(SEGMENT_SUFFIX)}$")
 
 
+def segment_files_unregistered(
+    recording_id: uuid.UUID | str, root: Path, known: set[tuple[str, int]], sides
+) -> list[tuple[str, int, str]]:
+    """Sealed segment files of a recording on disk whose ``(side, index)`` is not in ``known``
+    (their writer died between sealing and registering): ``(side, index, file name)``."""
+    directory = Path(root) / str(recording_id)
+    names = sorted(os.listdir(directory)) if directory.is_dir() else []
+    found = []
+    for side in sides:
+        pattern = segment_filename_re(side)
+        for name in names:
+            match = pattern.match(name)
+            if match and (side, int(match.group(1))) not in known:
+                found.append((side, int(match.group(1)), name))
+    return found
+
+
 def _video_codec() -> tuple[str, dict[str, str]]:
     """x264 ultrafast/zerolatency (1.4 ms a 640x480 frame); VP8 realtime if the wheel lacks it."""
     if "libx264" in av.codecs_available:

@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import secrets
 import threading
@@ -28,6 +27,7 @@ from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 
 from queueing.errors import Forbidden
+from recordings.backends.keys import local_key_file, parse_master_keys
 
 log = logging.getLogger(__name__)
 
@@ -285,28 +285,18 @@ def _b64url_decode(text: str) -> bytes:
 
 
 def parse_claim_keys(spec: str) -> dict[str, bytes]:
-    """``"id:base64key,id2:base64key2"``, newest first: the first signs, every one verifies."""
-    keys: dict[str, bytes] = {}
-    for raw in spec.split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        key_id, sep, encoded = item.partition(":")
-        key_id = key_id.strip()
-        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]{1,32}", key_id):
-            raise ImproperlyConfigured(
-                "APP_CLAIM_KEYS entries look like 'id:base64key' (id: letters, digits, - or _)"
-            )
-        try:
-            key = base64.b64decode(encoded.strip(), validate=True)
-        except binascii.Error:
-            raise ImproperlyConfigured(f"APP_CLAIM_KEYS: key {key_id!r} is not base64") from None
-        if len(key) < 32:
-            raise ImproperlyConfigured(f"APP_CLAIM_KEYS: key {key_id!r} is under 32 bytes")
-        if key_id in keys:
-            raise ImproperlyConfigured(f"APP_CLAIM_KEYS: key id {key_id!r} appears twice")
-        keys[key_id] = key
+    """``"id:base64key,id2:base64key2"`` (keys of 32 bytes or more), newest first: the first
+    signs, every one verifies. The form of every key setting (recordings.backends.keys)."""
+    keys = parse_master_keys(spec, setting="APP_CLAIM_KEYS", exact=False)
+    bad = next((key_id for key_id in keys if not _CLAIM_KEY_ID.fullmatch(key_id)), None)
+    if bad is not None:
+        raise ImproperlyConfigured(
+            f"APP_CLAIM_KEYS: key id {bad!r} must be letters, digits, - or _ (at most 32)"
+        )
     return keys
+
+
+_CLAIM_KEY_ID = re.compile(r"[A-Za-z0-9_-]{1,32}")
 
 
 _keys_cache: dict[tuple[str, str, str], dict[str, bytes]] = {}
@@ -316,15 +306,7 @@ _keys_lock = threading.Lock()
 def _local_claim_key(var_dir: Path) -> bytes:
     """The embedded profile's own claim key (made once, mode 0600), so ``manage.py app_claim``
     works in the demo; production has none unless APP_CLAIM_KEYS is set."""
-    path = Path(var_dir) / LOCAL_CLAIM_KEY_FILENAME
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(base64.b64encode(os.urandom(32)) + b"\n")
-    return base64.b64decode(path.read_bytes().strip())
+    return local_key_file(Path(var_dir) / LOCAL_CLAIM_KEY_FILENAME)
 
 
 def app_claim_keys() -> dict[str, bytes]:

@@ -274,9 +274,9 @@ def test_the_demo_seed_registers_a_kiosk_with_a_fresh_credential_each_time(catal
 @pytest.mark.parametrize(
     ("keys", "words"),
     [
-        ("2026-12:REPLACE_WITH_BASE64_32_BYTES", "is not base64"),  # .env.example's placeholder
-        ("k1:" + "c2hvcnQ=", "under 32 bytes"),
-        ("no-id-here", "look like 'id:base64key'"),
+        ("2026-12:REPLACE_WITH_BASE64_32_BYTES", "is not valid base64"),  # .env.example's
+        ("k1:" + "c2hvcnQ=", "must be 32 bytes or more, got 5"),
+        ("no-id-here", "must look like 'id:base64key'"),
     ],
 )
 def test_a_malformed_app_claim_key_stops_the_server_at_start(settings, keys, words):

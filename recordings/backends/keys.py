@@ -51,10 +51,13 @@ class KeyBackend(ABC):
         raise NotImplementedError(f"{type(self).__name__} cannot derive keys for {purpose!r}")
 
 
-def parse_master_keys(spec: str, *, setting: str = "RECORDING_MASTER_KEYS") -> dict[str, bytes]:
+def parse_master_keys(
+    spec: str, *, setting: str = "RECORDING_MASTER_KEYS", exact: bool = True
+) -> dict[str, bytes]:
     """Parse ``"id:base64key,id2:base64key2"``; order is kept, the first entry is current.
     ``setting`` names where the text came from, for the error messages (every key setting of
-    videobank has this form: see ``videobank.keyring``)."""
+    videobank has this form: see ``videobank.keyring``). Keys are 32 bytes; with ``exact``
+    False (MAC keys such as APP_CLAIM_KEYS) at least 32."""
     keys: dict[str, bytes] = {}
     for raw in spec.split(","):
         item = raw.strip()
@@ -69,13 +72,11 @@ def parse_master_keys(spec: str, *, setting: str = "RECORDING_MASTER_KEYS") -> d
         try:
             key = base64.b64decode(encoded.strip(), validate=True)
         except binascii.Error:
+            raise ImproperlyConfigured(f"{setting}: key {key_id!r} is not valid base64") from None
+        if len(key) < MASTER_KEY_BYTES or (exact and len(key) != MASTER_KEY_BYTES):
             raise ImproperlyConfigured(
-                f"{setting}: key {key_id!r} is not valid base64"
-            ) from None
-        if len(key) != MASTER_KEY_BYTES:
-            raise ImproperlyConfigured(
-                f"{setting}: key {key_id!r} must be {MASTER_KEY_BYTES} bytes "
-                f"(AES-256), got {len(key)}"
+                f"{setting}: key {key_id!r} must be {MASTER_KEY_BYTES} bytes"
+                f"{'' if exact else ' or more'}, got {len(key)}"
             )
         if key_id in keys:
             raise ImproperlyConfigured(f"{setting}: key id {key_id!r} appears twice")
@@ -171,9 +172,7 @@ class SettingsMasterKeys(KeyBackend):
 
 def hkdf(key: bytes, info: str, length: int = 32) -> bytes:
     """A subkey of ``key`` for one use, named by ``info`` (HKDF-SHA256)."""
-    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info.encode()).derive(
-        key
-    )
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=None, info=info.encode()).derive(key)
 
 
 _cache: dict[tuple[str, str, str, str], KeyBackend] = {}
