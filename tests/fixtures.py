@@ -137,3 +137,23 @@ def _no_persistent_connections():
     The live servers the tests start are separate processes and keep production's setting."""
     for alias in settings.DATABASES.values():
         alias["CONN_MAX_AGE"] = 0  # in place: the connection handler holds these very dicts
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_session_left_on_the_test_database(django_db_setup, django_db_blocker):
+    """Before the test database is dropped (this fixture's teardown runs first: it depends on
+    the database's): sessions a test's thread left open on it — a thread of a pool that ran an
+    ORM call through plain ``sync_to_async`` outside any request, whose connection no request
+    cycle closes — are ended, so that Postgres can drop the database. The servers the tests
+    start are gone by then (their stacks stop with each module)."""
+    yield
+    from django.db import connection
+
+    with django_db_blocker.unblock():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+        connection.close()
