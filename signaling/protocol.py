@@ -11,10 +11,11 @@ import functools
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
+
+from videobank.errors import AppError
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
@@ -414,14 +415,29 @@ ERROR_CODES: dict[str, str] = {
 }
 
 
-@dataclass
-class ProtocolError(Exception):
-    code: str
-    detail: str
-    ref: str | None = None  # the offending message's ``id``, when it had one
+# A refused frame in Chinese, by code; the English says exactly what (for a client's developer).
+_REFUSED_ZH = {
+    "frame_too_large": "消息过大，未予处理。",
+    "bad_json": "消息不是本协议接受的 JSON 对象，未予处理。",
+    "unsupported_version": "不支持该协议版本，未予处理。",
+    "unknown_type": "此角色不能发送这类消息，未予处理。",
+    "invalid": "消息内容不符合协议格式，未予处理。",
+}
+# The English of an `invalid` is cut here: with the Chinese, the detail stays under 300
+# characters and never echoes a frame back.
+_INVALID_MAX = 300 - len(" / ") - len(_REFUSED_ZH["invalid"])
+
+
+class ProtocolError(AppError):
+    """A frame refused before any service sees it (``code``: which rule); answered like every
+    refusal (``videobank.errors``)."""
+
+    def __init__(self, code: str, detail: str, ref: str | None = None) -> None:
+        super().__init__(detail, _REFUSED_ZH.get(code, "消息未被接受。"), code=code)
+        self.ref = ref  # the offending message's ``id``, when it had one
 
     def __str__(self) -> str:
-        return f"{self.code}: {self.detail}"
+        return f"{self.code}: {self.en}"
 
 
 @functools.cache
@@ -577,7 +593,8 @@ def _validate(role: str, message: dict[str, Any]) -> dict[str, Any]:
         # jsonschema quotes the whole value ("'xx…x' is too long"): quote a short part of it.
         words = error.message.replace(repr(error.instance), _short(error.instance), 1)
         detail = f"{where}: {words}"
-        raise ProtocolError("invalid", detail if len(detail) <= 300 else detail[:299] + "…")
+        cut = detail if len(detail) <= _INVALID_MAX else detail[: _INVALID_MAX - 1] + "…"
+        raise ProtocolError("invalid", cut)
     return message
 
 
@@ -586,8 +603,8 @@ def server_message(type_: str, **fields: Any) -> dict[str, Any]:
     return {"type": type_, "v": PROTOCOL_VERSION, **fields}
 
 
-def error_message(code: str, detail: str, ref: str | None = None) -> dict[str, Any]:
-    message = server_message("error", code=code, detail=detail)
+def error_message(code: str, detail: str, ref: str | None = None, **fields: Any) -> dict[str, Any]:
+    message = server_message("error", **fields, code=code, detail=detail)
     if ref is not None:
         message["ref"] = ref
     return message
