@@ -390,7 +390,7 @@ SERVER_MESSAGES: dict[str, str] = {
     "case.receipt": "Customer: the business is done; its e-receipt (`case_id`, `code`, `url`, `pdf_url`: each link carries the receipt's own token, valid `WORKFLOW_RECEIPT_LINK_MAX_AGE_S`; the call's token opens no receipt).",
     "call.summary": "Teller: at hang-up, the businesses of the call (`cases`: status, receipt).",
     "pong": "Answer to `ping`.",
-    "error": "Something you sent was refused: `code`, `detail`, and `ref` (your message `id`) if given; `rate_limited` adds `limit` and, for a rate, `retry_after_s`.",
+    "error": "Something you sent was refused: `code`, `detail` (the words in English, then ` / `, then in Chinese), and `ref` (your message `id`) if given; `rate_limited` adds `limit` and, for a rate, `retry_after_s`. The same refusal over HTTP is `{code, detail: {en, zh}}` with its status.",
 }
 # fmt: on
 
@@ -400,7 +400,7 @@ ERROR_CODES: dict[str, str] = {
     "unsupported_version": "`v` is missing or not a protocol version this server speaks.",
     "unknown_type": "`type` is not a message this role may send.",
     "invalid": "The message does not match its schema (`detail` says which field), or what it carries cannot be used (an SDP offer the media server cannot read; `detail` says why, in English and Chinese).",
-    "forbidden": "The message names a call this socket is not bound to, or the role or device lacks rights (a peripheral event from a socket that is not an enrolled kiosk, a channel the socket did not prove, a forged or expired app claim); `detail` says why in English and Chinese.",
+    "forbidden": "The message names a call this socket is not bound to, or the role or device lacks rights (a peripheral event from a socket that is not an enrolled kiosk, a channel the socket did not prove, a forged or expired app claim).",
     "bad_token": "The customer token is invalid or expired.",
     "call_ended": "The customer token's call ended more than `CUSTOMER_TOKEN_AFTER_END_S` ago: the token opens nothing any more.",
     "not_found": "The business or call does not exist.",
@@ -409,6 +409,13 @@ ERROR_CODES: dict[str, str] = {
     "bad_image": "A picture (upload, chip photo) is not usable: not an image, too large, damaged; `detail` says which.",
     "face_problem": "No face, several faces, or a face too small in a picture.",
     "service_unavailable": "An outside service (national ID check) is not answering; retry.",
+    "not_connected": "Identity evidence (a chip read) for a call not answered yet; nothing was taken.",
+    "not_waiting": "Identity evidence the teller has not asked for (no identity check yet); nothing was taken.",
+    "no_consent": "Identity evidence before the customer consented to the check; nothing was taken.",
+    "declined": "Identity evidence after the customer declined the check; nothing was taken.",
+    "already_received": "Identity evidence for a side of the card the teller already has and relies on (the teller asks again if needed); nothing was taken.",
+    "no_portrait": "A face match with no card photo to match against: capture the card front first.",
+    "portrait_changed": "A face match after the card's photo changed since the national ID check: run the national check again first.",
     "rate_limited": "Too many call requests, or open calls, from this network or device; `limit` says which (ip_rate, device_rate, ip_open, device_open), `retry_after_s` when a rate lets the next one through. No call was placed.",
     "queue_full": "The queue holds as many waiting calls as it may; no call was placed, a `queue.callback_offer` follows.",
     "internal": "The server failed; the socket stays open and nothing was changed.",
