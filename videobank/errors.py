@@ -25,6 +25,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
 from django.utils.deprecation import MiddlewareMixin
 
 log = logging.getLogger(__name__)
@@ -178,13 +180,11 @@ def http_body(error: AppError) -> dict[str, Any]:
     return {**error.fields, "code": error.code, "detail": error.words()}
 
 
-def http_response(request, error: AppError):
+def http_response(request: HttpRequest, error: AppError) -> HttpResponse:
     """``error`` answered over HTTP with its status: JSON for a script (``fetch``, an API
     client, anything that does not ask for a page); for a browser opening a page (it asks for
     ``text/html`` first), the error page with the same words in both languages."""
-    from django.http import JsonResponse
-    from django.shortcuts import render
-
+    response: HttpResponse
     if _wants_page(request):
         response = render(
             request,
@@ -202,7 +202,7 @@ def http_response(request, error: AppError):
     return response
 
 
-def _wants_page(request) -> bool:
+def _wants_page(request: HttpRequest) -> bool:
     return request.get_preferred_type(["application/json", "text/html"]) == "text/html"
 
 
@@ -210,10 +210,7 @@ class AppErrorMiddleware(MiddlewareMixin):
     """Turns an ``AppError`` a view raised into its answer (``http_response``). Other
     exceptions pass on to Django: logged with their traceback, answered with the 500 page."""
 
-    def process_exception(self, request, exception: Exception):
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if not isinstance(exception, AppError):
             return None
-        log.info(
-            "%s %s refused: %s (%s)", request.method, request.path, exception.code, exception.en
-        )
-        return http_response(request, exception)
+        return http_response(request, exception)  # Django logs the 4xx as for any view
