@@ -34,12 +34,12 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 
 from queueing import notify
-from queueing.errors import Conflict, Forbidden, NotFound
 from queueing.models import Call, CallStatus
 from queueing.services import call_event_record, call_priority_claim_settle
 from recordings.crypto import open_sealed, seal
 from recordings.selectors import recording_for_call
 from recordings.services import recording_data_key
+from videobank.errors import Conflict, Forbidden, NotFound
 
 from . import selectors
 from .errors import KycError, Refused
@@ -114,7 +114,7 @@ def _step_status(check: IdentityCheck, step: str) -> str:
 def _locked_check(check_id: uuid.UUID) -> IdentityCheck:
     check = IdentityCheck.objects.select_for_update().filter(pk=check_id).first()
     if check is None:
-        raise NotFound("No such identity check.")
+        raise NotFound("No such identity check.", "没有这项身份核验。")
     return check
 
 
@@ -122,7 +122,7 @@ def _check_for_teller(*, call_id: uuid.UUID, teller) -> IdentityCheck:
     """The call's current identity check, locked, if this teller holds the call."""
     call = Call.objects.filter(pk=call_id).first()
     if call is None or call.teller_id != teller.pk or call.status != CallStatus.CONNECTED:
-        raise Forbidden("This call is not connected to you.")
+        raise Forbidden("This call is not connected to you.", "该通话没有接通到您。")
     check = (
         IdentityCheck.objects.select_for_update()
         .filter(call_id=call_id)
@@ -130,15 +130,15 @@ def _check_for_teller(*, call_id: uuid.UUID, teller) -> IdentityCheck:
         .first()
     )
     if check is None:
-        raise Conflict("Start the identity check first.")
+        raise Conflict("Start the identity check first.", "请先发起身份核验。")
     return check
 
 
 def _require_consent(check: IdentityCheck) -> None:
     if check.status == CheckStatus.CONSENT_PENDING:
-        raise Conflict("The customer has not given consent yet.")
+        raise Conflict("The customer has not given consent yet.", "客户尚未同意身份核验。")
     if check.status == CheckStatus.REFUSED:
-        raise Conflict("The customer refused the identity check.")
+        raise Conflict("The customer refused the identity check.", "客户已拒绝身份核验。")
 
 
 def _publish(check: IdentityCheck, *, step: str | None = None) -> None:
@@ -391,7 +391,7 @@ def identity_check_start(*, call_id: uuid.UUID, teller) -> IdentityCheck:
     with transaction.atomic():
         call = Call.objects.select_for_update().filter(pk=call_id).first()
         if call is None or call.teller_id != teller.pk or call.status != CallStatus.CONNECTED:
-            raise Forbidden("This call is not connected to you.")
+            raise Forbidden("This call is not connected to you.", "该通话没有接通到您。")
         current = IdentityCheck.objects.filter(call_id=call_id).order_by("-created_at").first()
         usable = current is not None and current.status != CheckStatus.REFUSED
         if usable and current.status == CheckStatus.PASSED and current.expires_at <= _now():
@@ -443,7 +443,10 @@ def identity_consent(
             .first()
         )
         if check is None or check.status != CheckStatus.CONSENT_PENDING:
-            raise Conflict("There is no identity check waiting for your consent.")
+            raise Conflict(
+                "There is no identity check waiting for your consent.",
+                "目前没有等待您同意的身份核验。",
+            )
         now = _now()
         check.consent_at = now
         check.consent_ip = ip
@@ -487,7 +490,10 @@ def _grab(check: IdentityCheck, *, purpose: str, **params) -> None:
     """Ask the call's media worker for frames of the customer's video (sent after commit)."""
     call = Call.objects.only("id", "media_channel").get(pk=check.call_id)
     if not call.media_channel:
-        raise Conflict("The call has no media yet: wait for the customer's video.")
+        raise Conflict(
+            "The call has no media yet: wait for the customer's video.",
+            "通话尚无视频，请等待客户画面接通。",
+        )
     notify.channel_send_on_commit(
         call.media_channel,
         {
@@ -507,7 +513,7 @@ def identity_capture_request(*, call_id: uuid.UUID, teller, side: str) -> Identi
     this grab, the customer's upload or the kiosk's card reader."""
     step = CAPTURE_PURPOSES.get(side)
     if step is None:
-        raise Conflict(f"Unknown card side {side!r}.")
+        raise Conflict(f"Unknown card side {side!r}.", f"没有 {side!r} 这一证件面。")
     with transaction.atomic():
         check = _check_for_teller(call_id=call_id, teller=teller)
         _require_consent(check)
@@ -594,7 +600,10 @@ def _seal_evidence(
 ):
     recording = recording_for_call(check.call_id)
     if recording is None:
-        raise Conflict("The call has no recording to keep the evidence with.")
+        raise Conflict(
+            "The call has no recording to keep the evidence with.",
+            "该通话没有录像，无法保存核验材料。",
+        )
     evidence_id = uuid.uuid4()
     sealed = seal(recording_data_key(recording=recording), jpeg, _evidence_aad(evidence_id))
     return IdentityEvidence.objects.create(
@@ -637,7 +646,7 @@ def identity_frames_received(
     began, jpeg)``): kept as evidence, analysed in the background. Frames for a side of the card
     that has passed meanwhile (the card reader filled it, say) are not kept."""
     if purpose not in EVIDENCE_OF:
-        raise Conflict(f"Unknown purpose {purpose!r}.")
+        raise Conflict(f"Unknown purpose {purpose!r}.", f"未知用途 {purpose!r}。")
     with transaction.atomic():
         check = _locked_check(check_id)
         return _evidence_take(check, purpose=purpose, frames=frames, source=source)
@@ -1024,14 +1033,16 @@ def identity_fields_confirm(*, call_id: uuid.UUID, teller, fields: dict) -> Iden
         _require_consent(check)
         for step in (Step.CARD_FRONT, Step.CARD_BACK):
             if _step_status(check, step) != StepStatus.PASSED:
-                raise Conflict(f"{STEP_TEXT[step][0]} is not done yet.")
+                raise Conflict(
+                    f"{STEP_TEXT[step][0]} is not done yet.", f"{STEP_TEXT[step][1]}尚未完成。"
+                )
         fields = {k: str(v).strip() for k, v in fields.items() if k in FIELD_NAMES}
         fields["id_number"] = fields.get("id_number", "").upper()
         checks = validate_fields(fields)
         failed = [c for c in checks if not c["passed"]]
         if failed:
             words, words_zh = _checks_words(checks)
-            raise Conflict(f"{words} / {words_zh}")
+            raise Conflict(words, words_zh)
         read = {**check.fields_read.get("back", {}), **check.fields_read.get("front", {})}
         now = _now()
         corrections = [
@@ -1091,7 +1102,7 @@ def identity_national_request(*, call_id: uuid.UUID, teller) -> IdentityCheck:
         check = _check_for_teller(call_id=call_id, teller=teller)
         _require_consent(check)
         if _step_status(check, Step.FIELDS) != StepStatus.PASSED:
-            raise Conflict("Confirm the card's fields first.")
+            raise Conflict("Confirm the card's fields first.", "请先核对证件信息。")
         _national_start(check, retry=True)
         return _save(check, step=Step.NATIONAL)
 
@@ -1254,7 +1265,7 @@ def peripheral_report(
     with transaction.atomic():
         call = Call.objects.filter(pk=call_id).first()
         if call is None:
-            raise NotFound("No such call.")
+            raise NotFound("No such call.", "没有这个通话。")
         call_event_record(call_id=call_id, kind="peripheral", actor=actor, data=summary)
         if call.teller_id:
             notify.forward_on_commit(
@@ -1265,13 +1276,16 @@ def peripheral_report(
             )
     if device == "id_card_reader" and event == "card_read":
         if not data.get("fields"):
-            raise Conflict("The card reader sent no fields.")
+            raise Conflict("The card reader sent no fields.", "读卡器未发送证件信息。")
         photo = None
         if data.get("photo_jpeg_b64"):
             try:
                 photo = base64.b64decode(data["photo_jpeg_b64"], validate=True)
             except (binascii.Error, ValueError):
-                raise Conflict("The card reader's photo is not valid base64.") from None
+                raise Conflict(
+                    "The card reader's photo is not valid base64.",
+                    "读卡器发送的照片不是有效的 base64。",
+                ) from None
         identity_chip_read(call_id=call_id, fields=data["fields"], photo_jpeg=photo)
 
 

@@ -7,20 +7,15 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from queueing.errors import QueueingError
 from signaling import access
-from signaling.access import TokenError, access_customer_call
+from signaling.access import access_customer_call
+from videobank.errors import Invalid, TooLarge
 
 from . import services
-from .errors import KycError, Refused
 from .images import MAX_BYTES
 
-# A picture the server will not decode: too many bytes, too many pixels.
-TOO_LARGE_CODES = {"too_large", "too_many_pixels"}
-
-
-def _refused(status: int, en: str, zh: str, code: str) -> JsonResponse:
-    return JsonResponse({"code": code, "detail": {"en": en, "zh": zh}}, status=status)
+# Every refusal here is raised (a token that opens nothing, the call's state, the picture) and
+# answered in words, both languages, with its status by videobank.errors.AppErrorMiddleware.
 
 
 def _declared_too_large(request: HttpRequest) -> bool:
@@ -41,40 +36,22 @@ def upload(request: HttpRequest) -> JsonResponse:
     side, the file's size, the per-call rate; only then is the picture decoded."""
     if _declared_too_large(request):
         mb = settings.HTTP_BODY_MAX_BYTES / (1024 * 1024)
-        return _refused(
-            413,
+        raise TooLarge(
             f"The request is too large: the limit is {mb:.0f} MB.",
             f"请求过大：上限为 {mb:.0f} MB。",
-            "too_large",
         )
-    try:
-        call_id = access_customer_call(request.POST.get("token", ""))
-    except TokenError as exc:
-        return _refused(403, exc.en, exc.zh, exc.code)
+    call_id = access_customer_call(request.POST.get("token", ""))
     side = request.POST.get("side", "")
-    try:
-        services.identity_upload_admit(call_id=call_id, side=side)
-    except Refused as exc:
-        return _refused(exc.status, exc.detail, exc.detail_zh, exc.reason)
+    services.identity_upload_admit(call_id=call_id, side=side)
     image = request.FILES.get("image")
     if image is None:
-        return _refused(400, "No picture was sent.", "未收到图片。", "invalid")
+        raise Invalid("No picture was sent.", "未收到图片。")
     if image.size > MAX_BYTES:
-        return _refused(
-            413,
+        raise TooLarge(
             f"The file is {image.size / 1e6:.1f} MB; the limit is 10 MB.",
             f"文件大小 {image.size / 1e6:.1f} MB，超过 10 MB 上限。",
-            "too_large",
         )
-    try:
-        services.identity_upload(call_id=call_id, side=side, data=image.read())
-    except Refused as exc:
-        return _refused(exc.status, exc.detail, exc.detail_zh, exc.reason)
-    except KycError as exc:
-        status = 413 if exc.code in TOO_LARGE_CODES else 400
-        return _refused(status, exc.detail, exc.detail_zh, exc.code)
-    except QueueingError as exc:
-        return _refused(409, exc.detail, exc.detail, exc.code)
+    services.identity_upload(call_id=call_id, side=side, data=image.read())
     return JsonResponse({"status": "received"}, status=202)
 
 
@@ -96,22 +73,14 @@ def simulated_card(request: HttpRequest) -> JsonResponse:
         body = json.loads(request.body or b"{}")
         if not isinstance(body, dict):
             raise ValueError
-        call_id = access_customer_call(str(body.get("token", "")))
+        call_id = access_customer_call(str(body.get("token", "")))  # TokenError: 403
         photo = base64.b64decode(str(body.get("photo_jpeg_b64", "")), validate=True)
-    except TokenError as exc:
-        return _refused(403, exc.en, exc.zh, exc.code)
     except (ValueError, binascii.Error):
-        return _refused(400, "Send a JPEG snapshot.", "请发送 JPEG 快照。", "invalid")
+        raise Invalid("Send a JPEG snapshot.", "请发送 JPEG 快照。") from None
     # A card reader, even a simulated one, belongs to an enrolled kiosk's call (its cookie).
     caller = access.access_kiosk(
         request.COOKIES.get(access.KIOSK_COOKIE), ip=request.META.get("REMOTE_ADDR")
     )
-    try:
-        access.access_kiosk_call(caller=caller, call_id=call_id)
-    except access.Refused as exc:
-        return _refused(403, exc.en, exc.zh, "forbidden")
-    try:
-        fields, chip = services.simulated_card_issue(photo_jpeg=photo)
-    except KycError as exc:
-        return _refused(400, exc.detail, exc.detail_zh, exc.code)
+    access.access_kiosk_call(caller=caller, call_id=call_id)  # access.Refused: 403
+    fields, chip = services.simulated_card_issue(photo_jpeg=photo)
     return JsonResponse({"fields": fields, "photo_jpeg_b64": base64.b64encode(chip).decode()})

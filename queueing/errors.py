@@ -1,59 +1,50 @@
-class QueueingError(Exception):
-    """A move the queue does not allow; ``code`` maps onto the protocol's error codes."""
+"""Refusals of the queue. The common ones (``NotFound``, ``Conflict``, ``Forbidden``) are the
+shared ones of ``videobank.errors``, kept here under their old names; those only the queue has
+derive from the same base. Each carries its ``code`` (the protocol's error code), its words in
+English and Chinese, and the fields its ``error`` frame adds."""
 
-    code = "conflict"
+from __future__ import annotations
 
-    def __init__(self, detail: str):
-        super().__init__(detail)
-        self.detail = detail
+from videobank.errors import AppError, Conflict, Forbidden, NotFound, Unavailable
+from videobank.errors import RateLimited as _RateLimited
 
-    @property
-    def fields(self) -> dict:
-        """Extra fields of the error frame the client gets (none by default)."""
-        return {}
+# The queue's refusals had a base of their own before they shared one with every app.
+QueueingError = AppError
 
-
-class NotFound(QueueingError):
-    code = "not_found"
-
-
-class Conflict(QueueingError):
-    code = "conflict"
-
-
-class Forbidden(QueueingError):
-    code = "forbidden"
+__all__ = [
+    "Conflict",
+    "Forbidden",
+    "MediaUnavailable",
+    "NotFound",
+    "QueueFull",
+    "QueueingError",
+    "RateLimited",
+]
 
 
-class MediaUnavailable(QueueingError):
+class MediaUnavailable(Unavailable):
     code = "media_unavailable"
 
 
-class RateLimited(QueueingError):
+class RateLimited(_RateLimited):
     """Too many call requests (or open calls) from one network or device. ``limit`` names which
     (ip_rate, device_rate, ip_open, device_open); ``retry_after_s`` says when a rate limit lets
     the next one through."""
 
-    code = "rate_limited"
-
-    def __init__(self, detail: str, *, limit: str, retry_after_s: int | None = None):
-        super().__init__(detail)
+    def __init__(self, en: str, zh: str, *, limit: str, retry_after_s: int | None = None):
+        super().__init__(en, zh, retry_after_s=retry_after_s, fields={"limit": limit})
         self.limit = limit
-        self.retry_after_s = retry_after_s
-
-    @property
-    def fields(self) -> dict:
-        fields: dict = {"limit": self.limit}
-        if self.retry_after_s is not None:
-            fields["retry_after_s"] = self.retry_after_s
-        return fields
 
 
-class QueueFull(QueueingError):
+class QueueFull(AppError):
     """The queue holds as many waiting calls as it may: the customer is offered a callback."""
 
     code = "queue_full"
+    http_status = 503
 
     def __init__(self, *, en: str, zh: str):
-        super().__init__(f"{en} / {zh}")
-        self.text = {"en": en, "zh": zh}
+        super().__init__(en, zh)
+
+    @property
+    def text(self) -> dict[str, str]:
+        return self.words()

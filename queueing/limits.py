@@ -209,8 +209,8 @@ def _refusal(window: Window, wait_s: float) -> RateLimited:
     )
     return RateLimited(
         f"Too many calls from {who_en} (at most {window.limit} {per_en}). Please try again in "
-        f"{retry} s. / {who_zh}呼叫过于频繁（{per_zh}最多 {window.limit} 次），"
-        f"请 {retry} 秒后再试。",
+        f"{retry} s.",
+        f"{who_zh}呼叫过于频繁（{per_zh}最多 {window.limit} 次），请 {retry} 秒后再试。",
         limit=window.name,
         retry_after_s=retry,
     )

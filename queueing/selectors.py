@@ -481,7 +481,7 @@ def teller_by_name(*, username: str):
 
     teller = get_user_model().objects.filter(username=username).first()
     if teller is None or not access_teller(teller):
-        raise Conflict(f"No teller named {username!r}.")
+        raise Conflict(f"No teller named {username!r}.", f"没有名为 {username!r} 的柜员。")
     return teller
 
 

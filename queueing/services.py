@@ -87,7 +87,7 @@ def call_enqueue(
     not (a branch's kiosks, a carrier's customers share one address)."""
     business = Business.objects.filter(key=business_key, active=True).first()
     if business is None:
-        raise NotFound(f"Unknown business {business_key!r}.")
+        raise NotFound(f"Unknown business {business_key!r}.", f"没有 {business_key!r} 这项业务。")
     now = clock.now()
     counts = None
     with transaction.atomic():
@@ -206,13 +206,15 @@ def _admission_check(
     if per_ip > 0 and customer_ip and open_ip >= per_ip:
         raise RateLimited(
             "A call from your network is already waiting or in progress; please finish it "
-            "before placing another. / 您所在的网络已有正在排队或进行中的通话，请结束后再呼叫。",
+            "before placing another.",
+            "您所在的网络已有正在排队或进行中的通话，请结束后再呼叫。",
             limit="ip_open",
         )
     if per_device > 0 and customer_device and open_device >= per_device:
         raise RateLimited(
             "This device already has a call waiting or in progress; please finish it before "
-            "placing another. / 本设备已有正在排队或进行中的通话，请结束后再呼叫。",
+            "placing another.",
+            "本设备已有正在排队或进行中的通话，请结束后再呼叫。",
             limit="device_open",
         )
     if cap > 0 and waiting >= cap:
@@ -236,7 +238,7 @@ def callback_book(
     stored as a callback request, never queued."""
     business = Business.objects.filter(key=business_key, active=True).first()
     if business is None:
-        raise NotFound(f"Unknown business {business_key!r}.")
+        raise NotFound(f"Unknown business {business_key!r}.", f"没有 {business_key!r} 这项业务。")
     now = clock.now()
     with transaction.atomic():
         call = Call.objects.create(
@@ -322,7 +324,9 @@ def call_request_callback(*, call_id: uuid.UUID) -> Call:
             status=CallStatus.CALLBACK, ended_at=now, end_reason="callback_requested"
         )
         if not moved:
-            raise Conflict("Only a waiting call can become a callback.")
+            raise Conflict(
+                "Only a waiting call can become a callback.", "只有排队中的通话可以改为预约回电。"
+            )
         CallbackRequest.objects.create(call_id=call_id)
         call_event_record(call_id=call_id, kind=CallEventKind.CALLBACK_REQUESTED, actor="customer")
         notify.forward_on_commit(
@@ -367,7 +371,9 @@ def teller_presence_set(
 ) -> TellerPresence:
     """A teller (or a supervisor, ``by``) changes presence: available, offline, break."""
     if status not in TELLER_SETTABLE:
-        raise Conflict(f"Presence {status!r} cannot be set directly.")
+        raise Conflict(
+            f"Presence {status!r} cannot be set directly.", f"接听状态 {status!r} 不能直接设置。"
+        )
     now = clock.now()
     if status == PresenceStatus.AVAILABLE:
         presence = _teller_becomes_available(teller=teller, now=now, by=by)
@@ -378,7 +384,10 @@ def teller_presence_set(
             teller=teller, defaults={"idle_since": now}
         )
         if presence.status in (PresenceStatus.BUSY, PresenceStatus.OFFERED):
-            raise Conflict("Finish or decline the current call before changing presence.")
+            raise Conflict(
+                "Finish or decline the current call before changing presence.",
+                "请先结束或拒接当前通话，再更改接听状态。",
+            )
         if presence.status != status:
             presence.status = status
             presence.since = now
@@ -445,8 +454,11 @@ def _pending_offer(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Offer:
     )
     if offer is None:
         if Offer.objects.filter(call_id=call_id, status=OfferStatus.PENDING).exists():
-            raise Forbidden("This call is offered to another teller.")
-        raise Conflict("There is no offer of this call for you (it expired or was taken).")
+            raise Forbidden("This call is offered to another teller.", "该通话已分配给其他柜员。")
+        raise Conflict(
+            "There is no offer of this call for you (it expired or was taken).",
+            "没有分配给您的该通话（已超时或已被接听）。",
+        )
     return offer
 
 
@@ -460,7 +472,10 @@ def offer_accept(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
         if not media_channel:
             worker = media_worker_pick()
             if worker is None:
-                raise MediaUnavailable("No media worker is running; the call stays in the queue.")
+                raise MediaUnavailable(
+                    "No media worker is running; the call stays in the queue.",
+                    "视频服务暂不可用，该通话仍在排队。",
+                )
             media_channel = worker.channel_name
         moved = Call.objects.filter(pk=call_id, status=CallStatus.OFFERED).update(
             status=CallStatus.CONNECTED,
@@ -469,7 +484,7 @@ def offer_accept(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
             media_channel=media_channel,
         )
         if not moved:
-            raise Conflict("The call is no longer on offer.")
+            raise Conflict("The call is no longer on offer.", "该通话已不再等待接听。")
         offer.status = OfferStatus.ACCEPTED
         offer.responded_at = now
         offer.save(update_fields=["status", "responded_at"])
@@ -529,7 +544,7 @@ def call_end(*, call_id: uuid.UUID, actor: str, reason: str) -> Call:
     with transaction.atomic():
         call = Call.objects.select_for_update().filter(pk=call_id).first()
         if call is None:
-            raise NotFound("No such call.")
+            raise NotFound("No such call.", "没有这个通话。")
         if call.status not in OPEN_CALL_STATUSES:
             return call
         was_connected = call.status == CallStatus.CONNECTED
@@ -629,9 +644,9 @@ def call_move(*, call_id: uuid.UUID, teller: AbstractBaseUser, by: AbstractBaseU
     with transaction.atomic():
         call = Call.objects.select_for_update().filter(pk=call_id).first()
         if call is None:
-            raise NotFound("No such call.")
+            raise NotFound("No such call.", "没有这个通话。")
         if call.status not in (CallStatus.WAITING, CallStatus.OFFERED):
-            raise Conflict("Only a waiting call can be moved.")
+            raise Conflict("Only a waiting call can be moved.", "只有排队中的通话可以转派。")
         for offer in Offer.objects.filter(call=call, status=OfferStatus.PENDING):
             _offer_close(offer, status=OfferStatus.WITHDRAWN, now=now)
             TellerPresence.objects.filter(teller_id=offer.teller_id).update(
@@ -874,7 +889,7 @@ def access_call_for_teller(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> C
     """The call, if this teller holds it; otherwise Forbidden. Used for every call-scoped move."""
     call = Call.objects.filter(pk=call_id).first()
     if call is None or call.teller_id != teller.pk:
-        raise Forbidden("This call is not assigned to you.")
+        raise Forbidden("This call is not assigned to you.", "该通话不是分配给您的。")
     return call
 
 

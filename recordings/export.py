@@ -49,17 +49,16 @@ from recordings.services import (
     recording_sealed_event,
 )
 from recordings.writer import segment_files_unregistered, segment_relpath
+from videobank.errors import Conflict
 
 logger = logging.getLogger(__name__)
 
 
-class RecordingExportError(Exception):
+class RecordingExportError(Conflict):
     """The recording failed verification; nothing was exported. ``str()`` says why in English,
-    ``zh`` in Chinese."""
+    ``zh`` in Chinese (409)."""
 
-    def __init__(self, message: str, zh: str | None = None) -> None:
-        super().__init__(message)
-        self.zh = zh or message
+    code = "not_verified"
 
     @classmethod
     def of(cls, findings: list[Finding]) -> RecordingExportError:

@@ -33,17 +33,15 @@ from recordings.export import (
 )
 from recordings.models import Recording, Side
 from recordings.services import recording_data_key
+from videobank.errors import Conflict
 
 CONTENT_TYPE = "video/mp4"
 
 
-class ReplayError(Exception):
-    """The side cannot be replayed; the message says why, in words a reviewer can act on
-    (``zh``: the same in Chinese)."""
+class ReplayError(Conflict):
+    """The side cannot be replayed; the words say why, in a form a reviewer can act on (409)."""
 
-    def __init__(self, message: str, zh: str | None = None) -> None:
-        super().__init__(message)
-        self.zh = zh or message
+    code = "not_replayable"
 
 
 @dataclass(frozen=True)

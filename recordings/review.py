@@ -16,6 +16,7 @@ from django.db import models, transaction
 
 from queueing.models import Offer, OfferStatus
 from recordings.models import QaNote, QaReview, Recording, ReviewKind, Verdict
+from videobank.errors import Forbidden, Invalid
 
 ANSWERS = ("yes", "no", "na")
 NOTE_MAX = 500
@@ -65,17 +66,13 @@ CHECKLIST: tuple[Item, ...] = (
 CHECKLIST_KEYS = tuple(item.key for item in CHECKLIST)
 
 
-class ReviewInvalid(Exception):
-    """The review or note cannot be saved; the message says what to fix."""
+class ReviewInvalid(Invalid):
+    """The review or note cannot be saved; the words say what to fix (400)."""
 
 
-class ReviewRefused(Exception):
-    """This person may not write this review or note; ``str()`` says why in English, ``zh`` in
-    Chinese. Nothing is stored."""
-
-    def __init__(self, message: str, zh: str) -> None:
-        super().__init__(message)
-        self.zh = zh
+class ReviewRefused(Forbidden):
+    """This person may not write this review or note; the words say why (403). Nothing is
+    stored."""
 
 
 def _own_call() -> ReviewRefused:
@@ -149,16 +146,31 @@ def _review_create(
     *, recording: Recording, reviewer, checklist: dict, verdict: str, comment: str
 ) -> QaReview:
     if not isinstance(checklist, dict) or set(checklist) != set(CHECKLIST_KEYS):
-        raise ReviewInvalid("Answer every checklist item (yes, no or not applicable).")
+        raise ReviewInvalid(
+            "Answer every checklist item (yes, no or not applicable).",
+            "请回答每一项检查（是、否或不适用）。",
+        )
     if any(answer not in ANSWERS for answer in checklist.values()):
-        raise ReviewInvalid("Each checklist answer must be yes, no or not applicable.")
+        raise ReviewInvalid(
+            "Each checklist answer must be yes, no or not applicable.",
+            "每项检查的回答只能是是、否或不适用。",
+        )
     if verdict not in Verdict.values:
-        raise ReviewInvalid("Choose a verdict: pass, pass with coaching or fail.")
+        raise ReviewInvalid(
+            "Choose a verdict: pass, pass with coaching or fail.",
+            "请选择评定结果：合格、合格需辅导或不合格。",
+        )
     comment = (comment or "").strip() if isinstance(comment, str) else None
     if comment is None or len(comment) > COMMENT_MAX:
-        raise ReviewInvalid(f"The comment must be text of at most {COMMENT_MAX} characters.")
+        raise ReviewInvalid(
+            f"The comment must be text of at most {COMMENT_MAX} characters.",
+            f"评语须为文字，最多 {COMMENT_MAX} 个字符。",
+        )
     if verdict != Verdict.PASS and not comment:
-        raise ReviewInvalid("Say in the comment why the call did not simply pass.")
+        raise ReviewInvalid(
+            "Say in the comment why the call did not simply pass.",
+            "评定不是合格时，请在评语中说明原因。",
+        )
     return QaReview.objects.create(
         recording=recording,
         reviewer=reviewer,
@@ -176,24 +188,35 @@ def review_override(
     to the failed review, with the reason; the failed review stays. The caller has checked that
     ``supervisor`` is one (``signaling.access.access_supervisor``)."""
     if isinstance(review_id, bool) or not isinstance(review_id, int):
-        raise ReviewInvalid("Say which review is overridden (its number).")
+        raise ReviewInvalid(
+            "Say which review is overridden (its number).", "请指明要改判的评定（其编号）。"
+        )
     if verdict not in (Verdict.PASS, Verdict.COACHING):
-        raise ReviewInvalid("An override changes a fail: choose pass or pass with coaching.")
+        raise ReviewInvalid(
+            "An override changes a fail: choose pass or pass with coaching.",
+            "改判只针对不合格的评定：请选择合格或合格需辅导。",
+        )
     reason = reason.strip() if isinstance(reason, str) else ""
     if not reason or len(reason) > COMMENT_MAX:
-        raise ReviewInvalid(f"Give the reason for the override (1 to {COMMENT_MAX} characters).")
+        raise ReviewInvalid(
+            f"Give the reason for the override (1 to {COMMENT_MAX} characters).",
+            f"请填写改判理由（1 至 {COMMENT_MAX} 个字符）。",
+        )
     with transaction.atomic():
         _lock(recording)
         if call_served_by(recording=recording, user=supervisor):
             raise _own_call()
         failed = QaReview.objects.filter(recording=recording, pk=review_id).first()
         if failed is None:
-            raise ReviewInvalid("There is no such review of this call.")
+            raise ReviewInvalid("There is no such review of this call.", "本通话没有这条评定。")
         if failed.verdict != Verdict.FAIL:
-            raise ReviewInvalid("Only a failed review is overridden.")
+            raise ReviewInvalid("Only a failed review is overridden.", "只有不合格的评定可以改判。")
         latest = review_latest(recording=recording)
         if latest is not None and latest.pk != failed.pk:
-            raise ReviewInvalid("That review is no longer the call's latest judgement.")
+            raise ReviewInvalid(
+                "That review is no longer the call's latest judgement.",
+                "该评定已不是本通话最新的评定结果。",
+            )
         return QaReview.objects.create(
             recording=recording,
             reviewer=supervisor,
@@ -208,13 +231,21 @@ def review_override(
 
 def note_add(*, recording: Recording, author, at_ms, text, media_ms: int | None) -> QaNote:
     if isinstance(at_ms, bool) or not isinstance(at_ms, int):
-        raise ReviewInvalid("The note's time must be a whole number of milliseconds.")
+        raise ReviewInvalid(
+            "The note's time must be a whole number of milliseconds.",
+            "备注的时间点须为整数毫秒。",
+        )
     upper = (media_ms or 0) + NOTE_MARGIN_MS
     if not -NOTE_MARGIN_MS <= at_ms <= upper:
-        raise ReviewInvalid("The note's time is outside the recording.")
+        raise ReviewInvalid(
+            "The note's time is outside the recording.", "备注的时间点不在录像范围内。"
+        )
     text = text.strip() if isinstance(text, str) else ""
     if not text or len(text) > NOTE_MAX:
-        raise ReviewInvalid(f"Write the note (1 to {NOTE_MAX} characters).")
+        raise ReviewInvalid(
+            f"Write the note (1 to {NOTE_MAX} characters).",
+            f"请填写备注（1 至 {NOTE_MAX} 个字符）。",
+        )
     if call_served_by(recording=recording, user=author):
         raise _own_call()
     return QaNote.objects.create(recording=recording, author=author, at_ms=at_ms, text=text)

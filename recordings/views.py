@@ -51,7 +51,7 @@ from recordings.selectors import (
 from recordings.services import recording_access_log
 from signaling.access import access_qa, access_supervisor, access_teller
 from videobank.background import off_the_shared_thread
-from videobank.i18n import language_for
+from videobank.errors import Conflict
 
 _GRANT_SALT = "videobank.replay-grant"
 _CALL_PREFIX = re.compile(r"^[0-9a-fA-F-]{1,36}$")
@@ -236,10 +236,7 @@ def qa_media(request: HttpRequest, recording_id: uuid.UUID, side: str) -> HttpRe
     recording = recording_get(recording_id)
     if recording is None or side not in Side.values:
         raise Http404("No such recording or side.")
-    try:
-        media = replay_side(recording=recording, side=side)
-    except ReplayError as exc:
-        return HttpResponse(str(exc), status=409, content_type="text/plain; charset=utf-8")
+    media = replay_side(recording=recording, side=side)  # ReplayError: 409 in words
     data = media.data
     total = len(data)
     start, end = 0, total - 1
@@ -283,24 +280,19 @@ def _unsatisfiable(total: int) -> HttpResponse:
     return response
 
 
-def _refused(request: HttpRequest, exc: ReviewRefused) -> JsonResponse:
-    """403 in the page's language, with both languages for a script."""
-    zh = language_for(request) == "zh"
-    return JsonResponse(
-        {"error": exc.zh if zh else str(exc), "error_en": str(exc), "error_zh": exc.zh},
-        status=403,
-    )
+# Refusals (ReviewInvalid 400, ReviewRefused 403, ReplayError 409) are raised and answered in
+# words, both languages, by videobank.errors.AppErrorMiddleware.
 
 
 def _json_body(request: HttpRequest) -> dict:
     if len(request.body) > 16 * 1024:
-        raise ReviewInvalid("The request is too large.")
+        raise ReviewInvalid("The request is too large.", "请求过大。")
     try:
         body = json.loads(request.body or b"{}")
     except (ValueError, UnicodeDecodeError):
-        raise ReviewInvalid("The request is not valid JSON.") from None
+        raise ReviewInvalid("The request is not valid JSON.", "请求不是有效的 JSON。") from None
     if not isinstance(body, dict):
-        raise ReviewInvalid("The request must be a JSON object.")
+        raise ReviewInvalid("The request must be a JSON object.", "请求须为 JSON 对象。")
     return body
 
 
@@ -312,19 +304,14 @@ def qa_notes(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
     recording = recording_get(recording_id)
     if recording is None:
         raise Http404("No such recording.")
-    try:
-        body = _json_body(request)
-        note = note_add(
-            recording=recording,
-            author=request.user,
-            at_ms=body.get("at_ms"),
-            text=body.get("text"),
-            media_ms=recording_media_ms(recording),
-        )
-    except ReviewInvalid as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    except ReviewRefused as exc:
-        return _refused(request, exc)
+    body = _json_body(request)
+    note = note_add(
+        recording=recording,
+        author=request.user,
+        at_ms=body.get("at_ms"),
+        text=body.get("text"),
+        media_ms=recording_media_ms(recording),
+    )
     return JsonResponse({"note": note_json(note)}, status=201)
 
 
@@ -336,19 +323,14 @@ def qa_reviews(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
     recording = recording_get(recording_id)
     if recording is None:
         raise Http404("No such recording.")
-    try:
-        body = _json_body(request)
-        review = review_submit(
-            recording=recording,
-            reviewer=request.user,
-            checklist=body.get("checklist"),
-            verdict=body.get("verdict"),
-            comment=body.get("comment", ""),
-        )
-    except ReviewInvalid as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    except ReviewRefused as exc:
-        return _refused(request, exc)
+    body = _json_body(request)
+    review = review_submit(
+        recording=recording,
+        reviewer=request.user,
+        checklist=body.get("checklist"),
+        verdict=body.get("verdict"),
+        comment=body.get("comment", ""),
+    )
     return JsonResponse(
         {"review": {"id": review.pk, "score": review.score, "verdict": review.verdict}},
         status=201,
@@ -361,28 +343,20 @@ def qa_override(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
     """A supervisor overrides the call's failed judgement, with a reason (a new row; the failed
     review stays in the history)."""
     if not access_supervisor(request.user):
-        return _refused(
-            request,
-            ReviewRefused(
-                "Only a supervisor overrides a failed review.", "只有主管可以改判不合格的评定。"
-            ),
+        raise ReviewRefused(
+            "Only a supervisor overrides a failed review.", "只有主管可以改判不合格的评定。"
         )
     recording = recording_get(recording_id)
     if recording is None:
         raise Http404("No such recording.")
-    try:
-        body = _json_body(request)
-        review = review_override(
-            recording=recording,
-            supervisor=request.user,
-            review_id=body.get("review"),
-            verdict=body.get("verdict"),
-            reason=body.get("reason"),
-        )
-    except ReviewInvalid as exc:
-        return JsonResponse({"error": str(exc)}, status=400)
-    except ReviewRefused as exc:
-        return _refused(request, exc)
+    body = _json_body(request)
+    review = review_override(
+        recording=recording,
+        supervisor=request.user,
+        review_id=body.get("review"),
+        verdict=body.get("verdict"),
+        reason=body.get("reason"),
+    )
     return JsonResponse(
         {
             "review": {
@@ -426,11 +400,7 @@ def qa_evidence(
         detail={"evidence": str(item.id), "kind": item.kind, "page_access": access_id, "ok": ok},
     )
     if not ok:
-        return HttpResponse(
-            "This picture failed its integrity check.",
-            status=409,
-            content_type="text/plain; charset=utf-8",
-        )
+        raise Conflict("This picture failed its integrity check.", "该图片未通过完整性校验。")
     response = HttpResponse(jpeg, content_type="image/jpeg")
     response["Cache-Control"] = "no-store, private"
     return response

@@ -26,8 +26,8 @@ from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 
-from queueing.errors import Forbidden
 from recordings.backends.keys import local_key_file, parse_master_keys
+from videobank.errors import AppError, Forbidden
 
 log = logging.getLogger(__name__)
 
@@ -64,20 +64,19 @@ def device_cookie_ensure(request, response) -> None:
     )
 
 
-class TokenError(Exception):
-    """A customer token that opens nothing, with the reason in words (en, zh)."""
+class TokenError(AppError):
+    """A customer token that opens nothing, with the reason in words (en, zh): ``bad_token``, or
+    ``call_ended`` past the grace time."""
+
+    code = "bad_token"
+    http_status = 403
 
     def __init__(self, en: str, zh: str, code: str = "bad_token") -> None:
-        super().__init__(f"{en} / {zh}")
-        self.en, self.zh, self.code = en, zh, code
+        super().__init__(en, zh, code=code)
 
 
 class Refused(Forbidden):
-    """A refusal a person reads, in both languages (``detail`` carries both for the socket)."""
-
-    def __init__(self, en: str, zh: str) -> None:
-        super().__init__(f"{en} / {zh}")
-        self.en, self.zh = en, zh
+    """A refusal a person reads, in both languages."""
 
 
 def customer_token_issue(*, call_id: uuid.UUID) -> str:

@@ -1,7 +1,8 @@
 """WebSocket consumers: thin transports that validate, call one service, and reply.
 
 One consumer per role. Nothing a client sends can raise out of ``receive``: protocol errors,
-domain refusals and unexpected failures all come back as an ``error`` frame and the socket stays
+domain refusals (``videobank.errors.AppError``, whichever app raised it) and unexpected failures
+all come back as an ``error`` frame, built in one place (``send_error``), and the socket stays
 open.
 """
 
@@ -20,20 +21,20 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.contrib.sessions.backends.base import UpdateError
 
 from kyc import services as kyc
-from kyc.errors import KycError
 from queueing import limits, notify, selectors, services
-from queueing.errors import Conflict, Forbidden, QueueFull, QueueingError
+from queueing.errors import QueueFull
 from queueing.models import (
     OPEN_CALL_STATUSES,
     CallStatus,
     Priority,
 )
+from videobank import errors
+from videobank.errors import Conflict, Forbidden
 from workflows import selectors as workflow_selectors
 from workflows import services as workflows
-from workflows.errors import WorkflowError
 
 from . import access, ice
-from .protocol import ProtocolError, error_message, parse, server_message
+from .protocol import error_message, parse, server_message
 
 log = logging.getLogger(__name__)
 
@@ -56,24 +57,19 @@ class SignalingConsumer(AsyncWebsocketConsumer):
                 await self.session_touch()
             handler = getattr(self, "on_" + message["type"].replace(".", "_"))
             await handler(message)
-        except ProtocolError as exc:
-            await self.send_error(exc.code, exc.detail, message or {"id": exc.ref})
-        except QueueingError as exc:
-            await self.send_error(exc.code, exc.detail, message, **exc.fields)
-        except (KycError, WorkflowError) as exc:
-            await self.send_error(exc.code, f"{exc.detail} / {exc.detail_zh}", message)
-        except Exception:
-            log.exception("%s socket: unexpected failure on %s", self.role, _kind(message))
-            await self.send_error("internal", "The server could not handle that message.", message)
+        except Exception as exc:  # a refusal in words, or a fault (`internal`)
+            await self.send_error(exc, message)
 
     async def send_json(self, message: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps(message, separators=(",", ":")))
 
-    async def send_error(
-        self, code: str, detail: str, message: dict | None = None, **fields: Any
-    ) -> None:
-        ref = message.get("id") if isinstance(message, dict) else None
-        await self.send_json({**error_message(code, detail, ref), **fields})
+    async def send_error(self, exc: Exception, message: dict | None = None) -> None:
+        """The one answer to a message that went wrong: a refusal's code, words ("en / zh") and
+        fields; anything else is logged with its traceback and answered ``internal``, never
+        with its text (``videobank.errors``). ``ref`` is the message's ``id``."""
+        error = errors.as_answer(exc, where=f"{self.role} socket, {_kind(message)}")
+        ref = message.get("id") if isinstance(message, dict) else getattr(exc, "ref", None)
+        await self.send_json(error_message(ref=ref, **errors.socket_fields(error)))
 
     async def hello(self, **extra: Any) -> None:
         # STUN only: TURN credentials go to a call being connected (signaling/ice.py).
@@ -100,7 +96,10 @@ class SignalingConsumer(AsyncWebsocketConsumer):
 
     async def send_to_media(self, *, call, leg: str, sdp: str) -> None:
         if call.status != CallStatus.CONNECTED or not call.media_channel:
-            raise QueueingError("The call is not connected; media can start once it is answered.")
+            raise Conflict(
+                "The call is not connected; media can start once it is answered.",
+                "通话尚未接通，接听后才能开始视频。",
+            )
         await self.channel_layer.send(
             call.media_channel,
             {
@@ -187,7 +186,7 @@ class CustomerConsumer(SignalingConsumer):
 
     def _bound(self, message: dict) -> uuid.UUID:
         if self.call_id is None or uuid.UUID(message["call_id"]) != self.call_id:
-            raise Forbidden("This socket is not bound to that call.")
+            raise Forbidden("This socket is not bound to that call.", "本连接未绑定该通话。")
         return self.call_id
 
     async def _bind(self, call_id: uuid.UUID) -> None:
@@ -207,7 +206,9 @@ class CustomerConsumer(SignalingConsumer):
         if self.call_id is not None:
             call = await database_sync_to_async(selectors.call_get)(call_id=self.call_id)
             if call is not None and call.status in OPEN_CALL_STATUSES:
-                raise QueueingError("This socket already has a call in progress.")
+                raise Conflict(
+                    "This socket already has a call in progress.", "本连接已有正在进行的通话。"
+                )
         # The channel (and VIP) come from proof: the kiosk credential or a signed app claim.
         caller = access.caller_for_call(
             socket=self.socket_caller, claim=message.get("claim"), channel=message.get("channel")
@@ -268,13 +269,13 @@ class CustomerConsumer(SignalingConsumer):
                 "customer_ip": client[0],
                 "customer_device": admission.device,
             }
-            await self.send_error(full.code, full.detail, message)
+            await self.send_error(full, message)
             await self.send_json(
                 server_message(
                     "queue.callback_offer",
                     reason="queue_full",
                     business=message["business"],
-                    text=full.text,
+                    text=full.words(),
                 )
             )
             return
@@ -299,12 +300,9 @@ class CustomerConsumer(SignalingConsumer):
         await super().signal_forward(event)
 
     async def on_call_resume(self, message: dict) -> None:
-        try:
-            call_id = await database_sync_to_async(access.access_customer_call)(message["token"])
-        except access.TokenError as exc:
-            raise ProtocolError(exc.code, str(exc)) from None
+        call_id = await database_sync_to_async(access.access_customer_call)(message["token"])
         if self.call_id is not None and self.call_id != call_id:
-            raise Forbidden("This socket is bound to another call.")
+            raise Forbidden("This socket is bound to another call.", "本连接已绑定另一个通话。")
         call = await database_sync_to_async(selectors.call_get)(call_id=call_id)
         if call is None or call.status not in OPEN_CALL_STATUSES:
             await self.send_json(
@@ -349,7 +347,7 @@ class CustomerConsumer(SignalingConsumer):
         if "call_id" not in message:  # the callback offered when the queue was full
             offer, self._callback_offer = self._callback_offer, None
             if offer is None:
-                raise Conflict("No callback was offered here. / 此处没有可预约的回电。")
+                raise Conflict("No callback was offered here.", "此处没有可预约的回电。")
             call = await database_sync_to_async(services.callback_book)(**offer)
             await self.send_json(
                 server_message("call.ended", call_id=str(call.id), reason="callback")
@@ -584,7 +582,9 @@ def _previous_teller(token: str) -> int | None:
     try:
         call_id = access.access_customer_call(token)
     except access.TokenError as exc:
-        raise ProtocolError(exc.code, f"The previous call's token: {exc}") from None
+        raise access.TokenError(
+            f"The previous call's token: {exc.en}", f"上一次通话的凭证：{exc.zh}", exc.code
+        ) from None
     call = selectors.call_get(call_id=call_id)
     return call.teller_id if call is not None else None
 

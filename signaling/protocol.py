@@ -11,10 +11,11 @@ import functools
 import json
 import math
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
+
+from videobank.errors import AppError
 
 PROTOCOL_VERSION = 1
 MAX_FRAME_BYTES = 64 * 1024
@@ -389,7 +390,7 @@ SERVER_MESSAGES: dict[str, str] = {
     "case.receipt": "Customer: the business is done; its e-receipt (`case_id`, `code`, `url`, `pdf_url`: each link carries the receipt's own token, valid `WORKFLOW_RECEIPT_LINK_MAX_AGE_S`; the call's token opens no receipt).",
     "call.summary": "Teller: at hang-up, the businesses of the call (`cases`: status, receipt).",
     "pong": "Answer to `ping`.",
-    "error": "Something you sent was refused: `code`, `detail`, and `ref` (your message `id`) if given; `rate_limited` adds `limit` and, for a rate, `retry_after_s`.",
+    "error": "Something you sent was refused: `code`, `detail` (the words in English, then ` / `, then in Chinese), and `ref` (your message `id`) if given; `rate_limited` adds `limit` and, for a rate, `retry_after_s`. The same refusal over HTTP is `{code, detail: {en, zh}}` with its status.",
 }
 # fmt: on
 
@@ -399,7 +400,7 @@ ERROR_CODES: dict[str, str] = {
     "unsupported_version": "`v` is missing or not a protocol version this server speaks.",
     "unknown_type": "`type` is not a message this role may send.",
     "invalid": "The message does not match its schema (`detail` says which field), or what it carries cannot be used (an SDP offer the media server cannot read; `detail` says why, in English and Chinese).",
-    "forbidden": "The message names a call this socket is not bound to, or the role or device lacks rights (a peripheral event from a socket that is not an enrolled kiosk, a channel the socket did not prove, a forged or expired app claim); `detail` says why in English and Chinese.",
+    "forbidden": "The message names a call this socket is not bound to, or the role or device lacks rights (a peripheral event from a socket that is not an enrolled kiosk, a channel the socket did not prove, a forged or expired app claim).",
     "bad_token": "The customer token is invalid or expired.",
     "call_ended": "The customer token's call ended more than `CUSTOMER_TOKEN_AFTER_END_S` ago: the token opens nothing any more.",
     "not_found": "The business or call does not exist.",
@@ -408,20 +409,42 @@ ERROR_CODES: dict[str, str] = {
     "bad_image": "A picture (upload, chip photo) is not usable: not an image, too large, damaged; `detail` says which.",
     "face_problem": "No face, several faces, or a face too small in a picture.",
     "service_unavailable": "An outside service (national ID check) is not answering; retry.",
+    "not_connected": "Identity evidence (a chip read) for a call not answered yet; nothing was taken.",
+    "not_waiting": "Identity evidence the teller has not asked for (no identity check yet); nothing was taken.",
+    "no_consent": "Identity evidence before the customer consented to the check; nothing was taken.",
+    "declined": "Identity evidence after the customer declined the check; nothing was taken.",
+    "already_received": "Identity evidence for a side of the card the teller already has and relies on (the teller asks again if needed); nothing was taken.",
+    "no_portrait": "A face match with no card photo to match against: capture the card front first.",
+    "portrait_changed": "A face match after the card's photo changed since the national ID check: run the national check again first.",
     "rate_limited": "Too many call requests, or open calls, from this network or device; `limit` says which (ip_rate, device_rate, ip_open, device_open), `retry_after_s` when a rate lets the next one through. No call was placed.",
     "queue_full": "The queue holds as many waiting calls as it may; no call was placed, a `queue.callback_offer` follows.",
     "internal": "The server failed; the socket stays open and nothing was changed.",
 }
 
 
-@dataclass
-class ProtocolError(Exception):
-    code: str
-    detail: str
-    ref: str | None = None  # the offending message's ``id``, when it had one
+# A refused frame in Chinese, by code; the English says exactly what (for a client's developer).
+_REFUSED_ZH = {
+    "frame_too_large": "消息过大，未予处理。",
+    "bad_json": "消息不是本协议接受的 JSON 对象，未予处理。",
+    "unsupported_version": "不支持该协议版本，未予处理。",
+    "unknown_type": "此角色不能发送这类消息，未予处理。",
+    "invalid": "消息内容不符合协议格式，未予处理。",
+}
+# The English of an `invalid` is cut here: with the Chinese, the detail stays under 300
+# characters and never echoes a frame back.
+_INVALID_MAX = 300 - len(" / ") - len(_REFUSED_ZH["invalid"])
+
+
+class ProtocolError(AppError):
+    """A frame refused before any service sees it (``code``: which rule); answered like every
+    refusal (``videobank.errors``)."""
+
+    def __init__(self, code: str, detail: str, ref: str | None = None) -> None:
+        super().__init__(detail, _REFUSED_ZH.get(code, "消息未被接受。"), code=code)
+        self.ref = ref  # the offending message's ``id``, when it had one
 
     def __str__(self) -> str:
-        return f"{self.code}: {self.detail}"
+        return f"{self.code}: {self.en}"
 
 
 @functools.cache
@@ -577,7 +600,8 @@ def _validate(role: str, message: dict[str, Any]) -> dict[str, Any]:
         # jsonschema quotes the whole value ("'xx…x' is too long"): quote a short part of it.
         words = error.message.replace(repr(error.instance), _short(error.instance), 1)
         detail = f"{where}: {words}"
-        raise ProtocolError("invalid", detail if len(detail) <= 300 else detail[:299] + "…")
+        cut = detail if len(detail) <= _INVALID_MAX else detail[: _INVALID_MAX - 1] + "…"
+        raise ProtocolError("invalid", cut)
     return message
 
 
@@ -586,8 +610,8 @@ def server_message(type_: str, **fields: Any) -> dict[str, Any]:
     return {"type": type_, "v": PROTOCOL_VERSION, **fields}
 
 
-def error_message(code: str, detail: str, ref: str | None = None) -> dict[str, Any]:
-    message = server_message("error", code=code, detail=detail)
+def error_message(code: str, detail: str, ref: str | None = None, **fields: Any) -> dict[str, Any]:
+    message = server_message("error", **fields, code=code, detail=detail)
     if ref is not None:
         message["ref"] = ref
     return message

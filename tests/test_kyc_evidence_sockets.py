@@ -110,7 +110,7 @@ async def test_the_card_reader_cannot_swap_a_card_the_teller_confirmed(media_cha
     # Another card on the reader: refused in words, and the check is as it was.
     await read_card(customer, call_id, OTHER_CARD, photo)
     refused = await customer.expect("error")
-    assert refused["code"] == "conflict"
+    assert refused["code"] == "already_received"  # the same code the upload gets over HTTP
     assert "already read" in refused["detail"]
     assert "证件已读取" in refused["detail"]
     await customer.alive()

@@ -9,29 +9,26 @@ runs, so a view cannot refuse a 2 GB upload in time. This ASGI middleware sits i
   it passes the cap the client gets ``413`` and the application is told the client left
   (``http.disconnect``), so Django stops reading and runs no view.
 
-The answer is in words (en + zh) like every refusal of the product. Under daphne, Twisted has
-already buffered the body to a temporary file by the time an ASGI application runs, so the edge
-proxy's own limit (e.g. nginx ``client_max_body_size``) is what keeps those bytes off the disk;
-this guard is what keeps them out of the process and away from the views.
+The answer is in words (en + zh) like every refusal of the product (``videobank.errors``).
+Under daphne, Twisted has already buffered the body to a temporary file by the time an ASGI
+application runs, so the edge proxy's own limit (e.g. nginx ``client_max_body_size``) is what
+keeps those bytes off the disk; this guard is what keeps them out of the process and away from
+the views.
 """
 
 from __future__ import annotations
 
 import json
 
-TOO_LARGE = {
-    "code": "too_large",
-    "detail": {
-        "en": "The request is too large: the limit is {mb} MB.",
-        "zh": "请求过大：上限为 {mb} MB。",
-    },
-}
+from videobank.errors import TooLarge, http_body
 
 
 def _refusal(limit: int) -> bytes:
     mb = f"{limit / (1024 * 1024):.0f}"
-    detail = {k: v.format(mb=mb) for k, v in TOO_LARGE["detail"].items()}
-    return json.dumps({"code": TOO_LARGE["code"], "detail": detail}, ensure_ascii=False).encode()
+    refused = TooLarge(
+        f"The request is too large: the limit is {mb} MB.", f"请求过大：上限为 {mb} MB。"
+    )
+    return json.dumps(http_body(refused), ensure_ascii=False).encode()
 
 
 def _declared_length(scope) -> int | None:

@@ -96,6 +96,7 @@ TEXT: dict[str, dict[str, str]] = {
     "error.bad_token": {"zh": "通话凭证已失效", "en": "The call token has expired"},
     "error.forbidden": {"zh": "没有权限", "en": "Not allowed"},
     "error.generic": {"zh": "服务器无法处理该请求", "en": "The server could not handle that"},
+    "error.internal": {"zh": "服务器无法处理该请求", "en": "The server could not handle that"},
     "error.rate_limited.ip_rate": {
         "zh": "您所在的网络呼叫过于频繁，请 {s} 秒后再试",
         "en": "Too many calls from your network; please try again in {s} s",

@@ -39,9 +39,9 @@ from django.utils import timezone
 
 from kyc.models import IdentityCheck, StepStatus
 from queueing import notify
-from queueing.errors import Forbidden, NotFound, QueueingError
 from queueing.models import Call, CallStatus
 from queueing.services import call_event_record
+from videobank.errors import Conflict, Forbidden, NotFound, Unavailable
 from workflows.corebank import services as corebank
 from workflows.corebank.errors import CoreBankError
 from workflows.corebank.errors import CoreBankUnavailable as CoreDown
@@ -130,7 +130,7 @@ def _error(case: BusinessCase, code: str, en: str, zh: str) -> None:
 def _locked(case_id: uuid.UUID) -> BusinessCase:
     case = BusinessCase.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
-        raise NotFound("No such business case.")
+        raise NotFound("No such business case.", "没有这笔业务。")
     return case
 
 
@@ -138,14 +138,14 @@ def _case_of_call(case_id: uuid.UUID, call_id: uuid.UUID, *, lock: bool = False)
     """The case, if it belongs to this call (the customer's socket is bound to one call)."""
     case = _locked(case_id) if lock else BusinessCase.objects.filter(pk=case_id).first()
     if case is None or str(case.call_id) != str(call_id):
-        raise NotFound("No such business in this call.")
+        raise NotFound("No such business in this call.", "本通话中没有这笔业务。")
     return case
 
 
 def _teller_call(call_id: uuid.UUID, teller) -> Call:
     call = Call.objects.filter(pk=call_id).first()
     if call is None or call.teller_id != teller.pk or call.status != CallStatus.CONNECTED:
-        raise Forbidden("This call is not connected to you.")
+        raise Forbidden("This call is not connected to you.", "该通话没有接通到您。")
     return call
 
 
@@ -296,7 +296,7 @@ def case_start(*, call_id: uuid.UUID, teller, business: str) -> BusinessCase:
     with transaction.atomic():
         call = Call.objects.select_for_update().filter(pk=call_id).first()
         if call is None or call.teller_id != teller.pk or call.status != CallStatus.CONNECTED:
-            raise Forbidden("This call is not connected to you.")
+            raise Forbidden("This call is not connected to you.", "该通话没有接通到您。")
         case = BusinessCase(
             call=call,
             business=spec.key,
@@ -410,12 +410,12 @@ def _face_match_request(case: BusinessCase, teller) -> None:
     )
     try:
         identity_face_match_request(call_id=case.call_id, teller=teller)
-    except QueueingError as exc:
+    except (Conflict, Forbidden, NotFound, Unavailable) as exc:  # the call's state: in words
         _error(
             case,
             "face_match_unavailable",
-            f"The fresh face match could not start: {exc.detail} Start it from the identity panel.",
-            f"无法发起人脸比对：{exc.detail} 请在身份核验面板中发起。",
+            f"The fresh face match could not start: {exc.en} Start it from the identity panel.",
+            f"无法发起人脸比对：{exc.zh} 请在身份核验面板中发起。",
         )
     _event(case, "face_requested", fresh_s=face_fresh_s())
 
@@ -606,7 +606,7 @@ def case_pin_challenge(*, case_id: uuid.UUID) -> dict:
     message's fields."""
     case = BusinessCase.objects.filter(pk=case_id).first()
     if case is None:
-        raise NotFound("No such business case.")
+        raise NotFound("No such business case.", "没有这笔业务。")
     spec = _business(case)
     method = _awaited_method(case, spec)
     if method is None:

@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from signaling.access import QA_GROUP, SUPERVISOR_GROUP, TELLER_GROUP, user_in_group
+from videobank.errors import Forbidden
 
 from . import receipts
 from .models import Receipt
@@ -31,13 +32,12 @@ def access_receipt(request: HttpRequest, receipt: Receipt) -> bool:
     return receipt_id == receipt.id
 
 
-def _refused() -> HttpResponse:
-    return HttpResponse(
+def _refused() -> Forbidden:
+    """Raised, it is answered 403 in both languages (the error page to a browser)."""
+    return Forbidden(
         "This receipt opens with the link shown on the customer's screen (valid for a limited "
-        "time) or for bank staff only. / 此回单仅凭客户屏幕上显示的回单链接（限时有效）或由本行"
-        "工作人员查看。",
-        status=403,
-        content_type="text/plain; charset=utf-8",
+        "time) or for bank staff only.",
+        "此回单仅凭客户屏幕上显示的回单链接（限时有效）或由本行工作人员查看。",
     )
 
 
@@ -57,7 +57,7 @@ def _receipt(code: str) -> Receipt:
 def receipt(request: HttpRequest, code: str) -> HttpResponse:
     item = _receipt(code)
     if not access_receipt(request, item):
-        return _refused()
+        raise _refused()
     response = HttpResponse(receipts.receipt_html(item, request=request))
     response["Cache-Control"] = "private, no-store"
     response["Referrer-Policy"] = "no-referrer"  # the link token is in the address
@@ -68,7 +68,7 @@ def receipt(request: HttpRequest, code: str) -> HttpResponse:
 def receipt_pdf(request: HttpRequest, code: str) -> HttpResponse:
     item = _receipt(code)
     if not access_receipt(request, item):
-        return _refused()
+        raise _refused()
     response = HttpResponse(receipts.receipt_pdf(item), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="receipt-{item.code}.pdf"'
     response["Cache-Control"] = "private, no-store"

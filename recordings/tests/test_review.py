@@ -72,7 +72,8 @@ def test_a_review_is_scored_over_the_applicable_items_and_kept_as_history(record
 def test_a_bad_review_is_refused_in_words_and_nothing_is_saved(recorded_call, body, says):
     status, answer = post(reviewer(), urls(recorded_call)[0], body)
     assert status == 400
-    assert says in answer["error"]
+    assert (answer["code"], says in answer["detail"]["en"]) == ("invalid", True), answer
+    assert answer["detail"]["zh"] != answer["detail"]["en"]  # and in Chinese
     assert not QaReview.objects.exists()
 
 
@@ -98,7 +99,7 @@ def test_notes_sit_at_a_moment_of_the_recording(recorded_call):
     ]:
         status, answer = post(client, notes, bad)
         assert status == 400
-        assert says in answer["error"]
+        assert says in answer["detail"]["en"]
     assert QaNote.objects.count() == 2
 
 
@@ -276,11 +277,12 @@ def test_a_reviewer_cannot_review_or_annotate_their_own_call(recorded_call, drop
     client.force_login(both)
     status, answer = judge(client, recorded_call)
     assert status == 403
-    assert answer["error"] == "You served this call as its teller: someone else must review it."
-    assert "不能评定自己的通话" in answer["error_zh"]
+    words = answer["detail"]
+    assert words["en"] == "You served this call as its teller: someone else must review it."
+    assert "不能评定自己的通话" in answer["detail"]["zh"]
     status, answer = post(client, urls(recorded_call)[1], {"at_ms": 100, "text": "fine by me"})
     assert status == 403
-    assert "You served this call" in answer["error"]
+    assert "You served this call" in answer["detail"]["en"]
     assert not QaReview.objects.exists()
     assert not QaNote.objects.exists()
     # The list flags it; the replay page offers no review form.
@@ -305,15 +307,16 @@ def test_a_fail_stands_until_a_supervisors_override_with_a_reason(recorded_call)
     for client in (first, reviewer("qa-second")):
         status, answer = judge(client, recorded_call, "pass")
         assert status == 403
-        assert "only a supervisor's override, with a reason, can change it" in answer["error_en"]
-        assert answer["error"] == answer["error_zh"]  # the page's language: Chinese by default
-        assert "只有主管填写理由后改判" in answer["error_zh"]
+        words = answer["detail"]
+        assert "only a supervisor's override, with a reason, can change it" in words["en"]
+        assert answer["code"] == "forbidden"  # both languages: the page shows its own
+        assert "只有主管填写理由后改判" in answer["detail"]["zh"]
     assert QaReview.objects.count() == 1
 
     override = f"/qa/recordings/{recorded_call.id}/override"
     status, answer = post(first, override, {"review": failed_id, "verdict": "pass", "reason": "ok"})
     assert status == 403
-    assert answer["error_en"] == "Only a supervisor overrides a failed review."
+    assert answer["detail"]["en"] == "Only a supervisor overrides a failed review."
     boss = Client()
     boss.force_login(staff_user("supervisor-qa", "supervisor", "qa"))
     page = boss.get(f"/qa/recordings/{recorded_call.id}/").context["replay"]
@@ -327,7 +330,7 @@ def test_a_fail_stands_until_a_supervisors_override_with_a_reason(recorded_call)
     ]:
         status, answer = post(boss, override, body)
         assert status == 400
-        assert says in answer["error"]
+        assert says in answer["detail"]["en"]
     assert QaReview.objects.count() == 1
 
     status, answer = post(
@@ -357,7 +360,7 @@ def test_a_fail_stands_until_a_supervisors_override_with_a_reason(recorded_call)
     ]
     status, answer = post(boss, override, {"review": failed_id, "verdict": "pass", "reason": "x"})
     assert status == 400
-    assert "no longer the call's latest" in answer["error"]
+    assert "no longer the call's latest" in answer["detail"]["en"]
     # Reviewing goes on from the override.
     assert judge(reviewer("qa-third"), recorded_call)[0] == 201
 
@@ -375,5 +378,5 @@ def test_a_supervisor_cannot_override_a_fail_on_their_own_call(recorded_call):
         {"review": failed["review"]["id"], "verdict": "pass", "reason": "I did greet"},
     )
     assert status == 403
-    assert "You served this call" in answer["error_en"]
+    assert "You served this call" in answer["detail"]["en"]
     assert QaReview.objects.count() == 1

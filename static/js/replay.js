@@ -386,8 +386,9 @@ async function post(url, body) {
     headers: { "Content-Type": "application/json", "X-CSRFToken": csrf },
     body: JSON.stringify(body),
   });
-  const answer = await response.json().catch(() => ({ error: response.statusText }));
-  if (!response.ok) throw new Error(answer.error || response.statusText);
+  const answer = await response.json().catch(() => ({}));
+  // A refusal is {code, detail: {en, zh}} (videobank/errors.py): shown in the page's language.
+  if (!response.ok) throw new Error(pick(answer.detail) || response.statusText);
   return answer;
 }
 

@@ -1,18 +1,17 @@
 """Errors of the core-banking client. Each carries a stable ``code`` and words for the teller and
-the customer in both languages (``detail``, ``detail_zh``)."""
+the customer in both languages (``detail``, ``detail_zh``): ``videobank.errors.AppError``s."""
 
 from __future__ import annotations
 
+from videobank.errors import AppError
 
-class CoreBankError(Exception):
+
+class CoreBankError(AppError):
     code = "corebank_error"
+    http_status = 502  # the core refused or failed: an answer from upstream
 
     def __init__(self, detail: str, *, detail_zh: str = "", code: str | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        self.detail_zh = detail_zh or detail
-        if code:
-            self.code = code
+        super().__init__(detail, detail_zh or detail, code=code)
 
 
 class CoreBankUnavailable(CoreBankError):
@@ -20,6 +19,7 @@ class CoreBankUnavailable(CoreBankError):
     is technical, for logs."""
 
     code = "corebank_unavailable"
+    http_status = 503
 
     def __init__(self, reason: str):
         super().__init__(
@@ -33,3 +33,4 @@ class IdempotencyConflict(CoreBankError):
     """An idempotency key already used for a different submission."""
 
     code = "idempotency_conflict"
+    http_status = 409
