@@ -18,8 +18,9 @@ this guard is what keeps them out of the process and away from the views.
 from __future__ import annotations
 
 import json
+from typing import Any
 
-TOO_LARGE = {
+TOO_LARGE: dict[str, Any] = {
     "code": "too_large",
     "detail": {
         "en": "The request is too large: the limit is {mb} MB.",
