@@ -84,12 +84,12 @@ def test_card_ghost_portrait_is_not_a_second_face(photos):
     card = Image.new("RGB", (856, 540), (226, 232, 238))
     card.paste(portrait.resize((260, 320)), (560, 60))
     card.paste(portrait.resize((130, 160)).convert("L").convert("RGB"), (380, 340))
-    card = np.asarray(card)
+    pixels = np.asarray(card)
 
-    found = face_find_one(card, ghost_ok=True, min_size=48)
+    found = face_find_one(pixels, ghost_ok=True, min_size=48)
     assert found.box.left > 560  # the main portrait, on the right
     with pytest.raises(FaceProblem) as excinfo:
-        face_find_one(card, min_size=48)
+        face_find_one(pixels, min_size=48)
     assert excinfo.value.code == "several_faces"
 
 
