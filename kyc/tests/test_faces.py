@@ -134,6 +134,19 @@ def test_fewer_than_three_usable_frames_is_no_decision(photos, obama_card, obama
     assert "2 of 4" in result.reason
 
 
+def test_no_usable_frame_is_no_decision_even_when_the_setting_asks_for_none(settings, obama_card):
+    """KYC_FACE_MIN_FRAMES=0 (a slip in the configuration) must not let a match without a single
+    face through, nor crash the analysis: the teller gets the usual words."""
+    settings.KYC_FACE_MIN_FRAMES = 0
+    plain = np.full((480, 640, 3), 128, dtype=np.uint8)
+    result = face_match(card=obama_card, frames=[plain, plain])
+    assert result.decision is False
+    assert result.reason_code == "too_few_frames"
+    assert result.usable_frames == 0
+    assert "Only 0 of 2 video frames" in result.reason
+    assert "至少需要 1 帧" in result.reason_zh
+
+
 def test_text_only_card_has_no_face(obama_frames):
     result = face_match(card=testing.id_card(None), frames=obama_frames)
     assert result.decision is False

@@ -341,6 +341,20 @@ def test_liveness_passes_on_moves_and_fails_on_a_still_photo(call, person_and_fr
     assert failed["code"] == "no_movement"
 
 
+def test_liveness_frames_without_a_challenge_fail_the_step_in_words(call):
+    """Frames for liveness with no challenge stored to judge them by (none was asked for): the
+    step fails with words for the teller instead of the analysis crashing and leaving the panel
+    on "Checking the pictures…" for good."""
+    check = started(call)
+    assert IdentityCheck.objects.get(pk=check.id).liveness_challenge is None
+    blank = _jpeg(Image.new("RGB", (640, 480), (128, 128, 128)))
+    failed = grab(check, "liveness", blank, blank, blank)
+    assert failed["status"] == "failed", failed
+    assert failed["code"] == "no_challenge"
+    assert "start it again" in failed["detail"]
+    assert "重新开始活体检测" in failed["detail_zh"]
+
+
 # --- the whole check ---------------------------------------------------------------------------
 
 
