@@ -41,14 +41,17 @@ run: $(STAMP)
 
 test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
+# Static checks: ruff's lint rules and layout, and mypy (files and strictness in pyproject.toml).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check signaling/media queueing
+	$(VENV)/bin/ruff format --check .
+	$(PY) -m mypy
 
 bench: $(STAMP)
 	$(PY) bench/media_sessions.py --sessions 1
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache

@@ -265,7 +265,14 @@ def face_encoding(image: np.ndarray, face: FaceFound) -> np.ndarray:
     if face.encoding is not None:
         return face.encoding
     _, encoding = face_engine().describe(_rgb(image), face.box, encode=True)
+    assert encoding is not None  # asked with encode=True
     return encoding
+
+
+def _encoded(face: FaceFound) -> np.ndarray:
+    """The encoding of a face found with one (``face_find_one``'s default)."""
+    assert face.encoding is not None
+    return face.encoding
 
 
 def encoding_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -281,7 +288,7 @@ def face_distance(a: np.ndarray, b: np.ndarray, *, card: bool = False) -> float:
     else:
         first = face_find_one(a)
     second = face_find_one(b)
-    return encoding_distance(first.encoding, second.encoding)
+    return encoding_distance(_encoded(first), _encoded(second))
 
 
 def _problem(exc: KycError) -> dict:
@@ -352,7 +359,8 @@ def face_match(
     started = time.perf_counter()
     limit = match_threshold() if threshold is None else float(threshold)
     ceiling = max(match_ceiling(), limit)
-    needed = int(getattr(settings, "KYC_FACE_MIN_FRAMES", DEFAULT_MIN_FRAMES))
+    # A decision rests on one usable frame at least, whatever the setting says.
+    needed = max(1, int(getattr(settings, "KYC_FACE_MIN_FRAMES", DEFAULT_MIN_FRAMES)))
     engine = face_engine()
 
     def result(decision: bool, code: str, reason: str, reason_zh: str, **extra) -> FaceMatchResult:
@@ -399,17 +407,19 @@ def face_match(
             problems.append(_problem(exc))
             boxes.append(None)
             continue
-        distances.append(round(encoding_distance(portrait.encoding, found.encoding), 4))
+        distances.append(round(encoding_distance(_encoded(portrait), _encoded(found)), 4))
         problems.append(None)
         boxes.append(found.box)
 
     usable = [d for d in distances if d is not None]
+    median = round(statistics.median(usable), 4) if usable else None
+    worst = max(usable) if usable else None
     evidence = {
         "distances": distances,
         "problems": problems,
         "usable_frames": len(usable),
-        "median_distance": round(statistics.median(usable), 4) if usable else None,
-        "max_distance": max(usable) if usable else None,
+        "median_distance": median,
+        "max_distance": worst,
         "card_box": portrait.box,
         "frame_boxes": boxes,
     }
@@ -425,8 +435,8 @@ def face_match(
             f"（至少需要 {needed} 帧）。请独自正对摄像头，保持光线充足。",
             **evidence,
         )
-    median = evidence["median_distance"]
-    worst = evidence["max_distance"]
+    assert median is not None  # usable frames: at least one (needed)
+    assert worst is not None
     if median > limit:
         return result(
             False,

@@ -86,8 +86,8 @@ def image_load(data: bytes, *, max_side: int | None = None) -> Image.Image:
                 scale = max_side / max(width, height)
                 img.draft("RGB", (max(1, int(width * scale)), max(1, int(height * scale))))
             img.load()
-            img = ImageOps.exif_transpose(img)
-            return img.convert("RGB")
+            upright = ImageOps.exif_transpose(img)
+            return upright.convert("RGB")
     except BOMB as exc:
         raise _too_many_pixels(_pixels_in(exc)) from exc
     except (OSError, ValueError) as exc:

@@ -38,6 +38,7 @@ import statistics
 import time
 import uuid
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -225,8 +226,22 @@ def _classify(d_yaw: float, d_pitch: float, factor: float = 1.0) -> str:
     return "look_down" if d_pitch > 0 else "look_up"
 
 
-def _fail(code: str, detail: str, detail_zh: str, **kw) -> LivenessResult:
+def _fail(code: str, detail: str, detail_zh: str, **kw: Any) -> LivenessResult:
     return LivenessResult(False, code, detail, detail_zh, **kw)
+
+
+def _pose(reading: FrameReading) -> tuple[float, float]:
+    """(yaw, pitch) of a frame with a face (read with the face)."""
+    assert reading.yaw is not None
+    assert reading.pitch is not None
+    return reading.yaw, reading.pitch
+
+
+def _move(reading: FrameReading) -> tuple[float, float]:
+    """(d_yaw, d_pitch) of a frame with a face, from the resting pose (once it is known)."""
+    assert reading.d_yaw is not None
+    assert reading.d_pitch is not None
+    return reading.d_yaw, reading.d_pitch
 
 
 def liveness_verify(
@@ -252,11 +267,11 @@ def liveness_verify(
     for t, frame in inside:
         reading = FrameReading(t=round(float(t), 3))
         try:
-            face = face_find_one(frame, encode=False)
+            face: FaceFound | None = face_find_one(frame, encode=False)
         except KycError as exc:
             reading.problem = exc.code
             face = None
-        else:
+        if face is not None:
             reading.yaw, reading.pitch, reading.roll = (round(v, 4) for v in head_pose(face))
         readings.append(reading)
         found.append(face)
@@ -268,8 +283,9 @@ def liveness_verify(
         result.challenge = challenge.as_dict()
         return result
 
-    common = {"steps": steps, "frames": readings}
-    good = [i for i, face in enumerate(found) if face is not None]
+    common: dict[str, Any] = {"steps": steps, "frames": readings}
+    faces = {i: face for i, face in enumerate(found) if face is not None}
+    good = list(faces)
     several = sum(r.problem == "several_faces" for r in readings)
     if len(inside) < MIN_FACE_FRAMES:
         return finish(
@@ -315,13 +331,14 @@ def liveness_verify(
 
     # The resting pose: the median yaw over all frames with a face, and the median pitch of
     # those that are not turned; moves are a minority of the frames of a challenge.
-    base_yaw = statistics.median(readings[i].yaw for i in good)
-    level = [i for i in good if abs(readings[i].yaw - base_yaw) <= NEUTRAL_TURN] or good
-    base_pitch = statistics.median(readings[i].pitch for i in level)
+    base_yaw = statistics.median(_pose(readings[i])[0] for i in good)
+    level = [i for i in good if abs(_pose(readings[i])[0] - base_yaw) <= NEUTRAL_TURN] or good
+    base_pitch = statistics.median(_pose(readings[i])[1] for i in level)
     for i in good:
         r = readings[i]
-        r.d_yaw = round(r.yaw - base_yaw, 4)
-        r.d_pitch = round(r.pitch - base_pitch, 4)
+        yaw, pitch = _pose(r)
+        r.d_yaw = round(yaw - base_yaw, 4)
+        r.d_pitch = round(pitch - base_pitch, 4)
         r.pose = _classify(r.d_yaw, r.d_pitch)
     common["baseline"] = {"yaw": round(base_yaw, 4), "pitch": round(base_pitch, 4)}
 
@@ -333,10 +350,11 @@ def liveness_verify(
         if position and need_neutral and pose == steps[position - 1].kind:
             # still in the move just seen: keep its fullest extent as the step's measurement
             step = steps[position - 1]
-            if abs(readings[i].d_yaw) + abs(readings[i].d_pitch) > abs(step.d_yaw) + abs(
-                step.d_pitch
-            ):
-                step.d_yaw, step.d_pitch = readings[i].d_yaw, readings[i].d_pitch
+            d_yaw, d_pitch = _move(readings[i])
+            assert step.d_yaw is not None  # set when the move was seen
+            assert step.d_pitch is not None
+            if abs(d_yaw) + abs(d_pitch) > abs(step.d_yaw) + abs(step.d_pitch):
+                step.d_yaw, step.d_pitch = d_yaw, d_pitch
             continue
         if position == len(steps):
             break
@@ -359,15 +377,17 @@ def liveness_verify(
     budget = max(MAX_ENCODED - len(anchors), 2)
     spread = {good[round(k * (len(good) - 1) / (budget - 1))] for k in range(budget)}
     chosen = sorted(set(anchors) | spread | {reference})
-    ref_encoding = face_encoding(inside[reference][1], found[reference])
+    ref_encoding = face_encoding(inside[reference][1], faces[reference])
     changed: list[tuple[float, float]] = []
+    distances: list[float] = []
     for i in chosen:
-        distance = encoding_distance(ref_encoding, face_encoding(inside[i][1], found[i]))
+        distance = encoding_distance(ref_encoding, face_encoding(inside[i][1], faces[i]))
         readings[i].distance = round(distance, 4)
+        distances.append(round(distance, 4))
         limit = same_neutral if readings[i].pose == "neutral" else same_moved
         if distance > limit:
             changed.append((distance, limit))
-    common["max_distance"] = max(readings[i].distance for i in chosen)
+    common["max_distance"] = max(distances)
     if changed:
         distance, limit = max(changed)
         return finish(
@@ -381,8 +401,8 @@ def liveness_verify(
             )
         )
 
-    d_yaws = [abs(readings[i].d_yaw) for i in good]
-    d_pitches = [abs(readings[i].d_pitch) for i in good]
+    d_yaws = [abs(_move(readings[i])[0]) for i in good]
+    d_pitches = [abs(_move(readings[i])[1]) for i in good]
     if max(d_yaws) < STILL_FACTOR * TURN and max(d_pitches) < STILL_FACTOR * PITCH:
         return finish(
             _fail(
@@ -399,11 +419,11 @@ def liveness_verify(
     last = anchors[-1] if position == len(steps) else good[-1]
     unasked = sorted(
         {
-            pose
+            moved
             for i in good
             if i <= last
-            and (pose := _classify(readings[i].d_yaw, readings[i].d_pitch, UNASKED_FACTOR)) in KINDS
-            and pose not in asked
+            and (moved := _classify(*_move(readings[i]), UNASKED_FACTOR)) in KINDS
+            and moved not in asked
         }
     )
     if unasked:

@@ -175,13 +175,13 @@ def _rows(lines: list[TextLine]) -> list[_Row]:
     angle = _text_angle(lines)
     cos, sin = math.cos(-angle), math.sin(-angle)
     flat = []
-    for line in lines:
-        text = text_normalise(line.text)
+    for read in lines:
+        text = text_normalise(read.text)
         if not text:
             continue
-        pts = [(x * cos - y * sin, x * sin + y * cos) for x, y in line.box]
+        pts = [(x * cos - y * sin, x * sin + y * cos) for x, y in read.box]
         xs, ys = [p[0] for p in pts], [p[1] for p in pts]
-        flat.append(_Line(text, line.score, min(xs), min(ys), max(xs), max(ys)))
+        flat.append(_Line(text, read.score, min(xs), min(ys), max(xs), max(ys)))
     if not flat:
         return []
     typical = statistics.median(line.h for line in flat)
@@ -220,7 +220,9 @@ def image_sharpness(image: np.ndarray) -> float:
     gray = Image.fromarray(image).convert("L")
     scale = 640 / max(gray.size)
     if scale < 1:
-        gray = gray.resize((round(gray.width * scale), round(gray.height * scale)), Image.BILINEAR)
+        gray = gray.resize(
+            (round(gray.width * scale), round(gray.height * scale)), Image.Resampling.BILINEAR
+        )
     g = np.asarray(gray, dtype=np.float32)
     gx = np.abs(g[:, 1:] - g[:, :-1])
     gy = np.abs(g[1:, :] - g[:-1, :])
@@ -432,7 +434,7 @@ def _text_region_enlarged(
     factor = min(factor, ENLARGED_MAX_SIDE / max(x1 - x0, y1 - y0))
     region = Image.fromarray(image[y0:y1, x0:x1])
     size = (round(region.width * factor), round(region.height * factor))
-    return np.asarray(region.resize(size, Image.BICUBIC))
+    return np.asarray(region.resize(size, Image.Resampling.BICUBIC))
 
 
 def _completeness(reading: _Reading, names: tuple[str, ...]) -> int:
@@ -457,7 +459,7 @@ def _read_card(array: np.ndarray, side: str) -> tuple[list[_Row], _Reading, bool
     first = array
     if scale < 1:
         size = (round(array.shape[1] * scale), round(array.shape[0] * scale))
-        first = np.asarray(Image.fromarray(array).resize(size, Image.BILINEAR))
+        first = np.asarray(Image.fromarray(array).resize(size, Image.Resampling.BILINEAR))
     lines, rows = _read(first)
     if _sideways_text(lines):
         raise _sideways()

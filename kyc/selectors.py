@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .models import STEP_ORDER, CheckStatus, IdentityCheck, Step, StepStatus
 
-PROGRESS_TEXT = {
+if TYPE_CHECKING:
+    from .liveness import Challenge
+    from .national.models import NationalCheck
+
+PROGRESS_TEXT: dict[str, tuple[str, str]] = {
     StepStatus.PENDING: ("Waiting", "等待中"),
     StepStatus.RUNNING: ("Verifying identity…", "正在核验身份…"),
     StepStatus.PASSED: ("Done", "已完成"),
     StepStatus.FAILED: ("Please try again as the teller asks", "请按柜员提示重试"),
 }
 
-STEP_WORDS = {
+STEP_WORDS: dict[str, tuple[str, str]] = {
     Step.CONSENT: ("Consent", "授权同意"),
     Step.CARD_FRONT: ("ID card, front", "身份证人像面"),
     Step.CARD_BACK: ("ID card, back", "身份证国徽面"),
@@ -25,7 +31,7 @@ STEP_WORDS = {
 NEEDS_EYES = ("name", "address")
 
 
-def identity_panel(check: IdentityCheck) -> dict:
+def identity_panel(check: IdentityCheck) -> dict[str, Any]:
     """Everything the teller's KYC panel shows. The teller is the one person who must see the
     full ID number (to compare it with the card); logs and the timeline only get it masked."""
     steps = []
@@ -52,7 +58,7 @@ def identity_panel(check: IdentityCheck) -> dict:
     }
 
 
-def identity_progress(check: IdentityCheck, *, step: str | None = None) -> dict:
+def identity_progress(check: IdentityCheck, *, step: str | None = None) -> dict[str, Any]:
     """What the customer's page says: which step, how it is going — no fields, no scores."""
     step = step or next(
         (s for s in STEP_ORDER if check.steps.get(s, {}).get("status") != StepStatus.PASSED),
@@ -89,7 +95,7 @@ MOVE_MS = 1500  # how long the customer is asked to hold a move
 BACK_MS = 1200  # then to face the camera again (the check needs neutral between moves)
 
 
-def liveness_steps(challenge) -> list[dict]:
+def liveness_steps(challenge: Challenge) -> list[dict[str, Any]]:
     """The challenge as the customer's page plays it: each move, then back to neutral."""
     from .liveness import START_PROMPT, WORDS
 
@@ -107,7 +113,7 @@ def liveness_steps(challenge) -> list[dict]:
     return steps
 
 
-def national_words(national) -> tuple[str, str]:
+def national_words(national: NationalCheck) -> tuple[str, str]:
     """The national check's result in words (the client fills them for every final state)."""
     en = national.detail or "The national ID check did not pass."
     zh = national.detail_zh or en

@@ -26,7 +26,9 @@ import json
 import logging
 import random
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -57,13 +59,16 @@ from .models import (
 )
 from .national.masking import address_mask, geolocation_coarse, ip_mask, name_mask
 
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
 log = logging.getLogger(__name__)
 
 # What each grab asks the media worker for (see signaling/media/worker.py ``media.grab``).
-CARD_GRAB = {"count": 3, "spread_ms": 600}  # the sharpest of three frames is read
-CAPTURE_PURPOSES = {"front": Step.CARD_FRONT, "back": Step.CARD_BACK}
+CARD_GRAB: dict[str, Any] = {"count": 3, "spread_ms": 600}  # the sharpest of three frames is read
+CAPTURE_PURPOSES: dict[str, str] = {"front": Step.CARD_FRONT, "back": Step.CARD_BACK}
 
-STEP_TEXT = {
+STEP_TEXT: dict[str, tuple[str, str]] = {
     Step.CONSENT: ("Consent", "授权同意"),
     Step.CARD_FRONT: ("ID card, front", "身份证人像面"),
     Step.CARD_BACK: ("ID card, back", "身份证国徽面"),
@@ -95,7 +100,7 @@ def _step_set(
     *,
     detail: str = "",
     detail_zh: str = "",
-    **data,
+    **data: Any,
 ) -> None:
     entry = {
         "status": status,
@@ -108,7 +113,8 @@ def _step_set(
 
 
 def _step_status(check: IdentityCheck, step: str) -> str:
-    return check.steps.get(step, {}).get("status", StepStatus.PENDING)
+    status: str = check.steps.get(step, {}).get("status", StepStatus.PENDING)
+    return status
 
 
 def _locked_check(check_id: uuid.UUID) -> IdentityCheck:
@@ -118,7 +124,7 @@ def _locked_check(check_id: uuid.UUID) -> IdentityCheck:
     return check
 
 
-def _check_for_teller(*, call_id: uuid.UUID, teller) -> IdentityCheck:
+def _check_for_teller(*, call_id: uuid.UUID, teller: User) -> IdentityCheck:
     """The call's current identity check, locked, if this teller holds the call."""
     call = Call.objects.filter(pk=call_id).first()
     if call is None or call.teller_id != teller.pk or call.status != CallStatus.CONNECTED:
@@ -192,10 +198,10 @@ def _evaluate(check: IdentityCheck) -> None:
 # words and on the timeline. The customer's device never overwrites a side the teller has.
 
 CARD_STEPS = (Step.CARD_FRONT, Step.CARD_BACK)
-SIDE_OF = {Step.CARD_FRONT: "front", Step.CARD_BACK: "back"}
+SIDE_OF: dict[str, str] = {Step.CARD_FRONT: "front", Step.CARD_BACK: "back"}
 # What rests on the card: the fields read from it, the national check run on those fields and the
 # card's photo, the live face matched to that photo, the liveness of that face.
-RESTS_ON_CARD = {
+RESTS_ON_CARD: dict[str, tuple[str, str]] = {
     Step.FIELDS: ("confirm the fields again", "请重新核对信息"),
     Step.NATIONAL: (
         "the national ID check runs again once the fields are confirmed",
@@ -222,18 +228,19 @@ def _card_basis(check: IdentityCheck) -> dict[str, str | None]:
     }
 
 
-def _card_portrait(check: IdentityCheck) -> dict | None:
+def _card_portrait(check: IdentityCheck) -> dict[str, Any] | None:
     """The photo the card front passed with — ``{evidence, sha256, source}`` — or None."""
     if _step_status(check, Step.CARD_FRONT) != StepStatus.PASSED:
         return None
-    return check.steps[Step.CARD_FRONT].get("portrait")
+    portrait: dict[str, Any] | None = check.steps[Step.CARD_FRONT].get("portrait")
+    return portrait
 
 
-def _sha(portrait: dict | None) -> str | None:
+def _sha(portrait: dict[str, Any] | None) -> str | None:
     return portrait.get("sha256") if portrait else None
 
 
-def portrait_named(portrait: dict | None) -> dict | None:
+def portrait_named(portrait: dict[str, Any] | None) -> dict[str, Any] | None:
     """Which photo, as the panel's words and the timeline name it (a hash prefix is enough)."""
     if not portrait:
         return None
@@ -244,18 +251,18 @@ def portrait_named(portrait: dict | None) -> dict | None:
     }
 
 
-def portrait_words(portrait: dict) -> tuple[str, str]:
+def portrait_words(portrait: dict[str, Any]) -> tuple[str, str]:
     en, zh = PORTRAIT_WORDS.get(portrait["source"], PORTRAIT_WORDS["card"])
     ref = f"evidence {portrait['evidence'][:8]}, sha256 {portrait['sha256'][:12]}"
     ref_zh = f"证据 {portrait['evidence'][:8]}，sha256 {portrait['sha256'][:12]}"
     return f"Compared with {en} ({ref}).", f"比对对象：{zh}（{ref_zh}）。"
 
 
-def _portrait_ref(evidence: IdentityEvidence, source: str) -> dict:
+def _portrait_ref(evidence: IdentityEvidence, source: str) -> dict[str, Any]:
     return {"evidence": str(evidence.id), "sha256": evidence.sha256, "source": source}
 
 
-def portrait_bytes(*, check_id: uuid.UUID, portrait: dict) -> bytes:
+def portrait_bytes(*, check_id: uuid.UUID, portrait: dict[str, Any]) -> bytes:
     """The JPEG of exactly this portrait, verified by its hash; KycError in words if the evidence
     is not the one named."""
     evidence = (
@@ -278,7 +285,7 @@ def portrait_bytes(*, check_id: uuid.UUID, portrait: dict) -> bytes:
     return jpeg
 
 
-def _face_match_portrait(check: IdentityCheck) -> dict:
+def _face_match_portrait(check: IdentityCheck) -> dict[str, Any]:
     """The photo the live face is matched against: the one the national check was run with (bound
     by hash when it started), else the card's photo. Refused in words if there is none, or if the
     card's photo changed after the national check."""
@@ -328,7 +335,7 @@ def _binding_broken(check: IdentityCheck) -> bool:
     return True
 
 
-def _card_replace(check: IdentityCheck, *, sides, by: str, actor: str) -> list[str]:
+def _card_replace(check: IdentityCheck, *, sides: Sequence[str], by: str, actor: str) -> list[str]:
     """New card evidence is coming for ``sides``. A side that had passed is being replaced: every
     step that rested on the card goes back to pending with words saying why, a passed check is
     no longer passed, late results of the old evidence are ignored, and the timeline says so.
@@ -339,7 +346,7 @@ def _card_replace(check: IdentityCheck, *, sides, by: str, actor: str) -> list[s
     sides_en = " and ".join(STEP_TEXT[s][0] for s in replaced)
     sides_zh = "、".join(STEP_TEXT[s][1] for s in replaced)
     why_en, why_zh = REPLACED_BY[by]
-    reset = [s for s in RESTS_ON_CARD if _step_status(check, s) != StepStatus.PENDING]
+    reset: list[str] = [s for s in RESTS_ON_CARD if _step_status(check, s) != StepStatus.PENDING]
     for step in reset:
         todo_en, todo_zh = RESTS_ON_CARD[step]
         _step_set(
@@ -375,6 +382,11 @@ def _card_replace(check: IdentityCheck, *, sides, by: str, actor: str) -> list[s
     return reset
 
 
+def _result_lapsed(check: IdentityCheck) -> bool:
+    """A passed result no longer to be relied on (one without an expiry never is)."""
+    return check.expires_at is None or check.expires_at <= _now()
+
+
 def _save(check: IdentityCheck, *, step: str | None = None) -> IdentityCheck:
     _evaluate(check)
     check.save()
@@ -385,7 +397,7 @@ def _save(check: IdentityCheck, *, step: str | None = None) -> IdentityCheck:
 # --- start and consent ----------------------------------------------------------------------
 
 
-def identity_check_start(*, call_id: uuid.UUID, teller) -> IdentityCheck:
+def identity_check_start(*, call_id: uuid.UUID, teller: User) -> IdentityCheck:
     """Once per call: returns the call's check if there is a usable one, otherwise starts one
     and asks the customer for consent."""
     with transaction.atomic():
@@ -393,10 +405,11 @@ def identity_check_start(*, call_id: uuid.UUID, teller) -> IdentityCheck:
         if call is None or call.teller_id != teller.pk or call.status != CallStatus.CONNECTED:
             raise Forbidden("This call is not connected to you.", "该通话没有接通到您。")
         current = IdentityCheck.objects.filter(call_id=call_id).order_by("-created_at").first()
-        usable = current is not None and current.status != CheckStatus.REFUSED
-        if usable and current.status == CheckStatus.PASSED and current.expires_at <= _now():
-            usable = False
-        if usable:
+        if (
+            current is not None
+            and current.status != CheckStatus.REFUSED
+            and not (current.status == CheckStatus.PASSED and _result_lapsed(current))
+        ):
             _publish(current)
             if current.status == CheckStatus.CONSENT_PENDING:
                 _ask_consent(call)
@@ -431,7 +444,7 @@ def identity_consent(
     *,
     call_id: uuid.UUID,
     accepted: bool,
-    geolocation: dict | None = None,
+    geolocation: dict[str, Any] | None = None,
     ip: str | None = None,
 ) -> IdentityCheck:
     """The customer's answer to the consent request; recorded with time, IP and place."""
@@ -486,7 +499,7 @@ def identity_consent(
 # --- capture ----------------------------------------------------------------------------------
 
 
-def _grab(check: IdentityCheck, *, purpose: str, **params) -> None:
+def _grab(check: IdentityCheck, *, purpose: str, **params: Any) -> None:
     """Ask the call's media worker for frames of the customer's video (sent after commit)."""
     call = Call.objects.only("id", "media_channel").get(pk=check.call_id)
     if not call.media_channel:
@@ -506,7 +519,7 @@ def _grab(check: IdentityCheck, *, purpose: str, **params) -> None:
     )
 
 
-def identity_capture_request(*, call_id: uuid.UUID, teller, side: str) -> IdentityCheck:
+def identity_capture_request(*, call_id: uuid.UUID, teller: User, side: str) -> IdentityCheck:
     """The teller clicks "capture": the server grabs the card from the live video. Capturing a
     side that already passed replaces it: every step that rested on the card is reset (words on
     the panel, a ``kyc_reset`` on the timeline), and the side takes new evidence again — from
@@ -532,7 +545,7 @@ def identity_capture_request(*, call_id: uuid.UUID, teller, side: str) -> Identi
         return _save(check, step=step)
 
 
-def identity_face_match_request(*, call_id: uuid.UUID, teller) -> IdentityCheck:
+def identity_face_match_request(*, call_id: uuid.UUID, teller: User) -> IdentityCheck:
     """Sample frames at random moments of the next few seconds and match them to the photo the
     national check was run with (or, before it, the card's photo); refused in words if the card's
     photo changed after the national check."""
@@ -558,7 +571,7 @@ def identity_face_match_request(*, call_id: uuid.UUID, teller) -> IdentityCheck:
         return _save(check, step=Step.FACE_MATCH)
 
 
-def identity_liveness_request(*, call_id: uuid.UUID, teller) -> IdentityCheck:
+def identity_liveness_request(*, call_id: uuid.UUID, teller: User) -> IdentityCheck:
     """A random challenge, shown to the customer and verified on frames the server samples."""
     from .liveness import liveness_challenge_new
 
@@ -596,8 +609,14 @@ def identity_liveness_request(*, call_id: uuid.UUID, teller) -> IdentityCheck:
 
 
 def _seal_evidence(
-    check: IdentityCheck, *, kind: str, jpeg: bytes, source: str, offset_ms=None, meta=None
-):
+    check: IdentityCheck,
+    *,
+    kind: str,
+    jpeg: bytes,
+    source: str,
+    offset_ms: int | None = None,
+    meta: dict[str, Any] | None = None,
+) -> IdentityEvidence:
     recording = recording_for_call(check.call_id)
     if recording is None:
         raise Conflict(
@@ -626,12 +645,13 @@ def _evidence_aad(evidence_id: uuid.UUID) -> bytes:
 def identity_evidence_open(*, evidence: IdentityEvidence) -> bytes:
     """The JPEG of one piece of evidence (callers audit access where a person sees it)."""
     recording = recording_for_call(evidence.identity_check.call_id)
+    assert recording is not None  # evidence is sealed only with its call's recording key
     return open_sealed(
         recording_data_key(recording=recording), bytes(evidence.sealed), _evidence_aad(evidence.id)
     )
 
 
-EVIDENCE_OF = {
+EVIDENCE_OF: dict[str, EvidenceKind] = {
     Step.CARD_FRONT: EvidenceKind.CARD_FRONT,
     Step.CARD_BACK: EvidenceKind.CARD_BACK,
     Step.FACE_MATCH: EvidenceKind.FACE_FRAME,
@@ -653,7 +673,11 @@ def identity_frames_received(
 
 
 def _evidence_take(
-    check: IdentityCheck, *, purpose: str, frames: list[tuple[int | None, int, bytes]], source: str
+    check: IdentityCheck,
+    *,
+    purpose: str,
+    frames: Sequence[tuple[int | None, int, bytes]],
+    source: str,
 ) -> list[uuid.UUID]:
     """Seal the frames as evidence of ``purpose`` and queue their analysis (after commit). The
     step remembers which evidence it is analysing: a result about any other (an older grab, a
@@ -820,8 +844,8 @@ def identity_upload(*, call_id: uuid.UUID, side: str, data: bytes) -> IdentityCh
     is connected and its check waits for this side, within the per-call rate; then checked (size,
     pixels from the header, format) and analysed like a grabbed frame. Refused in words, with
     nothing stored, otherwise."""
-    step = CAPTURE_PURPOSES.get(side)
     check = identity_upload_admit(call_id=call_id, side=side)  # before any decoding
+    step = CAPTURE_PURPOSES[side]  # a known side: identity_upload_admit refused any other
     _upload_rate_take(call_id=call_id, side=side, size=len(data))
     image = image_load(data, max_side=UPLOAD_MAX_SIDE)  # BadImage: not an image, > 10 MB, > 20 MP
     image.thumbnail((UPLOAD_MAX_SIDE, UPLOAD_MAX_SIDE))
@@ -842,7 +866,7 @@ def identity_upload(*, call_id: uuid.UUID, side: str, data: bytes) -> IdentityCh
 
 
 def identity_chip_read(
-    *, call_id: uuid.UUID, fields: dict, photo_jpeg: bytes | None
+    *, call_id: uuid.UUID, fields: dict[str, Any], photo_jpeg: bytes | None
 ) -> IdentityCheck:
     """The kiosk's ID-card reader read the chip: its fields replace OCR (still confirmed by the
     teller) and its photo is the portrait the live face is matched against. The chip carries both
@@ -904,7 +928,7 @@ def _chip_waiting(call_id: uuid.UUID) -> IdentityCheck:
     return check
 
 
-def _checks_words(checks: list[dict]) -> tuple[str, str]:
+def _checks_words(checks: list[dict[str, Any]]) -> tuple[str, str]:
     failed = [c for c in checks if not c["passed"]]
     return (
         " ".join(c["detail"] for c in failed) or "All checks passed.",
@@ -922,10 +946,10 @@ def identity_step_result(
     passed: bool,
     detail: str,
     detail_zh: str,
-    data: dict | None = None,
-    fields_read: dict | None = None,
+    data: dict[str, Any] | None = None,
+    fields_read: dict[str, Any] | None = None,
     portrait_jpeg: bytes | None = None,
-    evidence_meta: dict[str, dict] | None = None,
+    evidence_meta: dict[str, dict[str, Any]] | None = None,
     face_distance: float | None = None,
     evidence_ids: list[str] | None = None,
 ) -> IdentityCheck:
@@ -974,12 +998,13 @@ def identity_step_result(
             if hook:
                 call_id = check.call_id
                 transaction.on_commit(lambda: import_string(hook)(call_id=call_id))
-        kind = {
+        kinds: dict[str, str] = {
             Step.CARD_FRONT: "kyc_ocr",
             Step.CARD_BACK: "kyc_ocr",
             Step.FACE_MATCH: "kyc_face_match",
             Step.LIVENESS: "kyc_liveness",
-        }.get(step, "kyc_result")
+        }
+        kind = kinds.get(step, "kyc_result")
         call_event_record(
             call_id=check.call_id,
             kind=kind,
@@ -988,7 +1013,7 @@ def identity_step_result(
         return _save(check, step=step)
 
 
-def _timeline_data(data: dict) -> dict:
+def _timeline_data(data: dict[str, Any]) -> dict[str, Any]:
     """What the call's timeline keeps of a result: scores and codes, never personal fields."""
     keep = (
         "code",
@@ -1013,7 +1038,7 @@ BACK_FIELDS = ("authority", "validity")
 FIELD_NAMES = FRONT_FIELDS + BACK_FIELDS
 
 
-def validate_fields(fields: dict) -> list[dict]:
+def validate_fields(fields: dict[str, Any]) -> list[dict[str, Any]]:
     """Every card rule (kyc/idcard/validation.py) on these fields, each explained in words."""
     from .idcard.validation import birth_parse, id_card_back_checks, id_card_front_checks
 
@@ -1025,7 +1050,9 @@ def validate_fields(fields: dict) -> list[dict]:
     return [c.as_dict() for c in checks]
 
 
-def identity_fields_confirm(*, call_id: uuid.UUID, teller, fields: dict) -> IdentityCheck:
+def identity_fields_confirm(
+    *, call_id: uuid.UUID, teller: User, fields: dict[str, Any]
+) -> IdentityCheck:
     """The teller confirms what the card says, correcting OCR; every rule must pass (explained
     in words otherwise) and every correction is audited. Starts the national ID check."""
     with transaction.atomic():
@@ -1088,7 +1115,7 @@ def _masked_field(name: str, value: str) -> str:
     return mask_id_number(value) if name == "id_number" else value
 
 
-def _correction_masked(correction: dict) -> dict:
+def _correction_masked(correction: dict[str, Any]) -> dict[str, Any]:
     """A correction as the timeline keeps it: name and address masked like the ID number."""
     mask = {"name": name_mask, "address": address_mask}.get(correction["field"])
     if mask is None:
@@ -1096,7 +1123,7 @@ def _correction_masked(correction: dict) -> dict:
     return {**correction, "from": mask(correction["from"]), "to": mask(correction["to"])}
 
 
-def identity_national_request(*, call_id: uuid.UUID, teller) -> IdentityCheck:
+def identity_national_request(*, call_id: uuid.UUID, teller: User) -> IdentityCheck:
     """Run the national ID check again (after an outage, say)."""
     with transaction.atomic():
         check = _check_for_teller(call_id=call_id, teller=teller)
@@ -1214,7 +1241,7 @@ def identity_for_call(*, call_id: uuid.UUID) -> IdentityCheck | None:
         .order_by("-passed_at")
         .first()
     )
-    if check is None or check.expires_at <= _now():
+    if check is None or _result_lapsed(check):
         return None
     return check
 
@@ -1248,7 +1275,7 @@ __all__ = [
 
 
 def peripheral_report(
-    *, call_id: uuid.UUID, device: str, event: str, data: dict, actor: str = "customer"
+    *, call_id: uuid.UUID, device: str, event: str, data: dict[str, Any], actor: str = "customer"
 ) -> None:
     """A VTM peripheral reported: on the call's timeline and the teller's console; the ID-card
     reader's chip goes on to the identity check. Whether the sender is a kiosk is the
@@ -1289,7 +1316,7 @@ def peripheral_report(
         identity_chip_read(call_id=call_id, fields=data["fields"], photo_jpeg=photo)
 
 
-def simulated_card_issue(*, photo_jpeg: bytes) -> tuple[dict, bytes]:
+def simulated_card_issue(*, photo_jpeg: bytes) -> tuple[dict[str, Any], bytes]:
     """For the kiosk's simulated card reader: a random valid card holder with this face as the
     chip photo (102x126, as a real chip's), registered with the national-ID stub."""
     from kyc.idcard.generator import person_random

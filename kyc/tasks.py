@@ -228,6 +228,12 @@ def _analyse_liveness(check_id: uuid.UUID, items) -> dict:
     from .models import IdentityCheck
 
     stored = IdentityCheck.objects.values_list("liveness_challenge", flat=True).get(pk=check_id)
+    if stored is None:
+        raise KycError(
+            "There is no liveness challenge to check these frames against; start it again.",
+            detail_zh="没有可据以核对这些画面的活体动作，请重新开始活体检测。",
+            code="no_challenge",
+        )
     challenge = Challenge.from_dict(stored)
     # Seconds since sampling began: the neutral lead-in first, then the moves in order.
     frames = [(evidence.meta.get("t_ms", 0) / 1000, _array(jpeg)) for evidence, jpeg in items]

@@ -233,8 +233,8 @@ def card_portrait(photo: np.ndarray, *, kind: str = "scan", seed: int = 0) -> np
         face, face_width=0.55 * out_w * big, centre=(out_w * big / 2, out_h * big * 0.42)
     )
     light = tuple(int(v) for v in rng.integers(200, 235, size=3))
-    image = placement.render(photo, out_w * big, out_h * big, fill=light)
-    image = Image.fromarray(image).resize((out_w, out_h), Image.Resampling.LANCZOS)
+    rendered = placement.render(photo, out_w * big, out_h * big, fill=light)
+    image = Image.fromarray(rendered).resize((out_w, out_h), Image.Resampling.LANCZOS)
     array = np.asarray(image).astype(np.float32)
     grey = array.mean(axis=2, keepdims=True)
     array = 0.65 * array + 0.35 * grey  # print colours: desaturated, lower contrast
@@ -245,7 +245,7 @@ def card_portrait(photo: np.ndarray, *, kind: str = "scan", seed: int = 0) -> np
     return _jpeg(np.asarray(image), 35 if kind == "chip" else 60)
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     for path in (
         "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
         "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",

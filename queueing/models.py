@@ -1,8 +1,12 @@
 import uuid
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from queueing.selectors import QueuePlace
 
 
 class Business(models.Model):
@@ -187,6 +191,8 @@ class Call(models.Model):
     # A hash of the customer's device id (the page's device cookie; kiosks and apps: their own),
     # for the limit on open calls per device. Blank: unknown.
     customer_device = models.CharField(max_length=64, blank=True, default="")
+    # Not stored: the caller's place, set by call_enqueue(admit=True) from its admission counts.
+    place: "QueuePlace"
 
     class Meta:
         ordering = ["enqueued_at"]

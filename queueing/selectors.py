@@ -4,12 +4,18 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 from . import clock, routing
 from .models import (
@@ -46,7 +52,7 @@ POLICY_CACHE_S = 5.0  # admin edits to skills and steps reach routing within thi
 
 
 def routing_policies(
-    *, needed: set[str] = frozenset(), fresh: bool = False
+    *, needed: AbstractSet[str] = frozenset(), fresh: bool = False
 ) -> dict[str, routing.Policy]:
     """Every business's policy, cached briefly; reloaded at once when asked ``fresh`` or when a
     business in ``needed`` is not in the cache (just added)."""
@@ -93,7 +99,9 @@ def teller_skills(teller_ids: set[int]) -> dict[int, dict[str, int]]:
     return skills
 
 
-def teller_states(presences, skills: dict[int, dict[str, int]]) -> list[routing.TellerState]:
+def teller_states(
+    presences: Iterable[TellerPresence], skills: dict[int, dict[str, int]]
+) -> list[routing.TellerState]:
     states = []
     for presence in presences:
         teller = presence.teller
@@ -136,7 +144,7 @@ def routing_snapshot(*, now: datetime) -> RoutingSnapshot:
     return RoutingSnapshot(router, waiting, free, {call.id: call for call in rows})
 
 
-def call_state(call: Call, *, excluded=()) -> routing.CallState:
+def call_state(call: Call, *, excluded: Iterable[int] = ()) -> routing.CallState:
     """A call as the routing policy sees it (``call.business`` loaded)."""
     return routing.CallState(
         id=call.id,
@@ -172,7 +180,11 @@ def _tellers_orm() -> list[tuple[routing.TellerState, str]]:
     return [(state, p.status) for state, p in zip(states, presences, strict=True)]
 
 
-def _snapshot_orm(recent: datetime):
+# The tellers logged in (with their presence), the waiting calls and whom each may not be offered.
+_Snapshot = tuple[list[tuple[routing.TellerState, str]], list[Call], dict[uuid.UUID, set[int]]]
+
+
+def _snapshot_orm(recent: datetime) -> _Snapshot:
     tellers = _tellers_orm()
     excluded: dict[uuid.UUID, set[int]] = {}
     for call_id, teller_id in Offer.objects.filter(
@@ -233,7 +245,7 @@ SELECT json_build_object(
 _TELLERS_SQL = "SELECT (_TELLERS_JSON_)::text".replace("_TELLERS_JSON_", _TELLERS_JSON)
 
 
-def _tellers_from_json(tellers: list[dict]) -> list[tuple[routing.TellerState, str]]:
+def _tellers_from_json(tellers: list[dict[str, Any]]) -> list[tuple[routing.TellerState, str]]:
     return [
         (
             routing.TellerState(
@@ -256,7 +268,7 @@ def _moment(epoch: float | None) -> datetime | None:
     return datetime.fromtimestamp(float(epoch), tz=UTC) if epoch is not None else None
 
 
-def _snapshot_postgres(recent: datetime):
+def _snapshot_postgres(recent: datetime) -> _Snapshot:
     with connection.cursor() as cursor:
         cursor.execute(
             _SNAPSHOT_SQL,
@@ -282,7 +294,7 @@ def _snapshot_postgres(recent: datetime):
             head=c["head"],
             preferred_teller_id=c["preferred_teller"],
             preferred_until=_moment(c["preferred_until"]),
-            enqueued_at=_moment(c["enqueued_at"]),
+            enqueued_at=datetime.fromtimestamp(float(c["enqueued_at"]), tz=UTC),
         )
         call.business = Business(key=c["business"], name_zh=c["name_zh"], name_en=c["name_en"])
         rows.append(call)
@@ -325,8 +337,9 @@ def _handle_time_s(business_id: int) -> float:
         .values_list("pk", flat=True)[:50]
     )
     duration = ExpressionWrapper(F("ended_at") - F("answered_at"), output_field=DurationField())
-    average = Call.objects.filter(pk__in=list(recent)).aggregate(d=Avg(duration))["d"]
-    return average.total_seconds() if average else settings.QUEUE_DEFAULT_HANDLE_S
+    figures = Call.objects.filter(pk__in=list(recent)).aggregate(d=Avg(duration))
+    average: timedelta | None = figures["d"]
+    return average.total_seconds() if average else float(settings.QUEUE_DEFAULT_HANDLE_S)
 
 
 def queue_places() -> list[QueuePlace]:
@@ -404,7 +417,7 @@ def place_of(
     return QueuePlace(call_id, position, max(waiting, position), int(eta))
 
 
-def queue_snapshot() -> dict:
+def queue_snapshot() -> dict[str, Any]:
     """What a teller console lists: the first QUEUE_SNAPSHOT_CALLS waiting calls in service
     order and the count per business, never the whole queue (its size does not grow with it)."""
     now = clock.now()
@@ -454,10 +467,11 @@ def call_get(*, call_id: uuid.UUID) -> Call | None:
     return Call.objects.select_related("business", "teller").filter(pk=call_id).first()
 
 
-def offer_details(offer: Offer, *, now: datetime, call: Call | None = None) -> dict:
+def offer_details(offer: Offer, *, now: datetime, call: Call | None = None) -> dict[str, Any]:
     """What a ringing console shows. ``call`` (with its business) saves a query when the caller
     already holds it."""
     call = call or offer.call
+    assert offer.expires_at is not None  # every offer is made with its deadline
     return {
         "call_id": str(call.id),
         "business": call.business.key,
@@ -471,7 +485,7 @@ def offer_details(offer: Offer, *, now: datetime, call: Call | None = None) -> d
     }
 
 
-def teller_by_name(*, username: str):
+def teller_by_name(*, username: str) -> User:
     """A teller (or supervisor) by user name; refused for anyone else."""
     from django.contrib.auth import get_user_model
 
@@ -485,7 +499,7 @@ def teller_by_name(*, username: str):
     return teller
 
 
-def teller_console_state(*, teller) -> tuple[str, str, dict, list[str]]:
+def teller_console_state(*, teller: User) -> tuple[str, str, dict[str, Any], list[str]]:
     """What a teller console starts from: presence, break reason, waiting list, held calls."""
     presence = TellerPresence.objects.filter(teller=teller).first()
     held = []

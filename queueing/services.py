@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from typing import Any, cast
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
@@ -49,7 +51,7 @@ ROUTING_LOCK_ID = 0x7642_0001  # pg advisory lock key of the router
 
 
 def call_event_record(
-    *, call_id: uuid.UUID, kind: str, actor: str = "system", data: dict | None = None
+    *, call_id: uuid.UUID, kind: str, actor: str = "system", data: dict[str, Any] | None = None
 ) -> CallEvent:
     return CallEvent.objects.create(call_id=call_id, kind=kind, actor=actor, data=data or {})
 
@@ -341,11 +343,11 @@ def call_request_callback(*, call_id: uuid.UUID) -> Call:
 
 def teller_profile_set(
     *,
-    teller: AbstractBaseUser,
+    teller: User,
     skills: dict[str, int],
-    languages=("zh", "en"),
-    channels=("web", "app", "vtm"),
-    groups=(),
+    languages: Iterable[str] = ("zh", "en"),
+    channels: Iterable[str] = ("web", "app", "vtm"),
+    groups: Iterable[str] = (),
 ) -> TellerProfile:
     """What a teller can take: skill levels, languages, channels, teller groups."""
     with transaction.atomic():
@@ -367,7 +369,7 @@ TELLER_SETTABLE = {PresenceStatus.AVAILABLE, PresenceStatus.OFFLINE, PresenceSta
 
 
 def teller_presence_set(
-    *, teller: AbstractBaseUser, status: str, reason: str = "", by: AbstractBaseUser | None = None
+    *, teller: User, status: str, reason: str = "", by: User | None = None
 ) -> TellerPresence:
     """A teller (or a supervisor, ``by``) changes presence: available, offline, break."""
     if status not in TELLER_SETTABLE:
@@ -405,7 +407,9 @@ def teller_presence_set(
     return presence
 
 
-def _teller_becomes_available(*, teller, now: datetime, by) -> TellerPresence | None:
+def _teller_becomes_available(
+    *, teller: User, now: datetime, by: User | None
+) -> TellerPresence | None:
     """The hot path of "a teller frees" (the offer latency a teller waits): one conditional
     UPDATE instead of a locked read and a write, then routing in the same transaction. None when
     the move is not a plain one (no presence row yet, already available, busy or ringing): the
@@ -434,7 +438,8 @@ def _presence_to_available(*, teller_id: int, now: datetime) -> int:
                 "WHERE teller_id = %s AND status = ANY(%s)",
                 [PresenceStatus.AVAILABLE, now, now, teller_id, movable],
             )
-            return cursor.rowcount
+            moved: int = cursor.rowcount
+            return moved
     return TellerPresence.objects.filter(teller_id=teller_id, status__in=movable).update(
         status=PresenceStatus.AVAILABLE,
         since=now,
@@ -445,7 +450,7 @@ def _presence_to_available(*, teller_id: int, now: datetime) -> int:
     )
 
 
-def _pending_offer(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Offer:
+def _pending_offer(*, call_id: uuid.UUID, teller: User) -> Offer:
     """The teller's ringing offer of this call, locked; refused in words otherwise."""
     offer = (
         Offer.objects.select_for_update()
@@ -462,7 +467,7 @@ def _pending_offer(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Offer:
     return offer
 
 
-def offer_accept(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
+def offer_accept(*, call_id: uuid.UUID, teller: User) -> Call:
     """The ringing teller answers: the call connects, gets a media worker and a recording."""
     now = clock.now()
     with transaction.atomic():
@@ -505,7 +510,7 @@ def offer_accept(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
     return call
 
 
-def offer_reject(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> None:
+def offer_reject(*, call_id: uuid.UUID, teller: User) -> None:
     """The ringing teller declines: the call goes back to the queue and is offered elsewhere."""
     now = clock.now()
     with transaction.atomic():
@@ -602,7 +607,7 @@ def call_end(*, call_id: uuid.UUID, actor: str, reason: str) -> Call:
     return call
 
 
-def call_requeue_after_teller_drop(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
+def call_requeue_after_teller_drop(*, call_id: uuid.UUID, teller: User) -> Call:
     """The teller's connection dropped mid-call: the customer goes back to the head of the
     queue, keeping the same call (and so the same recording)."""
     now = clock.now()
@@ -638,7 +643,7 @@ def call_requeue_after_teller_drop(*, call_id: uuid.UUID, teller: AbstractBaseUs
     return call
 
 
-def call_move(*, call_id: uuid.UUID, teller: AbstractBaseUser, by: AbstractBaseUser) -> Call:
+def call_move(*, call_id: uuid.UUID, teller: User, by: User) -> Call:
     """A supervisor sends a waiting call to a named teller (who gets it as soon as free)."""
     now = clock.now()
     with transaction.atomic():
@@ -723,13 +728,19 @@ def queue_route_arrival(*, call: Call, now: datetime | None = None) -> Offer | N
     return offers[0] if offers else None
 
 
-def _offers_make(pairs, *, calls: dict[uuid.UUID, Call], now: datetime) -> list[Offer]:
+def _offers_make(
+    pairs: Iterable[tuple[routing.CallState, routing.TellerState]],
+    *,
+    calls: dict[uuid.UUID, Call],
+    now: datetime,
+) -> list[Offer]:
     """Claim and announce the router's (call, teller) pairs, under the router's lock."""
     offers: list[Offer] = []
     expires_at = now + timedelta(seconds=settings.QUEUE_OFFER_TIMEOUT_S)
     for call_state, teller_state in pairs:
+        call_id = cast(uuid.UUID, call_state.id)  # the policy's ids are opaque; here, Call.id
         offer = _offer_claim(
-            call_id=call_state.id, teller_id=teller_state.id, now=now, expires_at=expires_at
+            call_id=call_id, teller_id=teller_state.id, now=now, expires_at=expires_at
         )
         if offer is None:
             continue
@@ -738,7 +749,7 @@ def _offers_make(pairs, *, calls: dict[uuid.UUID, Call], now: datetime) -> list[
         notify.forward_on_commit(
             notify.teller_group(offer.teller_id),
             "call.offer",
-            **selectors.offer_details(offer, now=now, call=calls[call_state.id]),
+            **selectors.offer_details(offer, now=now, call=calls[call_id]),
         )
         notify.forward_on_commit(notify.teller_group(offer.teller_id), "presence", status="offered")
     if offers:
@@ -885,7 +896,7 @@ def queue_tick(*, now: datetime | None = None) -> None:
     queue_route(now=now)
 
 
-def access_call_for_teller(*, call_id: uuid.UUID, teller: AbstractBaseUser) -> Call:
+def access_call_for_teller(*, call_id: uuid.UUID, teller: User) -> Call:
     """The call, if this teller holds it; otherwise Forbidden. Used for every call-scoped move."""
     call = Call.objects.filter(pk=call_id).first()
     if call is None or call.teller_id != teller.pk:
@@ -901,7 +912,7 @@ def call_leave(*, call_id: uuid.UUID, actor: str, reason: str) -> None:
         pass
 
 
-def teller_disconnected(*, teller: AbstractBaseUser) -> None:
+def teller_disconnected(*, teller: User) -> None:
     """The teller's console closed: a call in progress goes back to the head of the queue, a
     ringing offer goes to the next teller, and the teller is offline."""
     presence = TellerPresence.objects.filter(teller=teller).first()
@@ -920,7 +931,7 @@ def teller_disconnected(*, teller: AbstractBaseUser) -> None:
 
 
 def teller_presence_set_by_name(
-    *, username: str, status: str, reason: str, by: AbstractBaseUser
+    *, username: str, status: str, reason: str, by: User
 ) -> TellerPresence:
     """A supervisor sets a named teller's presence."""
     return teller_presence_set(
@@ -928,5 +939,5 @@ def teller_presence_set_by_name(
     )
 
 
-def call_move_by_name(*, call_id: uuid.UUID, username: str, by: AbstractBaseUser) -> Call:
+def call_move_by_name(*, call_id: uuid.UUID, username: str, by: User) -> Call:
     return call_move(call_id=call_id, teller=selectors.teller_by_name(username=username), by=by)

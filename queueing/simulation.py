@@ -20,7 +20,7 @@ import heapq
 import itertools
 import math
 from bisect import bisect_left, insort
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
@@ -621,11 +621,12 @@ class DayResult:
                 one.abandoned_within = int(call.abandoned_s - call.arrived_s <= threshold_s)
             else:
                 one.unserved = 1
-            for table, key in (
+            tables: tuple[tuple[dict[Any, Figures], Any], ...] = (
                 (result.by_business, call.business),
                 (result.by_priority, call.priority),
                 (result.by_hour, int(call.arrived_s // 3600)),
-            ):
+            )
+            for table, key in tables:
                 table.setdefault(key, Figures()).add(one)
             result.overall.add(one)
         return result
@@ -639,11 +640,12 @@ class DayResult:
             pooled.runs += result.runs
             pooled.overall.add(result.overall)
             pooled.calls.extend(result.calls)
-            for mine, theirs in (
+            pairs: tuple[tuple[dict[Any, Figures], dict[Any, Figures]], ...] = (
                 (pooled.by_business, result.by_business),
                 (pooled.by_priority, result.by_priority),
                 (pooled.by_hour, result.by_hour),
-            ):
+            )
+            for mine, theirs in pairs:
                 for key, figures in theirs.items():
                     mine.setdefault(key, Figures()).add(figures)
             for name, group in result.by_group.items():
@@ -823,7 +825,7 @@ class _Day:
         heapq.heappush(self.heap, (at, kind, next(self.seq), obj))
 
     def run(self) -> DayResult:
-        handlers = {
+        handlers: dict[int, Callable[[Any], None]] = {
             _SHIFT_START: self.on_shift_start,
             _SHIFT_END: self.on_shift_end,
             _WRAP_END: self.on_wrap_end,

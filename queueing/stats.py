@@ -137,7 +137,9 @@ def waiting_calls(*, now: datetime, limit: int | None = None) -> list[dict]:
             "waited_s": int((now - call.enqueued_at).total_seconds()),
             "preferred_teller": (
                 call.preferred_teller.get_username()
-                if call.preferred_teller_id and call.preferred_until and call.preferred_until > now
+                if call.preferred_teller is not None
+                and call.preferred_until
+                and call.preferred_until > now
                 else None
             ),
         }

@@ -11,12 +11,16 @@ closed. They are shown to the reviewer as findings to look at, not as the verdic
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from django.db import models, transaction
 
 from queueing.models import Offer, OfferStatus
 from recordings.models import QaNote, QaReview, Recording, ReviewKind, Verdict
 from videobank.errors import Forbidden, Invalid
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 ANSWERS = ("yes", "no", "na")
 NOTE_MAX = 500
@@ -122,7 +126,7 @@ def review_score(checklist: dict[str, str]) -> int | None:
 
 
 def review_submit(
-    *, recording: Recording, reviewer, checklist: dict, verdict: str, comment: str
+    *, recording: Recording, reviewer: User, checklist: Any, verdict: Any, comment: Any
 ) -> QaReview:
     """A reviewer's judgement (a new row). Refused for the call's own teller, and for anyone
     while the call's latest judgement is a fail (that takes a supervisor's override)."""
@@ -143,8 +147,9 @@ def review_submit(
 
 
 def _review_create(
-    *, recording: Recording, reviewer, checklist: dict, verdict: str, comment: str
+    *, recording: Recording, reviewer: User, checklist: Any, verdict: Any, comment: Any
 ) -> QaReview:
+    # checklist, verdict, comment: the reviewer's JSON as it came, checked here.
     if not isinstance(checklist, dict) or set(checklist) != set(CHECKLIST_KEYS):
         raise ReviewInvalid(
             "Answer every checklist item (yes, no or not applicable).",
@@ -182,7 +187,7 @@ def _review_create(
 
 
 def review_override(
-    *, recording: Recording, supervisor, review_id, verdict: str, reason: str
+    *, recording: Recording, supervisor: User, review_id: Any, verdict: Any, reason: Any
 ) -> QaReview:
     """A supervisor changes the call's failed judgement: a new row of kind ``override`` linked
     to the failed review, with the reason; the failed review stays. The caller has checked that

@@ -1,12 +1,22 @@
 """Reads of recordings."""
 
+from __future__ import annotations
+
 import uuid
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import QuerySet
+from django.db.models.expressions import Combinable
 
 from queueing.models import CallEvent, Offer, OfferStatus
 from recordings.models import QaReview, Recording, RecordingSegment
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AnonymousUser, User
+
+    from kyc.models import IdentityEvidence
 
 # The end of a recording's last segment (ms from its start): what it holds, even when the call
 # was cut off before it could be finalised.
@@ -30,14 +40,16 @@ def recording_find(identifier: str) -> Recording | None:
     return recording_get(key) or recording_for_call(key)
 
 
-def recording_segments(recording: Recording, *, side: str | None = None) -> QuerySet:
+def recording_segments(
+    recording: Recording, *, side: str | None = None
+) -> QuerySet[RecordingSegment]:
     segments = RecordingSegment.objects.filter(recording=recording)
     if side is not None:
         segments = segments.filter(side=side)
     return segments.order_by("side", "index")
 
 
-def recording_timeline(recording: Recording) -> list[dict]:
+def recording_timeline(recording: Recording) -> list[dict[str, Any]]:
     """The call's events with their offset from the recording's start (may be negative)."""
     events = CallEvent.objects.filter(call_id=recording.call_id).order_by("at", "id")
     return [
@@ -56,11 +68,11 @@ def recording_list(
     *,
     teller: str = "",
     business: str = "",
-    day=None,
+    day: date | None = None,
     call: str = "",
     reviewed: str = "",
-    viewer=None,
-) -> QuerySet:
+    viewer: User | AnonymousUser | None = None,
+) -> QuerySet[Recording]:
     """Recordings for the QA console, newest first, filtered by teller user name, business key,
     day (a date, the server's time zone), call or recording id prefix, and reviewed ("yes" /
     "no"); each carries its newest review's verdict, score and kind (review or a supervisor's
@@ -68,7 +80,7 @@ def recording_list(
     review it)."""
     newest = QaReview.objects.filter(recording=models.OuterRef("pk")).order_by("-created_at", "-id")
     recordings = Recording.objects.select_related("call", "call__business", "call__teller")
-    served = models.Q(pk__in=[])
+    served: models.Q | Combinable = models.Q(pk__in=[])
     if viewer is not None and viewer.pk is not None:
         served = models.Q(call__teller_id=viewer.pk) | models.Exists(
             Offer.objects.filter(
@@ -109,10 +121,11 @@ def recording_list(
 
 def recording_media_ms(recording: Recording) -> int | None:
     """How much the recording holds: the end of its last segment, in ms from its start."""
-    return Recording.objects.filter(pk=recording.pk).aggregate(end=_MEDIA_END)["end"]
+    end: int | None = Recording.objects.filter(pk=recording.pk).aggregate(end=_MEDIA_END)["end"]
+    return end
 
 
-def recording_identity_evidence(recording: Recording) -> QuerySet:
+def recording_identity_evidence(recording: Recording) -> QuerySet[IdentityEvidence]:
     """The call's identity-check pictures, sealed with this recording's key (kept by kyc/)."""
     from kyc.models import IdentityEvidence
 

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -40,7 +40,10 @@ from recordings.models import (
 )
 
 if TYPE_CHECKING:
+    from django.contrib.auth.models import User
+
     from recordings.writer import SegmentInfo
+    from signaling.models import MediaWorker
 
 log = logging.getLogger(__name__)
 
@@ -270,7 +273,9 @@ def local_time_words(moment: datetime) -> str:
     return timezone.localtime(moment).strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
-def _sweep_reason(recording: Recording, workers: dict, now: datetime) -> Finding | None:
+def _sweep_reason(
+    recording: Recording, workers: dict[str, MediaWorker], now: datetime
+) -> Finding | None:
     """Why this open recording is to be sealed as incomplete now, or None to leave it open."""
     call = recording.call
     worker = workers.get(call.media_channel) if call.media_channel else None
@@ -358,8 +363,8 @@ def recording_access_log(
     recording: Recording,
     actor: str,
     action: str,
-    user=None,
-    detail: dict | None = None,
+    user: User | None = None,
+    detail: dict[str, Any] | None = None,
 ) -> RecordingAccess:
     return RecordingAccess.objects.create(
         recording=recording, actor=actor, action=action, user=user, detail=detail or {}

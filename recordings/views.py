@@ -16,6 +16,7 @@ from datetime import date
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.core import signing
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
@@ -57,6 +58,12 @@ _GRANT_SALT = "videobank.replay-grant"
 _CALL_PREFIX = re.compile(r"^[0-9a-fA-F-]{1,36}$")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 PAGE_SIZE = 50
+
+
+class _StaffRequest(HttpRequest):
+    """A request to a view behind ``login_required``: its user is signed in."""
+
+    user: User
 
 
 def _require_qa(request: HttpRequest) -> None:
@@ -143,7 +150,7 @@ def _grant_check(request: HttpRequest, recording_id: uuid.UUID) -> int:
 
 @login_required
 @require_GET
-def qa_replay(request: HttpRequest, recording_id: uuid.UUID) -> HttpResponse:
+def qa_replay(request: _StaffRequest, recording_id: uuid.UUID) -> HttpResponse:
     _require_qa(request)
     recording = recording_get(recording_id)
     if recording is None:
@@ -230,7 +237,7 @@ def qa_sides(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
 @login_required
 @require_GET
 @off_the_shared_thread
-def qa_media(request: HttpRequest, recording_id: uuid.UUID, side: str) -> HttpResponse:
+def qa_media(request: _StaffRequest, recording_id: uuid.UUID, side: str) -> HttpResponse:
     _require_qa(request)
     access_id = _grant_check(request, recording_id)
     recording = recording_get(recording_id)
@@ -317,7 +324,7 @@ def qa_notes(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
 
 @login_required
 @require_POST
-def qa_reviews(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
+def qa_reviews(request: _StaffRequest, recording_id: uuid.UUID) -> JsonResponse:
     """Submit the reviewer's checklist, verdict and comment (a new row each time)."""
     _require_qa(request)
     recording = recording_get(recording_id)
@@ -339,7 +346,7 @@ def qa_reviews(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
 
 @login_required
 @require_POST
-def qa_override(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
+def qa_override(request: _StaffRequest, recording_id: uuid.UUID) -> JsonResponse:
     """A supervisor overrides the call's failed judgement, with a reason (a new row; the failed
     review stays in the history)."""
     if not access_supervisor(request.user):
@@ -374,7 +381,7 @@ def qa_override(request: HttpRequest, recording_id: uuid.UUID) -> JsonResponse:
 @login_required
 @require_GET
 def qa_evidence(
-    request: HttpRequest, recording_id: uuid.UUID, evidence_id: uuid.UUID
+    request: _StaffRequest, recording_id: uuid.UUID, evidence_id: uuid.UUID
 ) -> HttpResponse:
     """One identity-check picture (card, portrait, sampled face or liveness frame); audited."""
     from kyc.services import identity_evidence_open  # kyc builds on recordings: imported late
@@ -385,7 +392,7 @@ def qa_evidence(
     item = (
         recording_identity_evidence(recording).filter(pk=evidence_id).first() if recording else None
     )
-    if item is None:
+    if recording is None or item is None:
         raise Http404("No such evidence in this call.")
     try:
         jpeg = identity_evidence_open(evidence=item)

@@ -31,8 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import cast
 
 import av
+from av.video.stream import VideoStream
 from django.conf import settings
 
 from recordings.crypto import seal, segment_aad
@@ -132,7 +134,8 @@ class _Segment:
         self.buffer = io.BytesIO()
         self.container = av.open(self.buffer, mode="w", format="matroska")
         codec, options = _video_codec()
-        self.video = self.container.add_stream(codec, rate=fps, options=options)
+        # The codec is chosen at run time (_video_codec): always a video encoder.
+        self.video = cast(VideoStream, self.container.add_stream(codec, rate=fps, options=options))
         self.video.width, self.video.height = size
         self.video.pix_fmt = "yuv420p"
         self.video.time_base = VIDEO_TIME_BASE
@@ -226,7 +229,8 @@ class SideRecorder:
         self._data_key = data_key
         self._uses_db = on_segment is None
         self._on_segment = on_segment or _default_on_segment(self.recording_id)
-        self._size = tuple(settings.RECORDING_VIDEO_SIZE)
+        width, height = settings.RECORDING_VIDEO_SIZE
+        self._size = (width, height)
         self._fps = int(settings.RECORDING_VIDEO_FPS)
 
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)

@@ -47,7 +47,7 @@ _DEVICE_ID = re.compile(r"[A-Za-z0-9_-]{22,64}")
 
 
 def device_id_valid(value: str | None) -> bool:
-    return bool(value) and _DEVICE_ID.fullmatch(value) is not None
+    return bool(value and _DEVICE_ID.fullmatch(value))
 
 
 def device_cookie_ensure(request, response) -> None:
@@ -321,7 +321,7 @@ def app_claim_keys() -> dict[str, bytes]:
         return keys
 
 
-def _claim_mac(key: bytes, key_id: str, payload: str) -> bytes:
+def _claim_mac(key: bytes, key_id: str, payload: str) -> hmac.HMAC:
     return hmac.new(key, b".".join([_CLAIM_CONTEXT, key_id.encode(), payload.encode()]), "sha256")
 
 

@@ -19,7 +19,7 @@ def app_claim_keys_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """A malformed APP_CLAIM_KEYS is refused at start-up, not at a customer's first call."""
     from .access import parse_claim_keys
 
-    errors = []
+    errors: list[checks.CheckMessage] = []
     try:
         parse_claim_keys(settings.APP_CLAIM_KEYS)
     except ImproperlyConfigured as exc:

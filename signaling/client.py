@@ -27,7 +27,7 @@ import math
 import time
 import urllib.parse
 import urllib.request
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from aiortc import (
@@ -39,6 +39,9 @@ from aiortc import (
 )
 from aiortc.mediastreams import AUDIO_PTIME, MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
+
+if TYPE_CHECKING:
+    from websockets.asyncio.client import ClientConnection
 
 PROTOCOL_VERSION = 1
 KIOSK_COOKIE = "vtm_kiosk"  # the kiosk credential's cookie (signaling.access.KIOSK_COOKIE)
@@ -61,12 +64,12 @@ class PatternVideoTrack(VideoStreamTrack):
         x = np.arange(width, dtype=np.uint16)[None, :]
         self._base = ((x + y) % 256).astype(np.uint8)
         self._n = 0
-        self._start: float | None = None
+        self._began: float | None = None  # not _start: VideoStreamTrack keeps its own there
 
     async def recv(self) -> VideoFrame:
-        if self._start is None:
-            self._start = time.monotonic()
-        target = self._start + self._n / self.fps
+        if self._began is None:
+            self._began = time.monotonic()
+        target = self._began + self._n / self.fps
         delay = target - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)  # pacing a media source, not waiting on an event
@@ -120,7 +123,7 @@ class _Client:
     def __init__(self, base_url: str, *, cookies: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.cookies = cookies
-        self.ws = None
+        self.ws: ClientConnection | None = None
         self.pc: RTCPeerConnection | None = None
         self.ice_servers: list[dict] = []
         self.hello: dict | None = None
@@ -143,11 +146,12 @@ class _Client:
 
     async def connect(self) -> None:
         import websockets
+        from websockets.typing import Origin
 
         ws_url = "ws" + self.base_url[len("http") :] + self.path
         headers = {"Cookie": self.cookies} if self.cookies else None
         self.ws = await websockets.connect(
-            ws_url, origin=self.base_url, additional_headers=headers, max_size=2**20
+            ws_url, origin=Origin(self.base_url), additional_headers=headers, max_size=2**20
         )
         self._reader = asyncio.ensure_future(self._read())
         self.hello = await self.wait_for("hello")
@@ -155,7 +159,7 @@ class _Client:
 
     async def _read(self) -> None:
         try:
-            async for raw in self.ws:
+            async for raw in self._socket():
                 message = json.loads(raw)
                 if message.get("type") == "media.state":
                     self.media_state = message.get("state")
@@ -174,11 +178,18 @@ class _Client:
         except Exception:  # noqa: S110 - the socket closed; waiters time out with a clear error
             pass
 
+    def _socket(self) -> ClientConnection:
+        if self.ws is None:
+            raise RuntimeError(
+                "Not connected: call connect() (or use the client with 'async with')."
+            )
+        return self.ws
+
     async def send(self, type_: str, **fields: Any) -> None:
-        await self.ws.send(json.dumps({"type": type_, "v": PROTOCOL_VERSION, **fields}))
+        await self._socket().send(json.dumps({"type": type_, "v": PROTOCOL_VERSION, **fields}))
 
     async def send_raw(self, text: str) -> None:
-        await self.ws.send(text)
+        await self._socket().send(text)
 
     async def wait_for(self, *types: str, timeout: float = 20.0) -> dict:
         """The next message of one of ``types`` (earlier unread ones first); errors raise."""
@@ -304,8 +315,11 @@ class CustomerClient(_Client):
             fields["data"] = data
         await self.send("peripheral.event", **fields)
 
-    async def start_media(self, call_id: str | None = None, **kwargs) -> None:
-        await super().start_media(call_id or self.call_id, **kwargs)
+    async def start_media(self, call_id: str | None = None, **kwargs: Any) -> None:
+        call_id = call_id or self.call_id
+        if call_id is None:
+            raise RuntimeError("No call yet: request one with call() first.")
+        await super().start_media(call_id, **kwargs)
 
     async def hangup(self) -> None:
         await self.send("call.hangup", call_id=self.call_id)

@@ -11,6 +11,7 @@ import functools
 import json
 import math
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
@@ -62,7 +63,7 @@ _ID_FIELDS = {
 }
 
 
-def _message(type_: str, properties: dict[str, Any] | None = None, required: list[str] = ()):
+def _message(type_: str, properties: dict[str, Any] | None = None, required: Sequence[str] = ()):
     props = {
         "type": {"const": type_},
         "v": {"const": PROTOCOL_VERSION},
@@ -542,8 +543,12 @@ def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     message = dict(pairs)
     if len(message) != len(pairs):
         seen: set[str] = set()
-        twice = next(key for key, _ in pairs if key in seen or seen.add(key))
-        raise ProtocolError("bad_json", f"The key {_short(twice)} appears twice in one object.")
+        for key, _ in pairs:
+            if key in seen:
+                raise ProtocolError(
+                    "bad_json", f"The key {_short(key)} appears twice in one object."
+                )
+            seen.add(key)
     return message
 
 

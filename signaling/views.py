@@ -69,7 +69,7 @@ def kiosk_enrol(request: HttpRequest) -> HttpResponse:
         except access.Refused as exc:
             error = exc
         else:
-            response = redirect("kiosk")
+            response: HttpResponse = redirect("kiosk")
             response.set_cookie(
                 access.KIOSK_COOKIE,
                 credential,

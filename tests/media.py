@@ -143,7 +143,7 @@ def _fit(image: Image.Image) -> Image.Image:
     image = image.convert("RGB")
     scale = max(WIDTH / image.width, HEIGHT / image.height)
     size = (round(image.width * scale), round(image.height * scale))
-    image = image.resize(size, Image.LANCZOS)
+    image = image.resize(size, Image.Resampling.LANCZOS)
     left, top = (size[0] - WIDTH) // 2, (size[1] - HEIGHT) // 8
     return image.crop((left, top, left + WIDTH, top + HEIGHT))
 

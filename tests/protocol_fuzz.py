@@ -150,7 +150,7 @@ def nasty_text(max_size: int = 200) -> st.SearchStrategy[str]:
     """Text a server must take apart carefully: odd scripts, numbers in odd forms, injections,
     invisible characters (never NUL or a lone surrogate: those are a different mutation)."""
     plain = st.text(
-        alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+        alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
         max_size=max_size,
     )
     return st.one_of(plain, st.sampled_from(NASTY_STRINGS))
@@ -188,7 +188,7 @@ def _string(schema: dict) -> st.SearchStrategy[str]:
         # and then, to meet the bound itself.
         cap = min(high if high is not None else 40, 40)
         short = st.text(
-            alphabet=st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+            alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
             min_size=low,
             max_size=max(cap, low),
         )

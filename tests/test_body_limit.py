@@ -5,6 +5,7 @@ upload view's own check of the declared length behind it (for a server without t
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
 import pytest
 from asgiref.testing import ApplicationCommunicator
@@ -26,7 +27,7 @@ def _quiet(settings):
 
 
 @pytest.fixture
-def django_requests() -> list[str]:
+def django_requests() -> Iterator[list[str]]:
     """Paths of the requests Django began to handle (``request_started`` comes after the body
     is read and before any middleware or view)."""
     seen: list[str] = []

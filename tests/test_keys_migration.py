@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
+from django.db.migrations.state import StateApps
 from django.test import Client
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
@@ -77,7 +78,7 @@ def legacy_code(content: dict) -> str:
     return "".join(receipts.CODE_ALPHABET[(number >> (5 * (11 - i))) & 31] for i in range(12))
 
 
-def migrate(targets) -> object:
+def migrate(targets) -> StateApps:
     executor = MigrationExecutor(connection)
     executor.loader.build_graph()
     executor.migrate(targets)

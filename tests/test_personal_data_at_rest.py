@@ -29,6 +29,7 @@ import json
 import re
 import threading
 import uuid
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -270,7 +271,9 @@ async def test_personal_data_is_sealed_at_rest_and_masked_on_the_timeline(
     # A transfer from the customer's account to the payee, agreed, confirmed, authorised.
     await teller.send("case.start", call_id=call_id, business="transfer")
     case_id = (await teller.expect("case.state", timeout=SLOW))["case"]["case_id"]
-    mine = {"where": lambda m: m.get("case_id", m.get("case", {}).get("case_id")) == case_id}
+    mine: dict[str, Any] = {
+        "where": lambda m: m.get("case_id", m.get("case", {}).get("case_id")) == case_id
+    }
     params = {
         "from_account": account,
         "to_account": PAYEE_ACCOUNT,

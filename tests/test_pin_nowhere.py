@@ -162,8 +162,8 @@ def the_rest_captured(
         )
     recording = recording_for_call(call_id)
     assert recording is not None  # started when the teller answered
-    for event in recording_timeline(recording):
-        captures.text("recording timeline", json.dumps(event, ensure_ascii=False))
+    for entry in recording_timeline(recording):
+        captures.text("recording timeline", json.dumps(entry, ensure_ascii=False))
     recording_export(recording=recording, out_dir=out_dir, actor="test:pin-search")
     exported = sorted(p for p in out_dir.rglob("*") if p.is_file())
     for path in exported:

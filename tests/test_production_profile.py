@@ -302,7 +302,7 @@ def _replayed_times(recording, side: str) -> list[float]:
     from recordings.replay import replay_side
 
     media = replay_side(recording=recording, side=side)
-    with av.open(io.BytesIO(media.data)) as container:
+    with av.open(io.BytesIO(media.data), mode="r") as container:
         return sorted(
             float(packet.pts * packet.time_base) + media.start_ms / 1000
             for packet in container.demux(container.streams.video[0])

@@ -166,7 +166,9 @@ async def test_a_message_id_is_echoed_only_when_it_is_a_short_string(errors_logg
 
 async def test_a_form_field_name_and_number_are_bounded(errors_logged):
     customer, teller = await sockets()
-    forms = [{name: 1} for name in ("x" * 5000, "Amount", "a b", "", "amount\n")]
+    forms: list[dict[str, float]] = [
+        {name: 1} for name in ("x" * 5000, "Amount", "a b", "", "amount\n")
+    ]
     forms += [{"amount": 1e300}, {"amount": -(10**16)}]
     for params in forms:
         fill = {"type": "case.fill", "v": 1, "call_id": ID, "case_id": ID, "params": params}

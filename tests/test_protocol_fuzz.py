@@ -42,6 +42,7 @@ import json
 import os
 import random
 import time
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -286,7 +287,7 @@ class Tally:
         self.distinct: dict[str, set] = collections.defaultdict(set)
         self.sent: collections.Counter = collections.Counter()
         self.answers: collections.Counter = collections.Counter()
-        self.internal: list[tuple[str, dict]] = []
+        self.internal: list[tuple[str, dict, str]] = []  # role, answer, the frame sent
 
     def heard(self, role: str, message: dict, sent: dict | None = None) -> None:
         if message.get("type") == "error":
@@ -333,7 +334,7 @@ class Director:
         call_id = (await self.wait("customer", "call.queued"))["call_id"]
         await self.wait("teller", "call.offer", where=lambda m: m["call_id"] == call_id)
         await self.teller.send("call.accept", call_id=call_id)
-        ours = {"where": lambda m: m["call_id"] == call_id}
+        ours: dict[str, Any] = {"where": lambda m: m["call_id"] == call_id}
         await self.wait("teller", "call.connected", **ours)
         await self.wait("customer", "call.answered", **ours)
         return call_id
@@ -346,7 +347,9 @@ class Director:
         case_id = started["case"]["case_id"]
         if stage == "draft":
             return
-        mine = {"where": lambda m: m.get("case_id", m.get("case", {}).get("case_id")) == case_id}
+        mine: dict[str, Any] = {
+            "where": lambda m: m.get("case_id", m.get("case", {}).get("case_id")) == case_id
+        }
         await self.teller.send(
             "case.fill",
             call_id=call_id,
@@ -489,7 +492,7 @@ async def fuzzed(role: str, sock: Socket, batch, pools: Pools, tally: Tally, rng
         if isinstance(own_id, str) and own_id in sent:
             sent[own_id] = (text or "")[:500]
         # Straight to the application: the communicator's send_to refuses an empty frame.
-        wire = {"text": text} if data is None else {"bytes": data}
+        wire: dict[str, Any] = {"text": text} if data is None else {"bytes": data}
         await sock.comm.send_input({"type": "websocket.receive", **wire})
         tally.sent[role] += 1
         tally.distinct[role].add(hash((text, data)))

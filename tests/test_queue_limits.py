@@ -103,7 +103,9 @@ async def test_fifty_requests_from_one_address_only_the_limit_is_queued(seeded, 
     settings.QUEUE_CALL_REQUESTS_PER_IP = 3
     settings.QUEUE_OPEN_CALLS_PER_IP = 0  # this test is about the rate (open calls: below)
     address = "203.0.113.7"
-    queued, refused, sockets = [], [], []
+    queued: list[dict] = []
+    refused: list[dict] = []
+    sockets: list[Socket] = []
     for n in range(50):  # a script: a fresh socket and a fresh device id every time
         sock = await customer(client=address, device=f"script{n}")
         sockets.append(sock)
@@ -491,14 +493,14 @@ async def test_a_place_is_counted_as_the_full_pass_computes_it(seeded, settings)
         full = {str(p.call_id): p for p in places}[queued["call_id"]]
         assert (queued["position"], queued["waiting"]) == (full.position, full.waiting)
         assert queued["estimated_wait_s"] == full.estimated_wait_s
-    places = {str(p.call_id): p for p in await sync_to_async(selectors.queue_places)()}
+    place_of = {str(p.call_id): p for p in await sync_to_async(selectors.queue_places)()}
     for call_id, token in tokens:
         again = await customer()
         await again.send("call.resume", token=token)
         position = await again.expect("queue.position")
         assert (position["position"], position["waiting"]) == (
-            places[call_id].position,
-            places[call_id].waiting,
+            place_of[call_id].position,
+            place_of[call_id].waiting,
         )
         socks.append(again)
     for sock in socks:

@@ -66,7 +66,7 @@ async def connected() -> tuple[Socket, Socket, str]:
 def card_read(call_id: str) -> IdentityCheck:
     """The call's identity check with consent given and both card sides read (as a chip read
     leaves it); the teller's confirmation is next."""
-    steps = {s: {"status": StepStatus.PENDING} for s in STEP_ORDER}
+    steps: dict[str, dict[str, str]] = {s: {"status": StepStatus.PENDING} for s in STEP_ORDER}
     for step in ("consent", "card_front", "card_back"):
         steps[step] = {"status": StepStatus.PASSED, "detail": "", "detail_zh": ""}
     return IdentityCheck.objects.create(

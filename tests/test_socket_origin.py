@@ -17,6 +17,7 @@ import websockets
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from queueing.models import PresenceStatus, TellerPresence
 from tests.factories import catalogue_seed
@@ -169,8 +170,8 @@ async def test_a_real_server_refuses_a_page_of_another_port(live_stack):
     socket_url = "ws" + url.removeprefix("http") + "/ws/customer/"
     port = int(url.rsplit(":", 1)[1])
     with pytest.raises(InvalidStatus) as refused:
-        await websockets.connect(socket_url, origin=f"http://127.0.0.1:{port + 1}")
+        await websockets.connect(socket_url, origin=Origin(f"http://127.0.0.1:{port + 1}"))
     assert refused.value.response.status_code == 403
-    async with websockets.connect(socket_url, origin=url) as sock:
+    async with websockets.connect(socket_url, origin=Origin(url)) as sock:
         hello = json.loads(await asyncio.wait_for(sock.recv(), 10))
     assert hello["type"] == "hello"

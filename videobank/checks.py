@@ -78,7 +78,7 @@ def _setting(attribute: str) -> str:
 
 
 def _secret_errors() -> list[checks.CheckMessage]:
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for name, attribute in SECRET_SETTINGS:
         value = _setting(attribute)
         if not value.strip():
@@ -116,7 +116,7 @@ def _url_errors(name: str, urls: list[str], service: str) -> list[checks.CheckMe
                 id="videobank.E001",
             )
         ]
-    errors = []
+    errors: list[checks.CheckMessage] = []
     for url in urls:
         stub = _stub_path(url)
         if stub is not None:

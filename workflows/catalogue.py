@@ -192,7 +192,8 @@ def field_clean(f: Field, raw: Any, customer: dict) -> tuple[Any, dict | None]:
             amount = Decimal(text.replace(",", ""))
         except InvalidOperation:
             return None, _err(f"{f.en} must be an amount.", f"{f.zh}必须是金额。")
-        if not amount.is_finite() or amount.as_tuple().exponent < -2:
+        exponent = amount.as_tuple().exponent  # a letter for NaN and infinity
+        if not isinstance(exponent, int) or exponent < -2:
             return None, _err(
                 f"{f.en}: at most two decimals (fen).", f"{f.zh}最多保留两位小数（分）。"
             )
@@ -450,7 +451,8 @@ def lines_masked(lines: list[Line]) -> list[Line]:
     上海市***), account numbers already masked as every line shows them."""
     out = []
     for entry in lines:
-        mask = _PERSONAL_MASKS.get(entry.get("personal", ""))
+        personal = entry.get("personal")
+        mask = _PERSONAL_MASKS.get(personal) if isinstance(personal, str) else None
         if mask is not None:
             entry = {**entry, "value": {k: mask(v) for k, v in entry["value"].items()}}
         out.append(entry)

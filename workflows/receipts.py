@@ -191,7 +191,7 @@ def receipt_token_read(token: str) -> uuid.UUID:
         payload = signing.loads(
             token,
             key=current,
-            fallback_keys=older,
+            fallback_keys=[*older],
             salt=_LINK_SALT,
             max_age=receipt_link_max_age_s(),
         )

@@ -4,6 +4,8 @@ at hang-up, and what the customer's screen is sent (agreement, summary to confir
 from __future__ import annotations
 
 import uuid
+from datetime import date
+from typing import Any
 
 from django.conf import settings
 
@@ -40,7 +42,7 @@ STATUS_WORDS: dict[str, tuple[str, str]] = {
 }
 
 # Who the case waits on: the teller's card shows it as the next move.
-WAITING_ON = {
+WAITING_ON: dict[str, str] = {
     CaseStatus.DRAFT: "teller",
     CaseStatus.NEEDS_FACE: "face_match",
     CaseStatus.FILLED: "teller",
@@ -107,7 +109,7 @@ def teller_actions(case: BusinessCase) -> list[str]:
     return []
 
 
-def form_spec(case: BusinessCase) -> list[dict]:
+def form_spec(case: BusinessCase) -> list[dict[str, Any]]:
     """The form the teller's card renders: each field with its type, label, choices (the
     customer's own accounts and cards where the field takes one), value as typed and error."""
     business = catalogue.CATALOGUE[case.business]
@@ -139,7 +141,7 @@ def form_spec(case: BusinessCase) -> list[dict]:
     return spec
 
 
-def case_steps(case: BusinessCase) -> list[dict]:
+def case_steps(case: BusinessCase) -> list[dict[str, Any]]:
     business = catalogue.CATALOGUE[case.business]
     steps = []
     for step in business.steps:
@@ -150,7 +152,7 @@ def case_steps(case: BusinessCase) -> list[dict]:
     return steps
 
 
-def current_step_words(case: BusinessCase) -> dict | None:
+def current_step_words(case: BusinessCase) -> dict[str, Any] | None:
     """The detail of the step in progress (e.g. "The customer is reading the agreement.")."""
     for step in catalogue.CATALOGUE[case.business].steps:
         entry = case.steps.get(step) or {}
@@ -166,18 +168,18 @@ def receipt_of(case: BusinessCase) -> Receipt | None:
         return None
 
 
-def receipt_info(case: BusinessCase) -> dict | None:
+def receipt_info(case: BusinessCase) -> dict[str, Any] | None:
     from .receipts import receipt_links
 
     receipt = receipt_of(case)
     return receipt_links(receipt) if receipt is not None else None
 
 
-def _iso(value) -> str | None:
+def _iso(value: date | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def case_panel(case: BusinessCase) -> dict:
+def case_panel(case: BusinessCase) -> dict[str, Any]:
     """Everything the teller's card for one business shows (``case.state``)."""
     business = catalogue.CATALOGUE[case.business]
     actions = teller_actions(case)
@@ -237,7 +239,7 @@ def call_cases(call_id: uuid.UUID) -> list[BusinessCase]:
     )
 
 
-def call_summary(call_id: uuid.UUID) -> list[dict]:
+def call_summary(call_id: uuid.UUID) -> list[dict[str, Any]]:
     """The businesses of a call as the teller's summary at hang-up lists them (``call.summary``
     ``cases``): business, status in words, the error if any, the receipt."""
     return [
@@ -262,7 +264,7 @@ def agreement_min_read_ms() -> int:
     return int(getattr(settings, "WORKFLOW_AGREEMENT_MIN_READ_MS", 2000))
 
 
-def agreement_message(case: BusinessCase) -> dict:
+def agreement_message(case: BusinessCase) -> dict[str, Any]:
     """``case.agreement`` fields."""
     business = catalogue.CATALOGUE[case.business]
     return {
@@ -276,7 +278,7 @@ def agreement_message(case: BusinessCase) -> dict:
     }
 
 
-def confirm_message(case: BusinessCase) -> dict:
+def confirm_message(case: BusinessCase) -> dict[str, Any]:
     """``case.confirm_request`` fields: the summary the customer confirms or refuses."""
     business = catalogue.CATALOGUE[case.business]
     return {
@@ -288,7 +290,7 @@ def confirm_message(case: BusinessCase) -> dict:
     }
 
 
-def progress_message(case: BusinessCase, text: dict | None = None) -> dict:
+def progress_message(case: BusinessCase, text: dict[str, Any] | None = None) -> dict[str, Any]:
     """``case.progress`` fields."""
     return {
         "call_id": str(case.call_id),
@@ -300,7 +302,7 @@ def progress_message(case: BusinessCase, text: dict | None = None) -> dict:
     }
 
 
-def receipt_message(case: BusinessCase) -> dict | None:
+def receipt_message(case: BusinessCase) -> dict[str, Any] | None:
     """``case.receipt`` fields: the links carry the receipt's own link token (the call's token
     opens no receipt)."""
     from .receipts import receipt_links

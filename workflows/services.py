@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import uuid
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -58,6 +59,9 @@ from .errors import (
     WorkflowError,
 )
 from .models import FINAL_STATUSES, BusinessCase, CaseStatus
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +95,7 @@ def _move(case: BusinessCase, to: str) -> None:
     case.status = to
 
 
-_MOVE_WORDS = {
+_MOVE_WORDS: dict[str, tuple[str, str]] = {
     CaseStatus.AGREEMENT_SENT: ("send the agreement", "推送协议"),
     CaseStatus.AGREEMENT_READ: ("agree to the agreement", "同意协议"),
     CaseStatus.CONFIRMED: ("confirm the business", "确认业务"),
@@ -114,7 +118,7 @@ def _not_now(case: BusinessCase, to: str) -> StateConflict:
     )
 
 
-def _step(case: BusinessCase, step: str, state: str, detail: dict | None = None) -> None:
+def _step(case: BusinessCase, step: str, state: str, detail: dict[str, Any] | None = None) -> None:
     if step not in _business(case).steps:
         return
     case.steps = {
@@ -125,6 +129,12 @@ def _step(case: BusinessCase, step: str, state: str, detail: dict | None = None)
 
 def _error(case: BusinessCase, code: str, en: str, zh: str) -> None:
     case.error = {"code": code, "en": en, "zh": zh}
+
+
+def _error_words(case: BusinessCase) -> dict[str, Any]:
+    """The case's error (just set by ``_error``) as a step's words."""
+    assert case.error is not None
+    return words(case.error["en"], case.error["zh"])
 
 
 def _locked(case_id: uuid.UUID) -> BusinessCase:
@@ -142,7 +152,7 @@ def _case_of_call(case_id: uuid.UUID, call_id: uuid.UUID, *, lock: bool = False)
     return case
 
 
-def _teller_call(call_id: uuid.UUID, teller) -> Call:
+def _teller_call(call_id: uuid.UUID, teller: User) -> Call:
     call = Call.objects.filter(pk=call_id).first()
     if call is None or call.teller_id != teller.pk or call.status != CallStatus.CONNECTED:
         raise Forbidden("This call is not connected to you.", "该通话没有接通到您。")
@@ -150,13 +160,13 @@ def _teller_call(call_id: uuid.UUID, teller) -> Call:
 
 
 def _teller_case(
-    case_id: uuid.UUID, call_id: uuid.UUID, teller, *, lock: bool = False
+    case_id: uuid.UUID, call_id: uuid.UUID, teller: User, *, lock: bool = False
 ) -> BusinessCase:
     _teller_call(call_id, teller)
     return _case_of_call(case_id, call_id, lock=lock)
 
 
-def _event(case: BusinessCase, step: str, *, actor: str = "system", **data) -> None:
+def _event(case: BusinessCase, step: str, *, actor: str = "system", **data: Any) -> None:
     """The call's timeline: what happened to which business. Never a PIN, a code, a ciphertext
     or a full account number (callers pass masked values)."""
     call_event_record(
@@ -173,7 +183,7 @@ def _event(case: BusinessCase, step: str, *, actor: str = "system", **data) -> N
     )
 
 
-def _publish(case: BusinessCase, *customer_messages: tuple[str, dict]) -> None:
+def _publish(case: BusinessCase, *customer_messages: tuple[str, dict[str, Any]]) -> None:
     """After commit: the card to the teller's consoles; the given messages to the call's group
     (the customer's screen)."""
     teller_id = Call.objects.filter(pk=case.call_id).values_list("teller_id", flat=True).first()
@@ -188,11 +198,11 @@ def _publish(case: BusinessCase, *customer_messages: tuple[str, dict]) -> None:
         notify.forward_on_commit(notify.call_group(case.call_id), type_, **fields)
 
 
-def _progress(case: BusinessCase, text: dict | None = None) -> tuple[str, dict]:
+def _progress(case: BusinessCase, text: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
     return "case.progress", selectors.progress_message(case, text)
 
 
-def _save(case: BusinessCase, *customer_messages: tuple[str, dict]) -> BusinessCase:
+def _save(case: BusinessCase, *customer_messages: tuple[str, dict[str, Any]]) -> BusinessCase:
     case.revision += 1  # the row is locked (``_locked``, select_for_update) by every writer
     case.save()
     _publish(case, *customer_messages)
@@ -237,7 +247,7 @@ def _face_fresh(check: IdentityCheck | None) -> bool:
     return _now() - check.face_matched_at <= timedelta(seconds=face_fresh_s())
 
 
-def _identity_words(check: IdentityCheck | None) -> dict:
+def _identity_words(check: IdentityCheck | None) -> dict[str, Any]:
     if check is None:
         return words("No identity check needed.", "无需身份核验。")
     en, zh = catalogue.LEVEL_WORDS.get(check.level, (check.level, check.level))
@@ -258,7 +268,7 @@ def _core_error(exc: CoreBankError) -> WorkflowError:
     return BusinessRule(exc.detail, detail_zh=exc.detail_zh, code=exc.code)
 
 
-def _customer_lookup(check: IdentityCheck | None) -> dict:
+def _customer_lookup(check: IdentityCheck | None) -> dict[str, Any]:
     if check is None:
         return {}
     try:
@@ -275,7 +285,7 @@ def _customer_lookup(check: IdentityCheck | None) -> dict:
     return customer
 
 
-def _customer_snapshot(customer: dict) -> dict:
+def _customer_snapshot(customer: dict[str, Any]) -> dict[str, Any]:
     """What the case keeps of the customer for the teller's form (choices and rules): what the
     core gave, without what no form needs."""
     keep = ("customer_ref", "name", "mobile_masked", "status", "accounts", "cards", "limits")
@@ -285,7 +295,7 @@ def _customer_snapshot(customer: dict) -> dict:
 # --- 1. start --------------------------------------------------------------------------------
 
 
-def case_start(*, call_id: uuid.UUID, teller, business: str) -> BusinessCase:
+def case_start(*, call_id: uuid.UUID, teller: User, business: str) -> BusinessCase:
     """The teller opens a business for the call (several per call, one identity check)."""
     spec = catalogue.business_get(business)
     if spec is None:
@@ -323,7 +333,9 @@ def case_start(*, call_id: uuid.UUID, teller, business: str) -> BusinessCase:
 # --- 2. the form -----------------------------------------------------------------------------
 
 
-def case_fill(*, call_id: uuid.UUID, case_id: uuid.UUID, teller, params: dict) -> BusinessCase:
+def case_fill(
+    *, call_id: uuid.UUID, case_id: uuid.UUID, teller: User, params: dict[str, Any]
+) -> BusinessCase:
     """The teller's form. Errors (a field, or a rule such as insufficient funds) stay on the
     card in words and keep the case a draft; a clean form makes it ``filled`` — or
     ``needs_face`` when the business is high-risk and the last face match is too old, in which
@@ -364,7 +376,7 @@ def case_fill(*, call_id: uuid.UUID, case_id: uuid.UUID, teller, params: dict) -
                     f"The form has {len(errors)} error(s).",
                     f"业务信息有 {len(errors)} 处错误。",
                 )
-            _step(case, "form", "failed", words(case.error["en"], case.error["zh"]))
+            _step(case, "form", "failed", _error_words(case))
             _event(
                 case,
                 "form",
@@ -381,7 +393,10 @@ def case_fill(*, call_id: uuid.UUID, case_id: uuid.UUID, teller, params: dict) -
             _step(case, "intent", "done", words("Answers recorded.", "已记录回答。"))
         if spec.high_risk(clean) and not _face_fresh(check):
             _move(case, CaseStatus.NEEDS_FACE)
-            running = (check.steps.get("face_match") or {}).get("status") == StepStatus.RUNNING
+            running = (
+                check is not None
+                and (check.steps.get("face_match") or {}).get("status") == StepStatus.RUNNING
+            )
             if not running:  # else one is on its way: its result moves the case on
                 _face_match_request(case, teller)
         else:
@@ -392,7 +407,7 @@ def case_fill(*, call_id: uuid.UUID, case_id: uuid.UUID, teller, params: dict) -
         return _save(case, _progress(case))
 
 
-def _face_match_request(case: BusinessCase, teller) -> None:
+def _face_match_request(case: BusinessCase, teller: User) -> None:
     """Ask the identity check for a fresh face match of the customer now (inside the case's
     transaction: the request goes out after commit)."""
     from kyc.services import identity_face_match_request
@@ -454,7 +469,7 @@ def case_identity_refreshed(*, call_id: uuid.UUID) -> list[BusinessCase]:
                     + " Match again or cancel the business.",
                     "人脸比对未通过：" + (face.get("detail_zh") or "") + " 请重新比对或取消业务。",
                 )
-                _step(case, "identity", "failed", words(case.error["en"], case.error["zh"]))
+                _step(case, "identity", "failed", _error_words(case))
                 _event(case, "face_failed")
                 _save(case)
     return moved
@@ -463,7 +478,7 @@ def case_identity_refreshed(*, call_id: uuid.UUID) -> list[BusinessCase]:
 # --- 3. the agreement ------------------------------------------------------------------------
 
 
-def case_agreement_send(*, call_id: uuid.UUID, case_id: uuid.UUID, teller) -> BusinessCase:
+def case_agreement_send(*, call_id: uuid.UUID, case_id: uuid.UUID, teller: User) -> BusinessCase:
     """Push the business's agreement to the customer's screen."""
     with transaction.atomic():
         case = _teller_case(case_id, call_id, teller, lock=True)
@@ -600,7 +615,7 @@ def _pin_request_or_error(case_id: uuid.UUID) -> None:
             _save(case, _progress(case, words(exc.detail, exc.detail_zh)))
 
 
-def case_pin_challenge(*, case_id: uuid.UUID) -> dict:
+def case_pin_challenge(*, case_id: uuid.UUID) -> dict[str, Any]:
     """A fresh one-use challenge from the core bank for the case's authorisation (or for the new
     PIN of a password reset), sent to the customer's keypad (``case.pin_request``). Returns the
     message's fields."""
@@ -652,7 +667,7 @@ def case_pin_challenge(*, case_id: uuid.UUID) -> dict:
     return message
 
 
-def case_pin_resend(*, call_id: uuid.UUID, case_id: uuid.UUID, teller) -> dict:
+def case_pin_resend(*, call_id: uuid.UUID, case_id: uuid.UUID, teller: User) -> dict[str, Any]:
     """The teller sends the customer a fresh keypad (the core could not make one earlier, or the
     customer's page lost it)."""
     _teller_case(case_id, call_id, teller)
@@ -680,7 +695,9 @@ PIN_PROMPTS = {
 }
 
 
-def _pin_request_message(case: BusinessCase, challenge: dict, error: dict | None = None) -> dict:
+def _pin_request_message(
+    case: BusinessCase, challenge: dict[str, Any], error: dict[str, Any] | None = None
+) -> dict[str, Any]:
     en, zh = PIN_PROMPTS[challenge["method"]]
     mobile = challenge.get("mobile_masked") or case.customer.get("mobile_masked", "")
     message = {
@@ -835,7 +852,7 @@ def _submit(case: BusinessCase) -> BusinessCase:
     return _save(case, _progress(case))
 
 
-def _identity_fields(case: BusinessCase) -> dict:
+def _identity_fields(case: BusinessCase) -> dict[str, Any]:
     """The identity check's confirmed name and ID number (a corporate account's legal person)."""
     if not case.identity_check_id:
         return {}
@@ -878,7 +895,9 @@ def case_submission_result(*, submission_id: uuid.UUID) -> BusinessCase | None:
                 attempts=submission.attempts,
                 receipt=receipt.code,
             )
-            return _save(case, _progress(case), ("case.receipt", selectors.receipt_message(case)))
+            message = selectors.receipt_message(case)
+            assert message is not None  # the receipt was issued just above
+            return _save(case, _progress(case), ("case.receipt", message))
         if status == SubmissionStatus.REJECTED:
             _step(case, "submit", "failed", words(submission.error_en, submission.error_zh))
             _event(case, "core_rejected", code=submission.error_code)
@@ -903,7 +922,7 @@ def case_submission_result(*, submission_id: uuid.UUID) -> BusinessCase | None:
     return case
 
 
-def case_submission_retry(*, call_id: uuid.UUID, case_id: uuid.UUID, teller) -> BusinessCase:
+def case_submission_retry(*, call_id: uuid.UUID, case_id: uuid.UUID, teller: User) -> BusinessCase:
     """The core has not answered for longer than the retry horizon: send it again (same key:
     safe)."""
     case = _teller_case(case_id, call_id, teller)
@@ -920,7 +939,7 @@ def case_submission_retry(*, call_id: uuid.UUID, case_id: uuid.UUID, teller) -> 
 # --- cancel, hang-up, reconnect ----------------------------------------------------------------
 
 
-def case_cancel(*, call_id: uuid.UUID, case_id: uuid.UUID, teller) -> BusinessCase:
+def case_cancel(*, call_id: uuid.UUID, case_id: uuid.UUID, teller: User) -> BusinessCase:
     """The teller cancels a business not yet submitted."""
     with transaction.atomic():
         case = _teller_case(case_id, call_id, teller, lock=True)
@@ -930,7 +949,7 @@ def case_cancel(*, call_id: uuid.UUID, case_id: uuid.UUID, teller) -> BusinessCa
         return _save(case, _progress(case))
 
 
-def call_cases_close(*, call_id: uuid.UUID) -> list[dict]:
+def call_cases_close(*, call_id: uuid.UUID) -> list[dict[str, Any]]:
     """At hang-up: businesses not yet submitted are cancelled (submitted ones finish on their
     own); the summary the teller sees is returned (``call.summary`` ``cases``)."""
     with transaction.atomic():

@@ -8,9 +8,14 @@ before recognition, which is how an upside-down card is still read and then repo
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, cast
+
 import numpy as np
 
 from kyc.ocr import TextLine
+
+if TYPE_CHECKING:
+    from rapidocr.utils.output import RapidOCROutput
 
 # rapidocr enlarges pictures whose shorter side is under 736 px before text detection. A card
 # filling a 640×480 frame or a 856×540 render has text large enough for the detector at its own
@@ -25,15 +30,16 @@ class RapidOcrEngine:
     def __init__(self, *, threads: int = 0):
         from rapidocr import RapidOCR  # heavy import (onnxruntime, models): only when chosen
 
-        params: dict = {"Global.log_level": "error", "Det.limit_side_len": DET_MIN_SIDE}
+        params: dict[str, Any] = {"Global.log_level": "error", "Det.limit_side_len": DET_MIN_SIDE}
         if threads:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
         self._ocr = RapidOCR(params=params)
 
     def read(self, image: np.ndarray) -> list[TextLine]:
         # rapidocr takes arrays as BGR (OpenCV order); ours are RGB.
-        result = self._ocr(np.ascontiguousarray(image[..., ::-1]))
-        if result is None or getattr(result, "txts", None) is None or result.boxes is None:
+        # Detection, classification and recognition all run (the defaults): the whole output.
+        result = cast("RapidOCROutput", self._ocr(np.ascontiguousarray(image[..., ::-1])))
+        if result is None or result.txts is None or result.scores is None or result.boxes is None:
             return []
         return [
             TextLine(

@@ -17,6 +17,7 @@ import io
 import math
 import random
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import lru_cache
 from pathlib import Path
 
@@ -291,7 +292,9 @@ def _portrait(portrait: Image.Image | str | Path | None, size: tuple[int, int]) 
     # The card photo is a head-and-shoulders crop: cover the box, keep the top of the head.
     img = portrait.convert("RGB")
     scale = max(size[0] / img.width, size[1] / img.height)
-    resized = img.resize((round(img.width * scale), round(img.height * scale)), Image.LANCZOS)
+    resized = img.resize(
+        (round(img.width * scale), round(img.height * scale)), Image.Resampling.LANCZOS
+    )
     left = (resized.width - size[0]) // 2
     top = max(0, (resized.height - size[1]) // 4)
     return resized.crop((left, top, left + size[0], top + size[1]))
@@ -462,7 +465,7 @@ def _vp8_roundtrip(image: Image.Image, bitrate: int) -> Image.Image:
     codec.width, codec.height = image.size
     codec.pix_fmt = "yuv420p"
     codec.bit_rate = bitrate
-    codec.framerate = 15
+    codec.framerate = Fraction(15)
     codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
     frame = av.VideoFrame.from_image(image.convert("RGB"))
     packets = list(codec.encode(frame)) + list(codec.encode(None))
@@ -504,9 +507,11 @@ def card_in_frame(
         frame = Image.new("RGB", (width, height), background)
     card = card_img if card_img.mode == "RGBA" else card_img.convert("RGBA")
     target_w = max(1, round(width * scale))
-    card = card.resize((target_w, round(card.height * target_w / card.width)), Image.LANCZOS)
+    card = card.resize(
+        (target_w, round(card.height * target_w / card.width)), Image.Resampling.LANCZOS
+    )
     if rotate_deg:
-        card = card.rotate(rotate_deg, resample=Image.BICUBIC, expand=True)
+        card = card.rotate(rotate_deg, resample=Image.Resampling.BICUBIC, expand=True)
     cx = width / 2 + offset[0] * width
     cy = height / 2 + offset[1] * height
     frame.paste(card, (round(cx - card.width / 2), round(cy - card.height / 2)), card)

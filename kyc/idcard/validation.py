@@ -448,6 +448,7 @@ def _period_length_check(start: dt.date, end: dt.date | None, birth: dt.date | N
     else:
         years = next((n for n in (5, 10, 20) if add_years(start, n) == end), -1)
     if years == -1:
+        assert end is not None  # -1 comes only from an end date that fits no length
         return Check(
             rule,
             False,

@@ -170,7 +170,7 @@ def through_the_check(call, data) -> IdentityCheck:
     assert grab(check, "card_front", data["front"])["status"] == "passed"
     assert grab(check, "card_back", data["back"])["status"] == "passed"
     services.identity_fields_confirm(
-        call_id=call.id, teller=call.teller_obj, fields=_confirmable(check)
+        call_id=call.id, teller=call.teller, fields=_confirmable(check)
     )
     settle()
     assert step(check, "national")["status"] == "passed", step(check, "national")
@@ -178,7 +178,7 @@ def through_the_check(call, data) -> IdentityCheck:
 
 
 def face_matched(call, check, live: list[bytes]) -> dict:
-    services.identity_face_match_request(call_id=call.id, teller=call.teller_obj)
+    services.identity_face_match_request(call_id=call.id, teller=call.teller)
     return grab(check, "face_match", *live)
 
 
@@ -216,7 +216,7 @@ def test_an_upload_for_a_call_without_an_identity_check_is_never_decoded(call, d
     assert not UploadAttempt.objects.exists()
 
     # Before consent it is refused the same way, still undecoded.
-    services.identity_check_start(call_id=call.id, teller=call.teller_obj)
+    services.identity_check_start(call_id=call.id, teller=call.teller)
     before = state_of(call)
     refused_in_words(post_upload(call, "front", bomb, name="card.png"), 409, "no_consent")
     assert decodes == []
@@ -330,7 +330,7 @@ def test_capturing_the_card_again_after_the_check_passed_resets_what_rested_on_i
     assert services.identity_for_call(call_id=call.id) is not None  # the check passed
     old_front = step(check, "card_front")["evidence"]
 
-    services.identity_capture_request(call_id=call.id, teller=call.teller_obj, side="front")
+    services.identity_capture_request(call_id=call.id, teller=call.teller, side="front")
 
     check.refresh_from_db()
     assert check.status == CheckStatus.IN_PROGRESS
@@ -345,7 +345,7 @@ def test_capturing_the_card_again_after_the_check_passed_resets_what_rested_on_i
     assert panel["card_front"]["status"] == "running"
     assert panel["card_back"]["status"] == "passed"  # untouched: nothing replaced it
     reset = CallEvent.objects.get(call=call, kind="kyc_reset")
-    assert reset.actor == f"teller:{call.teller_obj.pk}"
+    assert reset.actor == f"teller:{call.teller.pk}"
     assert reset.data["replaced"] == ["front"]
     assert reset.data["evidence_replaced"] == {"front": old_front}
     assert reset.data["steps_reset"] == list(RESTS_ON_CARD)
@@ -363,7 +363,7 @@ def test_capturing_the_card_again_after_the_check_passed_resets_what_rested_on_i
     uploaded = CallEvent.objects.get(call=call, kind="kyc_capture", actor="customer")
     assert uploaded.data == {"side": "front", "source": "upload", "evidence": [front["evidence"]]}
     services.identity_fields_confirm(
-        call_id=call.id, teller=call.teller_obj, fields=_confirmable(check)
+        call_id=call.id, teller=call.teller, fields=_confirmable(check)
     )
     settle()
     check.refresh_from_db()
@@ -378,7 +378,7 @@ def test_a_chip_read_after_the_fields_were_confirmed_is_refused_until_the_teller
 ):
     check = started(call)
     services.identity_chip_read(call_id=call.id, fields=CHIP_FIELDS, photo_jpeg=chip_photo())
-    services.identity_fields_confirm(call_id=call.id, teller=call.teller_obj, fields=CHIP_FIELDS)
+    services.identity_fields_confirm(call_id=call.id, teller=call.teller, fields=CHIP_FIELDS)
     settle()
     check.refresh_from_db()
     assert check.steps["fields"]["status"] == "passed"
@@ -394,7 +394,7 @@ def test_a_chip_read_after_the_fields_were_confirmed_is_refused_until_the_teller
 
     # The teller asks for the card again: what rested on it is reset, and the card reader's next
     # read is taken.
-    services.identity_capture_request(call_id=call.id, teller=call.teller_obj, side="front")
+    services.identity_capture_request(call_id=call.id, teller=call.teller, side="front")
     services.identity_chip_read(call_id=call.id, fields=other, photo_jpeg=chip_photo())
     check.refresh_from_db()
     assert check.fields_read["front"]["name"] == "李娜"
@@ -486,17 +486,17 @@ def test_a_face_match_is_refused_in_words_when_the_photo_changed_after_the_natio
     before = state_of(call)
 
     with pytest.raises(Refused) as refused:
-        services.identity_face_match_request(call_id=call.id, teller=call.teller_obj)
+        services.identity_face_match_request(call_id=call.id, teller=call.teller)
     assert "run the national check again" in refused.value.detail
     assert "重新进行联网核查" in refused.value.detail_zh
     assert state_of(call) == before
 
     # Once the national check runs again it is bound to the new photo, and so is the face match.
-    services.identity_national_request(call_id=call.id, teller=call.teller_obj)
+    services.identity_national_request(call_id=call.id, teller=call.teller)
     settle()
     check.refresh_from_db()
     assert check.steps["national"]["portrait"]["evidence"] == str(other.id)
-    services.identity_face_match_request(call_id=call.id, teller=call.teller_obj)
+    services.identity_face_match_request(call_id=call.id, teller=call.teller)
     check.refresh_from_db()
     assert check.steps["face_match"]["portrait"]["evidence"] == str(other.id)
 
@@ -507,14 +507,14 @@ def test_a_face_match_result_about_a_replaced_card_changes_nothing(call, person_
     data = person_and_frames
     check = started(call)
     grab(check, "card_front", data["front"])
-    services.identity_face_match_request(call_id=call.id, teller=call.teller_obj)
+    services.identity_face_match_request(call_id=call.id, teller=call.teller)
     gate = threading.Event()
     _embedded.submit(gate.wait, 60)  # the analysis queues behind this
     try:
         services.identity_frames_received(
             check_id=check.id, purpose="face_match", frames=frames(*data["live"]), source="test"
         )
-        services.identity_capture_request(call_id=call.id, teller=call.teller_obj, side="front")
+        services.identity_capture_request(call_id=call.id, teller=call.teller, side="front")
     finally:
         gate.set()
     settle()

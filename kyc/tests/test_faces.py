@@ -84,12 +84,12 @@ def test_card_ghost_portrait_is_not_a_second_face(photos):
     card = Image.new("RGB", (856, 540), (226, 232, 238))
     card.paste(portrait.resize((260, 320)), (560, 60))
     card.paste(portrait.resize((130, 160)).convert("L").convert("RGB"), (380, 340))
-    card = np.asarray(card)
+    pixels = np.asarray(card)
 
-    found = face_find_one(card, ghost_ok=True, min_size=48)
+    found = face_find_one(pixels, ghost_ok=True, min_size=48)
     assert found.box.left > 560  # the main portrait, on the right
     with pytest.raises(FaceProblem) as excinfo:
-        face_find_one(card, min_size=48)
+        face_find_one(pixels, min_size=48)
     assert excinfo.value.code == "several_faces"
 
 
@@ -132,6 +132,19 @@ def test_fewer_than_three_usable_frames_is_no_decision(photos, obama_card, obama
     assert [p and p["code"] for p in result.problems] == [None, "no_face", None, "several_faces"]
     assert all(p is None or p["detail_zh"] for p in result.problems)
     assert "2 of 4" in result.reason
+
+
+def test_no_usable_frame_is_no_decision_even_when_the_setting_asks_for_none(settings, obama_card):
+    """KYC_FACE_MIN_FRAMES=0 (a slip in the configuration) must not let a match without a single
+    face through, nor crash the analysis: the teller gets the usual words."""
+    settings.KYC_FACE_MIN_FRAMES = 0
+    plain = np.full((480, 640, 3), 128, dtype=np.uint8)
+    result = face_match(card=obama_card, frames=[plain, plain])
+    assert result.decision is False
+    assert result.reason_code == "too_few_frames"
+    assert result.usable_frames == 0
+    assert "Only 0 of 2 video frames" in result.reason
+    assert "至少需要 1 帧" in result.reason_zh
 
 
 def test_text_only_card_has_no_face(obama_frames):

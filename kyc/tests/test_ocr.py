@@ -57,7 +57,7 @@ def readings():
         front = card_front(person, portrait=portrait if i in (1, 2) else None, rng=rng)
         back = card_back(person, rng=rng)
         if i % 2 == 0:
-            pictures = card_flat(front), card_flat(back)
+            pictures: tuple[Image.Image, ...] = card_flat(front), card_flat(back)
         else:
             pictures = tuple(
                 card_in_frame(

@@ -31,7 +31,7 @@ def _empty_cache():
 def probe(data: bytes) -> dict:
     """What a player would find in the file: tracks, first and last timestamps per kind."""
     times: dict[str, list[float]] = {"video": [], "audio": []}
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         assert container.format.name.startswith("mov")
         for packet in container.demux():
             if packet.pts is not None:

@@ -35,7 +35,7 @@ PART_B_S = 2.0  # recorded on worker B
 
 def video_times(path_or_bytes) -> list[float]:
     source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else str(path_or_bytes)
-    with av.open(source) as container:
+    with av.open(source, mode="r") as container:
         return sorted(
             float(packet.pts * packet.time_base)
             for packet in container.demux(container.streams.video[0])
@@ -110,9 +110,11 @@ async def test_a_recording_resumed_on_another_worker_replays_whole(
 
     recording = await sync_to_async(Recording.objects.get)(call_id=call_id)
     assert recording.clock_fixed
-    rows = await sync_to_async(list)(
-        RecordingSegment.objects.filter(recording=recording, side="customer").order_by("index")
-    )
+    rows = await sync_to_async(
+        lambda: list(
+            RecordingSegment.objects.filter(recording=recording, side="customer").order_by("index")
+        )
+    )()
     # A's three 1 s segments, then B's, continuing the indexes and the clock.
     assert [row.index for row in rows] == list(range(len(rows)))
     assert len(rows) >= 5

@@ -25,7 +25,7 @@ T0 = 1000.0  # a monotonic clock reading; only differences matter
 def probe(plaintext: bytes) -> dict:
     """What a player would see: streams, packet spans and decoded frames."""
     result: dict = {"video": [], "audio": [], "sizes": set(), "audio_samples": 0}
-    with av.open(io.BytesIO(plaintext)) as container:
+    with av.open(io.BytesIO(plaintext), mode="r") as container:
         kinds = {s.type for s in container.streams}
         result["streams"] = kinds
         for packet in container.demux():
@@ -35,9 +35,9 @@ def probe(plaintext: bytes) -> dict:
             end = start + float((packet.duration or 0) * packet.time_base)
             result[packet.stream.type].append((start, end))
             for frame in packet.decode():
-                if packet.stream.type == "video":
+                if isinstance(frame, av.VideoFrame):
                     result["sizes"].add((frame.width, frame.height))
-                else:
+                elif isinstance(frame, av.AudioFrame):
                     result["audio_samples"] += frame.samples
     return result
 
@@ -46,6 +46,10 @@ def open_segment(root: Path, recording_id, data_key: bytes, info: SegmentInfo) -
     blob = (root / info.path).read_bytes()
     assert MATROSKA_MAGIC not in blob, "plaintext Matroska on disk"
     return open_sealed(data_key, blob, segment_aad(recording_id, info.side, info.index))
+
+
+class _ReportingRecorder(SideRecorder):
+    infos: list[SegmentInfo]  # what it reported (its on_segment), in order
 
 
 @pytest.fixture
@@ -61,7 +65,7 @@ def recorder_factory(tmp_path):
         kwargs.setdefault("queue_size", 4096)
         infos: list[SegmentInfo] = []
         kwargs.setdefault("on_segment", infos.append)
-        recorder = SideRecorder(**kwargs)
+        recorder = _ReportingRecorder(**kwargs)
         recorder.infos = infos
         made.append(recorder)
         return recorder
@@ -196,7 +200,7 @@ def test_finished_segments_survive_a_killed_server(tmp_path):
     )
     lines: queue.Queue = queue.Queue()
     threading.Thread(target=_lines, args=(child.stdout, lines), daemon=True).start()
-    infos = []
+    infos: list[SegmentInfo] = []
     try:
         deadline = time.monotonic() + 60
         while len(infos) < 3:

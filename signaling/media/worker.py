@@ -17,6 +17,7 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
@@ -30,6 +31,9 @@ from recordings.services import RecordingError, recording_mark_started
 from signaling import ice
 
 from .relay import RelayTrack
+
+if TYPE_CHECKING:
+    from av import VideoFrame
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +72,7 @@ def offer_read(sdp: str) -> None:
     for media in description.media:
         if media.kind not in ("audio", "video"):  # our pages send no data channel
             raise BadOffer(f"a media section is neither audio nor video ({media.kind[:20]!r})")
-        if not media.ice.usernameFragment or not media.ice.password:
+        if media.ice is None or not media.ice.usernameFragment or not media.ice.password:
             raise BadOffer("ICE username fragment or password is missing")
         if media.dtls is None or not media.dtls.fingerprints:  # aiortc fails on it (None.role)
             raise BadOffer("DTLS fingerprint or setup is missing")
@@ -229,7 +233,9 @@ class CallSession:
             if push is not None:
                 push(frame, time.monotonic())
 
-    async def sample(self, at_ms: list[int], *, timeout_s: float) -> list[tuple[int, int, object]]:
+    async def sample(
+        self, at_ms: list[int], *, timeout_s: float
+    ) -> list[tuple[int, int, VideoFrame]]:
         """Customer video frames at these moments (ms from now): ``(offset_ms on the
         recording's clock, ms since the grab began, av.VideoFrame)``. Frames that never came
         (camera off) are missing from the result."""
@@ -279,12 +285,12 @@ class FrameSampler:
     def __init__(self, t0: float, at_ms: list[int]) -> None:
         self.t0 = t0
         self.due = sorted(t0 + ms / 1000 for ms in at_ms)
-        self.frames: list[tuple[float, object]] = []
+        self.frames: list[tuple[float, VideoFrame]] = []
         self.done: asyncio.Future = asyncio.get_running_loop().create_future()
         if not self.due:
             self.done.set_result(None)
 
-    def offer(self, frame, now: float) -> None:
+    def offer(self, frame: VideoFrame, now: float) -> None:
         taken = False
         while self.due and now >= self.due[0]:
             self.due.pop(0)
@@ -295,7 +301,7 @@ class FrameSampler:
             self.done.set_result(None)
 
 
-def _jpegs(frames: list[tuple[int, int, object]]) -> list[tuple[int, int, bytes]]:
+def _jpegs(frames: list[tuple[int, int, VideoFrame]]) -> list[tuple[int, int, bytes]]:
     """Encode grabbed frames (in a thread: a few ms each)."""
     import io
 

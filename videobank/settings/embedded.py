@@ -5,6 +5,7 @@ What ``make run`` serves; nothing to configure.
 
 import os
 import secrets
+from typing import Any
 
 from .base import *  # noqa: F403
 from .base import (
@@ -24,7 +25,7 @@ PROFILE = "embedded"
 # by daphne (asgi.py: ASGIStaticFilesHandler, whatever DEBUG says).
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="embedded-profile-not-secret")
 
-DATABASES = {
+DATABASES: dict[str, Any] = {
     "default": {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": env.str("SQLITE_PATH", default=str(VAR_DIR / "videobank.sqlite3")),
@@ -44,7 +45,7 @@ DATABASES = {
     }
 }
 
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+CHANNEL_LAYERS: dict[str, Any] = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
 # The media worker runs inside the server process.
 MEDIA_WORKER_EMBEDDED = True

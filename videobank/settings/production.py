@@ -1,5 +1,7 @@
 """Production profile: Postgres, Redis channel layer, Celery workers, separate media workers."""
 
+from typing import Any
+
 import dj_database_url
 
 from .base import *  # noqa: F403
@@ -25,7 +27,7 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=True)
 CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=True)
 
-DATABASES = {
+DATABASES: dict[str, Any] = {
     "default": dj_database_url.parse(
         env.str("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/videobank"),
         conn_max_age=60,
@@ -33,7 +35,7 @@ DATABASES = {
 }
 
 REDIS_URL = env.str("REDIS_URL")
-CHANNEL_LAYERS = {
+CHANNEL_LAYERS: dict[str, Any] = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {

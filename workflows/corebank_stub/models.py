@@ -8,12 +8,19 @@ In production the stub is a process of its own but keeps these tables in the pro
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TypedDict
 
 from django.db import models
 
 from workflows.corebank.masking import account_mask, id_number_mask, name_mask
 
-MONEY = {"max_digits": 16, "decimal_places": 2}
+
+class _Money(TypedDict):
+    max_digits: int
+    decimal_places: int
+
+
+MONEY = _Money(max_digits=16, decimal_places=2)
 
 
 class CustomerStatus(models.TextChoices):

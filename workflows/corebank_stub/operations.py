@@ -338,13 +338,14 @@ def time_deposit_open(*, customer: Customer, params: dict, request: OperationReq
     _debit_check(source, amount)
     rate = TIME_DEPOSIT_RATES[term]
     opened = timezone.localdate()
+    maturity = _add_months(opened, term)
     deposit = Account.objects.create(
         number=account_number_new(),
         customer=customer,
         kind=AccountKind.TIME_DEPOSIT,
         term_months=term,
         rate_percent=rate,
-        maturity_date=_add_months(opened, term),
+        maturity_date=maturity,
     )
     _post(source, -amount, kind=LedgerKind.DEPOSIT_OUT, request=request, counterparty=deposit)
     _post(deposit, amount, kind=LedgerKind.DEPOSIT_IN, request=request, counterparty=source)
@@ -357,7 +358,7 @@ def time_deposit_open(*, customer: Customer, params: dict, request: OperationReq
         "term_months": term,
         "rate_percent": str(rate),
         "opened_on": opened.isoformat(),
-        "maturity_date": deposit.maturity_date.isoformat(),
+        "maturity_date": maturity.isoformat(),
         "interest_at_maturity": str(interest),
         "balance_after": str(source.balance),
     }

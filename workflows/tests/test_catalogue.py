@@ -138,7 +138,7 @@ def test_a_business_added_as_one_declaration_runs_end_to_end(call, sent, monkeyp
     assert panel["form"][0]["name"] == "email"
     assert panel["form"][0]["errors"]["zh"] == "不是电子邮箱。"
     case = services.case_fill(
-        call_id=call.id, case_id=case.id, teller=call.teller_obj, params={"email": "zw@example.cn"}
+        call_id=call.id, case_id=case.id, teller=call.teller, params={"email": "zw@example.cn"}
     )
     case = wf.finished(wf.authorise(call, wf.to_confirmation(call, case), wf.ZHANG.pin))
     assert case.status == CaseStatus.DONE, case.error

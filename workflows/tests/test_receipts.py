@@ -74,7 +74,7 @@ def done_case(catalogue, receipt_urls) -> BusinessCase:
         confirmed_at=now,
         done_at=now,
     )
-    case.receipt_obj = receipts.receipt_issue(case=case)
+    receipts.receipt_issue(case=case)  # the case's receipt: case.receipt
     return case
 
 
@@ -92,7 +92,7 @@ def pdf_text(pdf: bytes) -> str:
 
 
 def test_a_done_business_has_its_receipt_as_a_page_and_a_pdf(done_case):
-    receipt = done_case.receipt_obj
+    receipt = done_case.receipt
     assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{12}", receipt.code)
     assert receipts.receipt_issue(case=done_case).pk == receipt.pk  # once per business
     client = Client()
@@ -121,7 +121,7 @@ def test_a_done_business_has_its_receipt_as_a_page_and_a_pdf(done_case):
 
 
 def test_the_code_verifies_and_a_forged_or_altered_one_does_not(done_case):
-    receipt = done_case.receipt_obj
+    receipt = done_case.receipt
     client = Client()
     # As a person types it: lower case, spaces, O for 0.
     typed = " ".join(receipts.code_display(receipt.code).lower().split("-")).replace("0", "o")
@@ -175,12 +175,12 @@ def _another_done_case(done_case) -> BusinessCase:
         confirmed_at=timezone.now(),
         done_at=timezone.now(),
     )
-    case.receipt_obj = receipts.receipt_issue(case=case)
+    receipts.receipt_issue(case=case)  # the case's receipt: case.receipt
     return case
 
 
 def test_a_receipt_opens_with_its_own_link_token_and_staff_only(done_case, settings):
-    receipt = done_case.receipt_obj
+    receipt = done_case.receipt
     code = receipt.code
     anonymous = Client()
     assert anonymous.get(f"/receipts/{code}/").status_code == 403
@@ -209,7 +209,7 @@ def test_a_receipt_opens_with_its_own_link_token_and_staff_only(done_case, setti
     assert anonymous.get(f"/receipts/{code}.pdf", {"token": call_token}).status_code == 403
 
     # A receipt's token opens that receipt only: not the other receipt of the same call.
-    other = _another_done_case(done_case).receipt_obj
+    other = _another_done_case(done_case).receipt
     assert anonymous.get(f"/receipts/{other.code}/", {"token": token}).status_code == 403
     assert anonymous.get(f"/receipts/{other.code}.pdf", {"token": token}).status_code == 403
     other_token = receipts.receipt_token(other)

@@ -412,6 +412,6 @@ def test_a_person_the_bank_does_not_know_cannot_start_a_business(call):
         fields={"name": stranger.name, "id_number": stranger.id_number}
     )
     with pytest.raises(BusinessRule, match="no customer with this ID number") as refused:
-        services.case_start(call_id=call.id, teller=call.teller_obj, business="transfer")
+        services.case_start(call_id=call.id, teller=call.teller, business="transfer")
     assert refused.value.code == "not_a_customer"
     assert "请先开户" in refused.value.detail_zh

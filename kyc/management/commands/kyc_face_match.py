@@ -18,7 +18,13 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from kyc.errors import KycError
-from kyc.faces import card_min_size_px, encoding_distance, face_find_one, match_threshold
+from kyc.faces import (
+    card_min_size_px,
+    encoding_distance,
+    face_encoding,
+    face_find_one,
+    match_threshold,
+)
 from kyc.images import image_array, image_load
 
 BAD_IMAGE_EXIT = 2
@@ -62,7 +68,7 @@ class Command(BaseCommand):
                     f"{path}: {exc.code}: {exc.detail} / {exc.detail_zh}",
                     returncode=BAD_IMAGE_EXIT,
                 ) from exc
-            encodings.append(face.encoding)
+            encodings.append(face_encoding(picture, face))
         distance = encoding_distance(*encodings)
 
         match = distance <= threshold

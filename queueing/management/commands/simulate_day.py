@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,7 @@ class Command(BaseCommand):
         "and print service level, SL2, ASA, abandonment and occupancy; optionally find the\n"
         "teller count that meets a service-level target."
     )
-    requires_system_checks: list[str] = []  # type: ignore[assignment]
+    requires_system_checks: list[str] = []
 
     def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> Any:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
@@ -328,7 +329,7 @@ def write_chart(result: DayResult, scenario: Scenario, path: str, *, title: str)
         raise CommandError(f"--chart needs matplotlib: {exc}") from None
     hours = sorted(result.by_hour)
     levels = [
-        (result.by_hour[h].service_level or 0) * 100 if result.by_hour[h].answered else None
+        (result.by_hour[h].service_level or 0) * 100 if result.by_hour[h].answered else math.nan
         for h in hours
     ]
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)

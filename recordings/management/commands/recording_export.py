@@ -39,6 +39,7 @@ class Command(BaseCommand):
 
         self.stdout.write(f"recording {target.id} (call {target.call_id}, {target.status})")
         for side, summary in result.sides.items():
+            assert summary.file is not None  # every exported side is written to its file
             self.stdout.write(
                 f"  {side}: {summary.segments} segment(s), {summary.duration_ms / 1000:.1f} s "
                 f"from {(summary.start_ms or 0) / 1000:.1f} s -> {out_dir / summary.file}"
