@@ -46,10 +46,11 @@ def upload(request: HttpRequest) -> JsonResponse:
     image = request.FILES.get("image")
     if image is None:
         raise Invalid("No picture was sent.", "未收到图片。")
-    if image.size > MAX_BYTES:
+    size = image.size or 0
+    if size > MAX_BYTES:
         raise TooLarge(
-            f"The file is {image.size / 1e6:.1f} MB; the limit is 10 MB.",
-            f"文件大小 {image.size / 1e6:.1f} MB，超过 10 MB 上限。",
+            f"The file is {size / 1e6:.1f} MB; the limit is 10 MB.",
+            f"文件大小 {size / 1e6:.1f} MB，超过 10 MB 上限。",
         )
     services.identity_upload(call_id=call_id, side=side, data=image.read())
     return JsonResponse({"status": "received"}, status=202)

@@ -292,7 +292,11 @@ class CustomerConsumer(SignalingConsumer):
             self._held.append(event)
             return
         message = event["message"]
-        if message["type"] == "call.answered" and message["call_id"] == str(self.call_id):
+        if (
+            self.call_id is not None
+            and message["type"] == "call.answered"
+            and message["call_id"] == str(self.call_id)
+        ):
             # The call is being connected: this socket's side gets its TURN credential, minted
             # here (never on the channel layer).
             message = {**message, "ice_servers": ice.ice_servers_for_call(call_id=self.call_id)}
