@@ -1,4 +1,5 @@
-"""HTTP transport of the identity check: the customer's phone upload of the card."""
+"""HTTP transport of the identity check: the customer's phone upload of the card. (The kiosk's
+simulated card reader is a kiosk device's: ``signaling.views.simulated_card``.)"""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from queueing.access import TokenError, access_customer_call
 from queueing.errors import QueueingError
-from signaling import access
-from signaling.access import TokenError, access_customer_call
 
 from . import services
 from .errors import KycError, Refused
@@ -76,42 +76,3 @@ def upload(request: HttpRequest) -> JsonResponse:
     except QueueingError as exc:
         return _refused(409, exc.detail, exc.detail, exc.code)
     return JsonResponse({"status": "received"}, status=202)
-
-
-@csrf_exempt
-@require_POST
-def simulated_card(request: HttpRequest) -> JsonResponse:
-    """The kiosk page's simulated ID-card reader (``KIOSK_SIMULATOR``; never on a real VTM):
-    a random valid card holder whose chip photo is the person at the kiosk (the snapshot the page
-    sends), put on the national-ID stub's registry so the demo's checks can pass."""
-    import base64
-    import binascii
-    import json
-
-    from django.http import Http404
-
-    if not settings.KIOSK_SIMULATOR:
-        raise Http404("The simulated card reader is off.")
-    try:
-        body = json.loads(request.body or b"{}")
-        if not isinstance(body, dict):
-            raise ValueError
-        call_id = access_customer_call(str(body.get("token", "")))
-        photo = base64.b64decode(str(body.get("photo_jpeg_b64", "")), validate=True)
-    except TokenError as exc:
-        return _refused(403, exc.en, exc.zh, exc.code)
-    except (ValueError, binascii.Error):
-        return _refused(400, "Send a JPEG snapshot.", "请发送 JPEG 快照。", "invalid")
-    # A card reader, even a simulated one, belongs to an enrolled kiosk's call (its cookie).
-    caller = access.access_kiosk(
-        request.COOKIES.get(access.KIOSK_COOKIE), ip=request.META.get("REMOTE_ADDR")
-    )
-    try:
-        access.access_kiosk_call(caller=caller, call_id=call_id)
-    except access.Refused as exc:
-        return _refused(403, exc.en, exc.zh, "forbidden")
-    try:
-        fields, chip = services.simulated_card_issue(photo_jpeg=photo)
-    except KycError as exc:
-        return _refused(400, exc.detail, exc.detail_zh, exc.code)
-    return JsonResponse({"fields": fields, "photo_jpeg_b64": base64.b64encode(chip).decode()})
