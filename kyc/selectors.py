@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from .models import STEP_ORDER, CheckStatus, IdentityCheck, Step, StepStatus
+import uuid
+
+from django.db.models import QuerySet
+
+from .liveness import START_PROMPT, WORDS
+from .models import STEP_ORDER, CheckStatus, IdentityCheck, IdentityEvidence, Step, StepStatus
 
 PROGRESS_TEXT = {
     StepStatus.PENDING: ("Waiting", "等待中"),
@@ -91,8 +96,6 @@ BACK_MS = 1200  # then to face the camera again (the check needs neutral between
 
 def liveness_steps(challenge) -> list[dict]:
     """The challenge as the customer's page plays it: each move, then back to neutral."""
-    from .liveness import START_PROMPT, WORDS
-
     steps = []
     for step in challenge.steps:
         en, zh = WORDS.get(step.kind, (step.prompt_en, step.prompt_zh))
@@ -115,3 +118,17 @@ def national_words(national) -> tuple[str, str]:
         en += " (a pass from earlier, reused for a low-risk business)"
         zh += "（复用此前的核查结果，仅限低风险业务）"
     return en, zh
+
+
+def identity_evidence_for_call(*, call_id: uuid.UUID) -> QuerySet:
+    """The call's identity-check pictures, oldest first (sealed with the call recording's key;
+    the QA console lists them through recordings/evidence.py)."""
+    return (
+        IdentityEvidence.objects.filter(identity_check__call_id=call_id)
+        .select_related("identity_check")
+        .order_by("captured_at")
+    )
+
+
+def identity_evidence_get(*, call_id: uuid.UUID, evidence_id: uuid.UUID) -> IdentityEvidence | None:
+    return identity_evidence_for_call(call_id=call_id).filter(pk=evidence_id).first()

@@ -110,12 +110,3 @@ def recording_list(
 def recording_media_ms(recording: Recording) -> int | None:
     """How much the recording holds: the end of its last segment, in ms from its start."""
     return Recording.objects.filter(pk=recording.pk).aggregate(end=_MEDIA_END)["end"]
-
-
-def recording_identity_evidence(recording: Recording) -> QuerySet:
-    """The call's identity-check pictures, sealed with this recording's key (kept by kyc/)."""
-    from kyc.models import IdentityEvidence
-
-    return IdentityEvidence.objects.filter(identity_check__call_id=recording.call_id).order_by(
-        "captured_at"
-    )
