@@ -30,6 +30,7 @@ import urllib.request
 from typing import Any
 
 import numpy as np
+import websockets
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -142,8 +143,6 @@ class _Client:
         await self.close()
 
     async def connect(self) -> None:
-        import websockets
-
         ws_url = "ws" + self.base_url[len("http") :] + self.path
         headers = {"Cookie": self.cookies} if self.cookies else None
         self.ws = await websockets.connect(

@@ -22,12 +22,15 @@ from django.contrib.sessions.backends.base import UpdateError
 from kyc import services as kyc
 from kyc.errors import KycError
 from queueing import limits, notify, selectors, services
+from queueing.access import TokenError, access_customer_call, customer_token_issue
 from queueing.errors import Conflict, Forbidden, QueueFull, QueueingError
 from queueing.models import (
     OPEN_CALL_STATUSES,
     CallStatus,
     Priority,
 )
+from queueing.stats import wallboard
+from videobank.access import access_supervisor, access_teller
 from workflows import selectors as workflow_selectors
 from workflows import services as workflows
 from workflows.errors import WorkflowError
@@ -114,7 +117,10 @@ class SignalingConsumer(AsyncWebsocketConsumer):
 
     # Channel-layer handlers (the media worker and the services talk to this socket).
     async def signal_forward(self, event: dict) -> None:
-        await self.send_json(event["message"])
+        # The services' outbox (queueing/notify.py) names a server message and its fields; the
+        # protocol's frame is made here, at the edge.
+        fields = dict(event["message"])
+        await self.send_json(server_message(fields.pop("type"), **fields))
         if event["message"]["type"] == "call.ended":
             await self.call_left(event["message"]["call_id"])
 
@@ -249,7 +255,7 @@ class CustomerConsumer(SignalingConsumer):
                 server_message(
                     "call.queued",
                     call_id=str(call.id),
-                    token=access.customer_token_issue(call_id=call.id),
+                    token=customer_token_issue(call_id=call.id),
                     position=place.position if place else 1,
                     waiting=place.waiting if place else 1,
                     estimated_wait_s=place.estimated_wait_s if place else 0,
@@ -300,8 +306,8 @@ class CustomerConsumer(SignalingConsumer):
 
     async def on_call_resume(self, message: dict) -> None:
         try:
-            call_id = await database_sync_to_async(access.access_customer_call)(message["token"])
-        except access.TokenError as exc:
+            call_id = await database_sync_to_async(access_customer_call)(message["token"])
+        except TokenError as exc:
             raise ProtocolError(exc.code, str(exc)) from None
         if self.call_id is not None and self.call_id != call_id:
             raise Forbidden("This socket is bound to another call.")
@@ -420,7 +426,7 @@ class TellerConsumer(SignalingConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
-        if not await database_sync_to_async(access.access_teller)(user):
+        if not await database_sync_to_async(access_teller)(user):
             await self.close(code=4403)
             return
         self.user = user
@@ -582,8 +588,8 @@ class TellerConsumer(SignalingConsumer):
 def _previous_teller(token: str) -> int | None:
     """The teller of the customer's previous call, for "continue with the same teller"."""
     try:
-        call_id = access.access_customer_call(token)
-    except access.TokenError as exc:
+        call_id = access_customer_call(token)
+    except TokenError as exc:
         raise ProtocolError(exc.code, f"The previous call's token: {exc}") from None
     call = selectors.call_get(call_id=call_id)
     return call.teller_id if call is not None else None
@@ -598,7 +604,7 @@ class SupervisorConsumer(SignalingConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
-        if not await database_sync_to_async(access.access_supervisor)(user):
+        if not await database_sync_to_async(access_supervisor)(user):
             await self.close(code=4403)
             return
         self.user = user
@@ -614,8 +620,6 @@ class SupervisorConsumer(SignalingConsumer):
         await self.channel_layer.group_discard(notify.SUPERVISORS_GROUP, self.channel_name)
 
     async def _push_wallboard(self) -> None:
-        from queueing.stats import wallboard
-
         while True:
             try:
                 figures = await database_sync_to_async(wallboard)()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
+
 TOO_LARGE = {
     "code": "too_large",
     "detail": {
@@ -55,8 +57,6 @@ class BodySizeLimit:
     def max_bytes(self) -> int:
         if self._max_bytes is not None:
             return self._max_bytes
-        from django.conf import settings
-
         return settings.HTTP_BODY_MAX_BYTES
 
     async def __call__(self, scope, receive, send):
