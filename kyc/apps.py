@@ -1,6 +1,10 @@
 import warnings
 
 from django.apps import AppConfig
+from PIL import Image
+
+from recordings.evidence import EvidenceKeeper, keeper_set
+from videobank import events
 
 
 class KycConfig(AppConfig):
@@ -9,9 +13,23 @@ class KycConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from PIL import Image
-
         # Past Image.MAX_IMAGE_PIXELS (set in kyc/images.py) Pillow only *warns*; nothing in this
         # process has a reason to decode such a picture, so the warning stops it like the error.
         warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
-        from . import images  # noqa: F401  (sets Image.MAX_IMAGE_PIXELS for every process)
+        # Models and services load once the app registry is ready, hence imported here.
+        from . import (
+            images,  # noqa: F401  (sets Image.MAX_IMAGE_PIXELS for every process)
+            selectors,
+            services,
+        )
+
+        events.on(events.NationalCheckFinished, services.identity_national_result)
+        # The identity pictures are sealed with the call recording's key: the QA console shows
+        # and exports them with the recording.
+        keeper_set(
+            EvidenceKeeper(
+                listed=selectors.identity_evidence_for_call,
+                found=selectors.identity_evidence_get,
+                opened=services.identity_evidence_open,
+            )
+        )

@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+from django.conf import settings
+from django.utils.module_loading import import_string
 from PIL import Image
 
 from .errors import BadImage
@@ -98,9 +100,6 @@ _engines_lock = threading.Lock()
 def ocr_engine() -> OcrEngine:
     """The configured engine, created once per process (models take a second to load and are
     safe to share between threads: ONNX Runtime sessions are)."""
-    from django.conf import settings
-    from django.utils.module_loading import import_string
-
     path = getattr(settings, "KYC_OCR_BACKEND", "") or DEFAULT_BACKEND
     engine = _engines.get(path)
     if engine is None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import TYPE_CHECKING, Any
 
-from .models import STEP_ORDER, CheckStatus, IdentityCheck, Step, StepStatus
+from django.db.models import QuerySet
+
+from .liveness import START_PROMPT, WORDS
+from .models import STEP_ORDER, CheckStatus, IdentityCheck, IdentityEvidence, Step, StepStatus
 
 if TYPE_CHECKING:
     from .liveness import Challenge
@@ -97,8 +101,6 @@ BACK_MS = 1200  # then to face the camera again (the check needs neutral between
 
 def liveness_steps(challenge: Challenge) -> list[dict[str, Any]]:
     """The challenge as the customer's page plays it: each move, then back to neutral."""
-    from .liveness import START_PROMPT, WORDS
-
     steps = []
     for step in challenge.steps:
         en, zh = WORDS.get(step.kind, (step.prompt_en, step.prompt_zh))
@@ -121,3 +123,17 @@ def national_words(national: NationalCheck) -> tuple[str, str]:
         en += " (a pass from earlier, reused for a low-risk business)"
         zh += "（复用此前的核查结果，仅限低风险业务）"
     return en, zh
+
+
+def identity_evidence_for_call(*, call_id: uuid.UUID) -> QuerySet:
+    """The call's identity-check pictures, oldest first (sealed with the call recording's key;
+    the QA console lists them through recordings/evidence.py)."""
+    return (
+        IdentityEvidence.objects.filter(identity_check__call_id=call_id)
+        .select_related("identity_check")
+        .order_by("captured_at")
+    )
+
+
+def identity_evidence_get(*, call_id: uuid.UUID, evidence_id: uuid.UUID) -> IdentityEvidence | None:
+    return identity_evidence_for_call(call_id=call_id).filter(pk=evidence_id).first()

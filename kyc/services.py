@@ -21,6 +21,8 @@ no personal data) after commit.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import logging
@@ -33,19 +35,25 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
+from kyc.national.models import NationalCheck
+from kyc.national.services import national_check_retry, national_check_start
+from kyc.national_stub.services import citizen_register
 from queueing import notify
 from queueing.models import Call, CallStatus
 from queueing.services import call_event_record, call_priority_claim_settle
 from recordings.crypto import open_sealed, seal
 from recordings.selectors import recording_for_call
 from recordings.services import recording_data_key
+from videobank import events
 from videobank.errors import Conflict, Forbidden, NotFound
 
 from . import selectors
 from .errors import KycError, Refused
-from .images import image_jpeg, image_load
+from .idcard.generator import person_random
+from .idcard.validation import birth_parse, id_card_back_checks, id_card_front_checks
+from .images import image_array, image_jpeg, image_load
+from .liveness import liveness_challenge_new
 from .models import (
     STEP_ORDER,
     CheckStatus,
@@ -573,8 +581,6 @@ def identity_face_match_request(*, call_id: uuid.UUID, teller: User) -> Identity
 
 def identity_liveness_request(*, call_id: uuid.UUID, teller: User) -> IdentityCheck:
     """A random challenge, shown to the customer and verified on frames the server samples."""
-    from .liveness import liveness_challenge_new
-
     with transaction.atomic():
         check = _check_for_teller(call_id=call_id, teller=teller)
         _require_consent(check)
@@ -682,6 +688,8 @@ def _evidence_take(
     """Seal the frames as evidence of ``purpose`` and queue their analysis (after commit). The
     step remembers which evidence it is analysing: a result about any other (an older grab, a
     replaced card) is ignored."""
+    # tasks.py runs this module's services (the analysis records its result here): the task is
+    # looked up when it is sent, after commit, not when this module loads.
     from .tasks import identity_analyse_dispatch
 
     if purpose in CARD_STEPS and _step_status(check, purpose) == StepStatus.PASSED:
@@ -994,10 +1002,7 @@ def identity_step_result(
                 check.face_matched_at = _now()
             # Businesses that waited for a fresh face match (a transfer over the limit) go on,
             # or are told it failed.
-            hook = settings.KYC_FACE_MATCH_HOOK
-            if hook:
-                call_id = check.call_id
-                transaction.on_commit(lambda: import_string(hook)(call_id=call_id))
+            events.emit(events.FaceMatchFinished(call_id=check.call_id))
         kinds: dict[str, str] = {
             Step.CARD_FRONT: "kyc_ocr",
             Step.CARD_BACK: "kyc_ocr",
@@ -1040,8 +1045,6 @@ FIELD_NAMES = FRONT_FIELDS + BACK_FIELDS
 
 def validate_fields(fields: dict[str, Any]) -> list[dict[str, Any]]:
     """Every card rule (kyc/idcard/validation.py) on these fields, each explained in words."""
-    from .idcard.validation import birth_parse, id_card_back_checks, id_card_front_checks
-
     checks = id_card_front_checks({k: fields.get(k, "") for k in FRONT_FIELDS})
     if any(fields.get(k) for k in BACK_FIELDS):
         checks += id_card_back_checks(
@@ -1143,8 +1146,6 @@ def _national_start(check: IdentityCheck, *, retry: bool = False) -> None:
     """Ask the national check about the confirmed fields and the card's photo — exactly the photo
     the front passed with, verified by hash. The step keeps which photo (evidence id, sha256) and
     which card evidence it was run on: the face match is bound to that photo."""
-    from kyc.national.services import national_check_retry, national_check_start
-
     portrait = _card_portrait(check)
     jpeg = portrait_bytes(check_id=check.id, portrait=portrait) if portrait else None
     basis = _card_basis(check)
@@ -1186,9 +1187,8 @@ def _national_start(check: IdentityCheck, *, retry: bool = False) -> None:
 
 
 def identity_national_result(*, check_id: uuid.UUID) -> None:
-    """Hook (``KYC_NATIONAL_RESULT_HOOK``): the national check ``check_id`` reached a result."""
-    from kyc.national.models import NationalCheck
-
+    """Listens to ``events.NationalCheckFinished``: the national check ``check_id`` reached a
+    result."""
     national = NationalCheck.objects.filter(pk=check_id).first()
     if national is None:
         return
@@ -1280,9 +1280,6 @@ def peripheral_report(
     """A VTM peripheral reported: on the call's timeline and the teller's console; the ID-card
     reader's chip goes on to the identity check. Whether the sender is a kiosk is the
     transport's check (``signaling.access.access_kiosk_call``); ``actor`` names it."""
-    import base64
-    import binascii
-
     summary = {"device": device, "event": event}
     if device == "id_card_reader" and data.get("fields"):
         summary["id_number"] = mask_id_number(data["fields"].get("id_number", ""))
@@ -1319,11 +1316,6 @@ def peripheral_report(
 def simulated_card_issue(*, photo_jpeg: bytes) -> tuple[dict[str, Any], bytes]:
     """For the kiosk's simulated card reader: a random valid card holder with this face as the
     chip photo (102x126, as a real chip's), registered with the national-ID stub."""
-    from kyc.idcard.generator import person_random
-    from kyc.national_stub.services import citizen_register
-
-    from .images import image_array
-
     image = image_load(photo_jpeg)
     person = person_random()
     chip = image.copy()

@@ -19,7 +19,11 @@ from django.db import OperationalError, close_old_connections
 from PIL import Image
 
 from .errors import KycError
-from .models import Step
+from .faces import card_min_size_px, face_find_one, face_match
+from .liveness import Challenge, liveness_verify
+from .models import IdentityCheck, Step
+from .ocr import id_card_read_back, id_card_read_front, image_sharpness
+from .services import evidence_for_analysis, identity_step_result, portrait_bytes, portrait_words
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +61,6 @@ def _array(jpeg: bytes) -> np.ndarray:
 def identity_analyse(*, check_id: uuid.UUID, purpose: str, evidence_ids: list[str]) -> None:
     """Analyse the evidence of one grab or upload and record the step's result. Never raises
     for a bad picture: the step fails with the reason in words and the teller retries."""
-    from .services import evidence_for_analysis, identity_step_result
-
     items = sorted(evidence_for_analysis(evidence_ids=evidence_ids), key=lambda x: x[0].captured_at)
     try:
         if purpose in (Step.CARD_FRONT, Step.CARD_BACK):
@@ -85,8 +87,6 @@ def identity_analyse(*, check_id: uuid.UUID, purpose: str, evidence_ids: list[st
 
 def _analyse_card(purpose: str, items) -> dict:
     """Read the sharpest of the grabbed frames; the front also yields the card's portrait."""
-    from .ocr import id_card_read_back, id_card_read_front, image_sharpness
-
     arrays = [(evidence, _array(jpeg)) for evidence, jpeg in items]
     evidence, array = max(arrays, key=lambda pair: image_sharpness(pair[1]))
     read = id_card_read_front if purpose == Step.CARD_FRONT else id_card_read_back
@@ -149,8 +149,6 @@ def _analyse_card(purpose: str, items) -> dict:
 
 def _portrait(card: np.ndarray) -> bytes | None:
     """The card's photo, cropped with a margin, as JPEG (the face the live video must match)."""
-    from .faces import card_min_size_px, face_find_one
-
     try:
         found = face_find_one(card, ghost_ok=True, min_size=card_min_size_px())
     except KycError:
@@ -171,9 +169,6 @@ def _bound_portrait(check_id: uuid.UUID) -> tuple[dict, np.ndarray]:
     """The photo this face match is bound to (the one the national check was run with, named on
     the step when the frames were taken), opened and verified by its hash — never merely the
     newest photo on file."""
-    from .models import IdentityCheck
-    from .services import portrait_bytes
-
     steps = IdentityCheck.objects.values_list("steps", flat=True).get(pk=check_id)
     portrait = steps.get(Step.FACE_MATCH, {}).get("portrait")
     if not portrait:
@@ -186,9 +181,6 @@ def _bound_portrait(check_id: uuid.UUID) -> tuple[dict, np.ndarray]:
 
 
 def _analyse_face(check_id: uuid.UUID, items) -> dict:
-    from .faces import face_match
-    from .services import portrait_words
-
     portrait, card = _bound_portrait(check_id)
     result = face_match(card=card, frames=[_array(jpeg) for _, jpeg in items])
     which_en, which_zh = portrait_words(portrait)
@@ -224,9 +216,6 @@ def _analyse_face(check_id: uuid.UUID, items) -> dict:
 
 
 def _analyse_liveness(check_id: uuid.UUID, items) -> dict:
-    from .liveness import Challenge, liveness_verify
-    from .models import IdentityCheck
-
     stored = IdentityCheck.objects.values_list("liveness_challenge", flat=True).get(pk=check_id)
     if stored is None:
         raise KycError(

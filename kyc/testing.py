@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from .errors import KycError
 from .faces import FaceFound, face_find_one
+from .liveness import PITCH, TURN, head_pose
 
 WIDTH, HEIGHT = 640, 480
 
@@ -161,8 +162,6 @@ def _move_amounts(base: np.ndarray, points, kinds) -> dict[str, float]:
     """Per move, the warp (in inter-ocular distances) that the landmark model reads as
     ``MOVE_MARGIN`` times the verifier's threshold. Faces differ in how the 5-point model follows
     the warp, so each is measured on the clean frame (bisection, a few landmark readings)."""
-    from .liveness import PITCH, TURN, head_pose
-
     rest_yaw, rest_pitch, _ = head_pose(_face(base))
     amounts = {}
     for kind in kinds:

@@ -5,5 +5,4 @@ from . import views
 app_name = "kyc"
 urlpatterns = [
     path("upload/", views.upload, name="upload"),
-    path("simulated-card/", views.simulated_card, name="simulated_card"),
 ]

@@ -1,4 +1,5 @@
-"""HTTP transport of the identity check: the customer's phone upload of the card."""
+"""HTTP transport of the identity check: the customer's phone upload of the card. (The kiosk's
+simulated card reader is a kiosk device's: ``signaling.views.simulated_card``.)"""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from signaling import access
-from signaling.access import access_customer_call
+from queueing.access import access_customer_call
 from videobank.errors import Invalid, TooLarge
 
 from . import services
@@ -54,34 +54,3 @@ def upload(request: HttpRequest) -> JsonResponse:
         )
     services.identity_upload(call_id=call_id, side=side, data=image.read())
     return JsonResponse({"status": "received"}, status=202)
-
-
-@csrf_exempt
-@require_POST
-def simulated_card(request: HttpRequest) -> JsonResponse:
-    """The kiosk page's simulated ID-card reader (``KIOSK_SIMULATOR``; never on a real VTM):
-    a random valid card holder whose chip photo is the person at the kiosk (the snapshot the page
-    sends), put on the national-ID stub's registry so the demo's checks can pass."""
-    import base64
-    import binascii
-    import json
-
-    from django.http import Http404
-
-    if not settings.KIOSK_SIMULATOR:
-        raise Http404("The simulated card reader is off.")
-    try:
-        body = json.loads(request.body or b"{}")
-        if not isinstance(body, dict):
-            raise ValueError
-        call_id = access_customer_call(str(body.get("token", "")))  # TokenError: 403
-        photo = base64.b64decode(str(body.get("photo_jpeg_b64", "")), validate=True)
-    except (ValueError, binascii.Error):
-        raise Invalid("Send a JPEG snapshot.", "请发送 JPEG 快照。") from None
-    # A card reader, even a simulated one, belongs to an enrolled kiosk's call (its cookie).
-    caller = access.access_kiosk(
-        request.COOKIES.get(access.KIOSK_COOKIE), ip=request.META.get("REMOTE_ADDR")
-    )
-    access.access_kiosk_call(caller=caller, call_id=call_id)  # access.Refused: 403
-    fields, chip = services.simulated_card_issue(photo_jpeg=photo)
-    return JsonResponse({"fields": fields, "photo_jpeg_b64": base64.b64encode(chip).decode()})

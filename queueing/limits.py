@@ -31,6 +31,7 @@ import uuid
 from collections import deque
 from dataclasses import dataclass
 
+import redis
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
@@ -115,14 +116,10 @@ class RedisWindows:
     """Sliding windows in Redis, shared by every server process (the production profile)."""
 
     def __init__(self, url: str) -> None:
-        import redis
-
         self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         self.script = self.client.register_script(_TAKE_LUA)
 
     def take(self, windows: list[Window]) -> tuple[Window, float] | None:
-        import redis
-
         args: list = []
         for window in windows:
             args += [window.limit, window.window_s * 1000]

@@ -358,3 +358,24 @@ class CallbackRequest(models.Model):
 
     def __str__(self) -> str:
         return f"callback for {self.call_id}"
+
+
+class MediaWorker(models.Model):
+    """A live media worker process and the channel-layer name it listens on: the router puts a
+    call on one when a teller answers, the recordings sweep judges a worker dead by its
+    heartbeat. (The media engine itself is ``signaling/media/``; it only registers here.)"""
+
+    channel_name = models.CharField(max_length=200, unique=True)
+    host = models.CharField(max_length=200)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(db_index=True)
+    active_sessions = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        # Moved here from signaling without touching the table: running media workers write
+        # their heartbeat to it while a deployment migrates (docs/architecture.md).
+        db_table = "signaling_mediaworker"
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.pid} ({self.active_sessions} sessions)"

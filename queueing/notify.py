@@ -2,7 +2,9 @@
 
 Group names are the contract between services and the socket consumers:
 ``call-<id>`` holds the customer and the teller of one call, ``tellers`` every teller console,
-``teller-<user id>`` one teller's consoles. Consumers turn ``signal.forward`` into a frame.
+``teller-<user id>`` one teller's consoles. A ``signal.forward`` carries a server message's type
+and fields; the consumer makes it a frame of the protocol (``signaling.protocol.server_message``:
+the version, and the check that the type is one the protocol documents) as it sends it.
 
 Messages are collected in an outbox per transaction and sent once it commits, in one go: groups
 concurrently, each group's messages in order. Queue-position broadcasts are coalesced to one per
@@ -20,8 +22,6 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
-
-from signaling.protocol import server_message
 
 from . import selectors
 
@@ -41,7 +41,7 @@ def teller_group(teller_id: int) -> str:
 
 
 def forward(type_: str, **fields: Any) -> dict[str, Any]:
-    return {"type": "signal.forward", "message": server_message(type_, **fields)}
+    return {"type": "signal.forward", "message": {"type": type_, **fields}}
 
 
 class _Outbox:

@@ -11,17 +11,23 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import Avg, Count, DurationField, ExpressionWrapper, F
+from django.utils import timezone
+
+from videobank.access import access_teller
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
 
 from . import clock, routing
+from .errors import Conflict
 from .models import (
     Business,
     Call,
     CallStatus,
+    MediaWorker,
     Offer,
     OfferStatus,
     PresenceStatus,
@@ -487,12 +493,6 @@ def offer_details(offer: Offer, *, now: datetime, call: Call | None = None) -> d
 
 def teller_by_name(*, username: str) -> User:
     """A teller (or supervisor) by user name; refused for anyone else."""
-    from django.contrib.auth import get_user_model
-
-    from signaling.access import access_teller
-
-    from .errors import Conflict
-
     teller = get_user_model().objects.filter(username=username).first()
     if teller is None or not access_teller(teller):
         raise Conflict(f"No teller named {username!r}.", f"没有名为 {username!r} 的柜员。")
@@ -508,3 +508,25 @@ def teller_console_state(*, teller: User) -> tuple[str, str, dict[str, Any], lis
     status = presence.status if presence else PresenceStatus.OFFLINE
     reason = presence.break_reason if presence else ""
     return status, reason, queue_snapshot(), held
+
+
+# --- media workers -----------------------------------------------------------------------------
+
+
+def media_worker_pick() -> MediaWorker | None:
+    """The live media worker with the fewest sessions (ties: the freshest heartbeat)."""
+    fresh_after = timezone.now() - timedelta(seconds=settings.MEDIA_WORKER_STALE_S)
+    return (
+        MediaWorker.objects.filter(heartbeat_at__gte=fresh_after)
+        .order_by("active_sessions", "-heartbeat_at")
+        .first()
+    )
+
+
+def media_worker_alive(channel_name: str) -> bool:
+    if not channel_name:
+        return False
+    fresh_after = timezone.now() - timedelta(seconds=settings.MEDIA_WORKER_STALE_S)
+    return MediaWorker.objects.filter(
+        channel_name=channel_name, heartbeat_at__gte=fresh_after
+    ).exists()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -19,10 +21,8 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
-from recordings.services import recording_start
-from signaling.selectors import media_worker_alive, media_worker_pick
+from videobank import events
 
 from . import clock, notify, routing, selectors
 from .errors import Conflict, Forbidden, MediaUnavailable, NotFound, QueueFull, RateLimited
@@ -34,6 +34,7 @@ from .models import (
     CallEvent,
     CallEventKind,
     CallStatus,
+    MediaWorker,
     Offer,
     OfferStatus,
     PresenceStatus,
@@ -473,9 +474,11 @@ def offer_accept(*, call_id: uuid.UUID, teller: User) -> Call:
     with transaction.atomic():
         offer = _pending_offer(call_id=call_id, teller=teller)
         call = Call.objects.select_for_update().get(pk=call_id)
-        media_channel = call.media_channel if media_worker_alive(call.media_channel) else ""
+        media_channel = (
+            call.media_channel if selectors.media_worker_alive(call.media_channel) else ""
+        )
         if not media_channel:
-            worker = media_worker_pick()
+            worker = selectors.media_worker_pick()
             if worker is None:
                 raise MediaUnavailable(
                     "No media worker is running; the call stays in the queue.",
@@ -503,7 +506,7 @@ def offer_accept(*, call_id: uuid.UUID, teller: User) -> Call:
             actor=f"teller:{teller.pk}",
             data={"teller": teller.get_username()},
         )
-        recording_start(call=call)
+        events.emit(events.CallAnswered(call_id=call.id))  # recordings starts the recording
         notify.forward_on_commit(notify.call_group(call.id), "call.answered", call_id=str(call.id))
         notify.forward_on_commit(notify.teller_group(teller.pk), "presence", status="busy")
     log.info("call %s answered by teller %s", call.id, teller.pk)
@@ -598,10 +601,9 @@ def call_end(*, call_id: uuid.UUID, actor: str, reason: str) -> Call:
                 call.media_channel, {"type": "media.hangup", "call_id": str(call.id)}
             )
         notify.queue_changed_on_commit()
-        hook = getattr(settings, "CALL_ENDED_HOOK", None)
-        if hook:  # other apps close what belonged to the call (businesses not submitted), in
-            # this transaction: whoever hears "call.ended" then reads the closed state
-            import_string(hook)(call_id=call.id)
+        # Other apps close what belonged to the call (businesses not submitted), in this
+        # transaction: whoever hears "call.ended" then reads the closed state.
+        events.emit(events.CallEnded(call_id=call.id))
     log.info("call %s %s (%s)", call.id, call.status, reason)
     queue_route()
     return call
@@ -941,3 +943,34 @@ def teller_presence_set_by_name(
 
 def call_move_by_name(*, call_id: uuid.UUID, username: str, by: User) -> Call:
     return call_move(call_id=call_id, teller=selectors.teller_by_name(username=username), by=by)
+
+
+# --- media workers: where calls are placed (signaling/media/ runs them) -----------------------
+
+
+def media_worker_register(*, channel_name: str) -> MediaWorker:
+    worker, _ = MediaWorker.objects.update_or_create(
+        channel_name=channel_name,
+        defaults={
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "heartbeat_at": timezone.now(),
+            "active_sessions": 0,
+        },
+    )
+    return worker
+
+
+def media_worker_heartbeat(*, channel_name: str, active_sessions: int) -> None:
+    updated = MediaWorker.objects.filter(channel_name=channel_name).update(
+        heartbeat_at=timezone.now(), active_sessions=active_sessions
+    )
+    if not updated:  # row was cleaned away (e.g. test flush): register again
+        media_worker_register(channel_name=channel_name)
+        MediaWorker.objects.filter(channel_name=channel_name).update(
+            active_sessions=active_sessions
+        )
+
+
+def media_worker_unregister(*, channel_name: str) -> None:
+    MediaWorker.objects.filter(channel_name=channel_name).delete()

@@ -23,9 +23,11 @@ import logging
 import os
 import uuid
 
+import redis
 from channels.db import database_sync_to_async
 from django.conf import settings
-from django.utils.module_loading import import_string
+
+from videobank import events
 
 from . import notify
 from .services import queue_tick
@@ -46,8 +48,6 @@ class _Lease:
         self.client = None
         url = getattr(settings, "REDIS_URL", None)
         if url:
-            import redis
-
             self.client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
 
     def held(self) -> bool:
@@ -85,7 +85,7 @@ def lease_release() -> None:
         _lease.release()
 
 
-JOBS_EVERY_TICKS = 20  # ~10 s: the housekeeping jobs of QUEUE_TICKER_JOBS
+JOBS_EVERY_TICKS = 20  # ~10 s: the housekeeping jobs (events.Housekeeping)
 
 
 def tick_once(*, standalone: bool) -> bool:
@@ -107,13 +107,9 @@ def tick_once(*, standalone: bool) -> bool:
 
 
 def _jobs_run() -> None:
-    """Other apps' housekeeping that needs one runner (settings.QUEUE_TICKER_JOBS, dotted
-    paths); one failing does not stop the others or the tick."""
-    for path in getattr(settings, "QUEUE_TICKER_JOBS", ()):
-        try:
-            import_string(path)()
-        except Exception:
-            log.exception("ticker job %s failed", path)
+    """Other apps' housekeeping that needs one runner (who listens to ``events.Housekeeping``:
+    docs/architecture.md); one failing does not stop the others or the tick."""
+    events.emit(events.Housekeeping())
 
 
 async def run(*, standalone: bool) -> None:

@@ -32,6 +32,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from recordings.crypto import SegmentIntegrityError, manifest_key, open_sealed, segment_aad
+from recordings.evidence import evidence_for_call, evidence_open
 from recordings.manifest import (
     Entry,
     Finding,
@@ -464,23 +465,17 @@ def _write(
 
 def _export_identity_evidence(recording: Recording, out_dir: Path, result: ExportResult) -> int:
     """The identity check's pictures (card, portrait, sampled face and liveness frames), sealed
-    with this recording's key: written to ``identity/`` beside the recording, each checked
-    against its SHA-256, with ``identity/evidence.json`` saying what each one is and scored."""
-    from kyc.models import IdentityEvidence
-    from kyc.services import identity_evidence_open
-
-    items = list(
-        IdentityEvidence.objects.filter(identity_check__call_id=recording.call_id)
-        .select_related("identity_check")
-        .order_by("captured_at")
-    )
+    with this recording's key (recordings/evidence.py): written to ``identity/`` beside the
+    recording, each checked against its SHA-256, with ``identity/evidence.json`` saying what each
+    one is and scored."""
+    items = list(evidence_for_call(recording.call_id))
     if not items:
         return 0
     folder = out_dir / "identity"
     folder.mkdir(exist_ok=True)
     listing = []
     for item in items:
-        jpeg = identity_evidence_open(evidence=item)
+        jpeg = evidence_open(item)
         if hashlib.sha256(jpeg).hexdigest() != item.sha256:
             result.warnings.append(f"identity evidence {item.id}: SHA-256 mismatch, not exported")
             continue

@@ -191,7 +191,7 @@ def review_override(
 ) -> QaReview:
     """A supervisor changes the call's failed judgement: a new row of kind ``override`` linked
     to the failed review, with the reason; the failed review stays. The caller has checked that
-    ``supervisor`` is one (``signaling.access.access_supervisor``)."""
+    ``supervisor`` is one (``videobank.access.access_supervisor``)."""
     if isinstance(review_id, bool) or not isinstance(review_id, int):
         raise ReviewInvalid(
             "Say which review is overridden (its number).", "请指明要改判的评定（其编号）。"

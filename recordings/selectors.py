@@ -16,7 +16,6 @@ from recordings.models import QaReview, Recording, RecordingSegment
 if TYPE_CHECKING:
     from django.contrib.auth.models import AnonymousUser, User
 
-    from kyc.models import IdentityEvidence
 
 # The end of a recording's last segment (ms from its start): what it holds, even when the call
 # was cut off before it could be finalised.
@@ -123,12 +122,3 @@ def recording_media_ms(recording: Recording) -> int | None:
     """How much the recording holds: the end of its last segment, in ms from its start."""
     end: int | None = Recording.objects.filter(pk=recording.pk).aggregate(end=_MEDIA_END)["end"]
     return end
-
-
-def recording_identity_evidence(recording: Recording) -> QuerySet[IdentityEvidence]:
-    """The call's identity-check pictures, sealed with this recording's key (kept by kyc/)."""
-    from kyc.models import IdentityEvidence
-
-    return IdentityEvidence.objects.filter(identity_check__call_id=recording.call_id).order_by(
-        "captured_at"
-    )

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import OperationalError, close_old_connections, connections, transaction
 from django.utils import timezone
 
-from queueing.models import OPEN_CALL_STATUSES, Call, CallEvent, CallEventKind
-from recordings.backends.keys import get_key_backend
+from queueing.models import OPEN_CALL_STATUSES, Call, CallEvent, CallEventKind, MediaWorker
 from recordings.crypto import (
     SegmentIntegrityError,
     manifest_key,
@@ -38,12 +38,17 @@ from recordings.models import (
     RecordingStatus,
     Side,
 )
+from recordings.writer import (
+    SegmentInfo,
+    SideRecorder,
+    segment_files_unregistered,
+    segment_probe,
+    segment_relpath,
+)
+from videobank.keys import get_key_backend
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
-
-    from recordings.writer import SegmentInfo
-    from signaling.models import MediaWorker
 
 log = logging.getLogger(__name__)
 
@@ -54,24 +59,25 @@ class RecordingError(Exception):
     """A recording write that is not allowed in the recording's current state."""
 
 
-def recording_start(*, call: Call) -> Recording:
-    """Create the call's recording with a fresh, wrapped data key; returns the existing one."""
+def recording_start(*, call_id: uuid.UUID) -> Recording:
+    """Create the call's recording with a fresh, wrapped data key; returns the existing one.
+    Listens to ``events.CallAnswered``: inside the transaction that connects the call."""
     with transaction.atomic():
         # Lock the call so two media workers starting at once create one recording.
-        Call.objects.select_for_update().get(pk=call.pk)
-        existing = Recording.objects.filter(call_id=call.pk).first()
+        Call.objects.select_for_update().get(pk=call_id)
+        existing = Recording.objects.filter(call_id=call_id).first()
         if existing is not None:
             return existing
         key_id, wrapped = get_key_backend().wrap(new_data_key())
         recording = Recording.objects.create(
-            call_id=call.pk,
+            call_id=call_id,
             key_id=key_id,
             wrapped_key=wrapped,
             started_at=timezone.now(),
             status=RecordingStatus.RECORDING,
         )
         CallEvent.objects.create(
-            call_id=call.pk,
+            call_id=call_id,
             kind=CallEventKind.RECORDING_STARTED,
             actor="system",
             data={"recording_id": str(recording.id)},
@@ -81,6 +87,44 @@ def recording_start(*, call: Call) -> Recording:
 
 def recording_data_key(*, recording: Recording) -> bytes:
     return get_key_backend().unwrap(recording.key_id, bytes(recording.wrapped_key))
+
+
+SEGMENT_DB_ATTEMPTS = 5
+
+
+def recording_recorder(
+    *, recording_id: uuid.UUID, side: str, data_key: bytes, t0: float, **options: Any
+) -> SideRecorder:
+    """A recorder of one side whose sealed segments are registered here as they are made, from
+    the recorder's own thread (which closes its database connections when it ends)."""
+    return SideRecorder(
+        recording_id=recording_id,
+        side=side,
+        data_key=data_key,
+        t0=t0,
+        on_segment=_segment_registrar(uuid.UUID(str(recording_id))),
+        on_thread_end=connections.close_all,
+        **options,
+    )
+
+
+def _segment_registrar(recording_id: uuid.UUID) -> Callable[[SegmentInfo], None]:
+    def on_segment(info: SegmentInfo) -> None:
+        for attempt in range(SEGMENT_DB_ATTEMPTS):
+            close_old_connections()
+            try:
+                recording_segment_add(recording_id=recording_id, info=info)
+                return
+            except OperationalError:
+                # Transient: SQLite's "database is locked" when both sides' recorders register
+                # a segment at once, a dropped Postgres connection. The service is idempotent.
+                if attempt == SEGMENT_DB_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)  # this recorder's own thread, never the loop
+            finally:
+                close_old_connections()
+
+    return on_segment
 
 
 def recording_mark_started(*, recording_id: uuid.UUID, started_at: datetime) -> Recording:
@@ -157,8 +201,6 @@ def _adopt_unregistered(recording: Recording, data_key: bytes) -> list[Finding]:
     """Give a row to each sealed segment file whose row never reached the database (its writer
     died between sealing and registering), if it opens under the recording's key in its own
     slot; a file that does not is left out and named. Caller holds the recording's row lock."""
-    from recordings.writer import segment_files_unregistered, segment_probe, segment_relpath
-
     root = Path(settings.RECORDING_DIR)
     directory = root / str(recording.id)
     known = set(recording.segments.values_list("side", "index"))
@@ -322,13 +364,11 @@ _reopened_reported: set[uuid.UUID] = set()
 
 def recordings_sweep() -> list[uuid.UUID]:
     """Seal as incomplete, with the reason, each recording left open by a media worker that
-    died (a housekeeping job of the queue ticker, QUEUE_TICKER_JOBS): its call ended and its
+    died (it listens to ``events.Housekeeping`` of the queue ticker): its call ended and its
     worker is dead (heartbeat older than MEDIA_WORKER_STALE_S) or let RECORDING_SWEEP_GRACE_S
     pass, or its call is still open but its worker has been silent for RECORDING_SWEEP_STALE_S.
     A call waiting for a new teller keeps its recording open while that silence is shorter: the
     next media worker resumes it on the same clock. Returns the recordings sealed."""
-    from signaling.models import MediaWorker
-
     now = timezone.now()
     open_recordings = list(
         Recording.objects.filter(status=RecordingStatus.RECORDING).select_related("call")

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from queueing.selectors import business_list
 from recordings.crypto import SegmentIntegrityError
+from recordings.evidence import evidence_for_call, evidence_get, evidence_open
 from recordings.models import Side
 from recordings.replay import CONTENT_TYPE, ReplayError, replay_side
 from recordings.review import (
@@ -44,13 +45,12 @@ from recordings.review import (
 )
 from recordings.selectors import (
     recording_get,
-    recording_identity_evidence,
     recording_list,
     recording_media_ms,
     recording_timeline,
 )
 from recordings.services import recording_access_log
-from signaling.access import access_qa, access_supervisor, access_teller
+from videobank.access import access_qa, access_supervisor, access_teller
 from videobank.background import off_the_shared_thread
 from videobank.errors import Conflict
 
@@ -174,7 +174,7 @@ def qa_replay(request: _StaffRequest, recording_id: uuid.UUID) -> HttpResponse:
             **evidence_shown(item),
             "url": f"{reverse('qa-evidence', args=[recording.id, item.id])}?grant={grant}",
         }
-        for item in recording_identity_evidence(recording)
+        for item in evidence_for_call(recording.call_id)
     ]
     return render(
         request,
@@ -384,18 +384,14 @@ def qa_evidence(
     request: _StaffRequest, recording_id: uuid.UUID, evidence_id: uuid.UUID
 ) -> HttpResponse:
     """One identity-check picture (card, portrait, sampled face or liveness frame); audited."""
-    from kyc.services import identity_evidence_open  # kyc builds on recordings: imported late
-
     _require_qa(request)
     access_id = _grant_check(request, recording_id)
     recording = recording_get(recording_id)
-    item = (
-        recording_identity_evidence(recording).filter(pk=evidence_id).first() if recording else None
-    )
+    item = evidence_get(recording.call_id, evidence_id) if recording else None
     if recording is None or item is None:
         raise Http404("No such evidence in this call.")
     try:
-        jpeg = identity_evidence_open(evidence=item)
+        jpeg = evidence_open(item)
     except SegmentIntegrityError:
         jpeg = None
     ok = jpeg is not None and hashlib.sha256(jpeg).hexdigest() == item.sha256

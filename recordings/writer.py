@@ -175,32 +175,6 @@ class _Segment:
             logger.debug("closing an abandoned segment failed", exc_info=True)
 
 
-DB_ATTEMPTS = 5
-
-
-def _default_on_segment(recording_id: uuid.UUID) -> Callable[[SegmentInfo], None]:
-    def on_segment(info: SegmentInfo) -> None:
-        from django.db import OperationalError, close_old_connections
-
-        from recordings.services import recording_segment_add
-
-        for attempt in range(DB_ATTEMPTS):
-            close_old_connections()
-            try:
-                recording_segment_add(recording_id=recording_id, info=info)
-                return
-            except OperationalError:
-                # Transient: SQLite's "database is locked" when both sides' recorders register
-                # a segment at once, a dropped Postgres connection. The service is idempotent.
-                if attempt == DB_ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * 2**attempt)  # this recorder's own thread, never the loop
-            finally:
-                close_old_connections()
-
-    return on_segment
-
-
 class SideRecorder:
     """Records one side of a call into sealed, independently playable segments."""
 
@@ -213,7 +187,8 @@ class SideRecorder:
         t0: float,
         segment_seconds: float | None = None,
         out_dir: Path | None = None,
-        on_segment: Callable[[SegmentInfo], None] | None = None,
+        on_segment: Callable[[SegmentInfo], None],
+        on_thread_end: Callable[[], None] | None = None,
         queue_size: int = DEFAULT_QUEUE_SIZE,
     ) -> None:
         self.recording_id = uuid.UUID(str(recording_id))
@@ -227,8 +202,10 @@ class SideRecorder:
         self.root = Path(out_dir if out_dir is not None else settings.RECORDING_DIR)
         self.directory = self.root / str(self.recording_id)
         self._data_key = data_key
-        self._uses_db = on_segment is None
-        self._on_segment = on_segment or _default_on_segment(self.recording_id)
+        # Registering a sealed segment is the caller's (recordings.services.recording_recorder
+        # registers it in the database); this module only writes files.
+        self._on_segment = on_segment
+        self._on_thread_end = on_thread_end
         width, height = settings.RECORDING_VIDEO_SIZE
         self._size = (width, height)
         self._fps = int(settings.RECORDING_VIDEO_FPS)
@@ -323,10 +300,8 @@ class SideRecorder:
             if self._segment is not None:
                 self._segment.abandon()
                 self._segment = None
-            if self._uses_db:
-                from django.db import connections
-
-                connections.close_all()
+            if self._on_thread_end is not None:
+                self._on_thread_end()
 
     def _count_error(self, message: str, *args) -> None:
         with self._stats_lock:

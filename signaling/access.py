@@ -1,15 +1,15 @@
-"""Who may do what on a socket. Every permission check of the signaling layer is here.
+"""What a customer device proves at the edge: an enrolled kiosk, the bank's app, or a web page.
 
 A customer socket is anonymous, but not all alike: who it is comes from what it *proves* — an
 enrolled kiosk's credential (a cookie on the handshake), or a claim the bank's app backend signed
-— never from what it says. :class:`Caller` holds the result, once per socket.
+— never from what it says. :class:`Caller` holds the result, once per socket. Staff roles are
+``videobank.access``; the customer's call token is ``queueing.access``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import logging
@@ -19,25 +19,19 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 
-from recordings.backends.keys import local_key_file, parse_master_keys
-from videobank.errors import AppError, Forbidden
+from queueing.selectors import call_get
+from videobank.keys import local_key_file, parse_master_keys
+
+from .errors import Refused
+from .selectors import kiosk_by_credential, kiosk_credential_id, kiosk_current
+from .services import kiosk_seen
 
 log = logging.getLogger(__name__)
-
-TELLER_GROUP = "teller"
-SUPERVISOR_GROUP = "supervisor"
-QA_GROUP = "qa"
-ADMIN_GROUP = "admin"
-
-_TOKEN_SALT = "videobank.customer-call"  # noqa: S105 - a salt, not a secret
-
 
 # The customer page's first-party device id: random, kept a year, carried by the socket's
 # handshake; the per-device limits on call requests count by it (queueing/limits.py).
@@ -62,84 +56,6 @@ def device_cookie_ensure(request, response) -> None:
         samesite="Lax",
         secure=settings.SESSION_COOKIE_SECURE,
     )
-
-
-class TokenError(AppError):
-    """A customer token that opens nothing, with the reason in words (en, zh): ``bad_token``, or
-    ``call_ended`` past the grace time."""
-
-    code = "bad_token"
-    http_status = 403
-
-    def __init__(self, en: str, zh: str, code: str = "bad_token") -> None:
-        super().__init__(en, zh, code=code)
-
-
-class Refused(Forbidden):
-    """A refusal a person reads, in both languages."""
-
-
-def customer_token_issue(*, call_id: uuid.UUID) -> str:
-    """A signed token that lets whoever holds it act as the customer of this one call."""
-    return signing.dumps({"call": str(call_id)}, salt=_TOKEN_SALT, compress=True)
-
-
-def _customer_token_call_id(token: str) -> uuid.UUID:
-    try:
-        payload = signing.loads(token, salt=_TOKEN_SALT, max_age=settings.CUSTOMER_TOKEN_MAX_AGE_S)
-        return uuid.UUID(payload["call"])
-    except (signing.BadSignature, KeyError, TypeError, ValueError):
-        raise TokenError(
-            "The customer token is invalid or expired.", "通话凭证无效或已过期。"
-        ) from None
-
-
-def access_customer_call(token: str) -> uuid.UUID:
-    """The call a customer token opens — whatever takes the token (resume, uploads, the kiosk's
-    simulated card, "continue with the same teller") asks here. The token works while its call
-    is open and for ``CUSTOMER_TOKEN_AFTER_END_S`` after it ended (a page reloading as the call
-    ends still hears how it ended), then never again. TokenError in words otherwise. Reads the
-    database: call it from sync code."""
-    from queueing import clock
-    from queueing.models import Call
-
-    call_id = _customer_token_call_id(token)
-    ended_at = Call.objects.filter(pk=call_id).values_list("ended_at", flat=True).first()
-    grace = timedelta(seconds=settings.CUSTOMER_TOKEN_AFTER_END_S)
-    if ended_at is not None and clock.now() > ended_at + grace:
-        raise TokenError(
-            "This call has ended; its link no longer works. Start a new call if you need "
-            "anything else.",
-            "本次通话已结束，通话链接已失效。如需办理其他业务，请重新发起通话。",
-            code="call_ended",
-        )
-    return call_id
-
-
-def user_in_group(user, group: str) -> bool:
-    if not getattr(user, "is_authenticated", False):
-        return False
-    return user.is_superuser or user.groups.filter(name=group).exists()
-
-
-def access_teller(user) -> bool:
-    """May this user work as a teller (console, teller socket)?"""
-    return user_in_group(user, TELLER_GROUP) or user_in_group(user, SUPERVISOR_GROUP)
-
-
-def access_supervisor(user) -> bool:
-    """May this user watch the wallboard and act on other tellers and calls?"""
-    return user_in_group(user, SUPERVISOR_GROUP)
-
-
-def access_qa(user) -> bool:
-    """May this user list and replay recordings (the QA console)? Every replay is audited."""
-    return user_in_group(user, QA_GROUP) or user_in_group(user, ADMIN_GROUP)
-
-
-def access_admin(user) -> bool:
-    """May this user use the admin (kiosks and their credentials included)?"""
-    return user_in_group(user, ADMIN_GROUP)
 
 
 # --- who a customer socket is ------------------------------------------------------------------
@@ -177,25 +93,9 @@ class Caller:
 # --- kiosks: a per-device credential, kept only as a hash ---------------------------------------
 
 # The cookie the kiosk page carries after enrolment (HttpOnly, SameSite=Strict); a kiosk app or
-# the Python client sends the same ``Cookie`` header on the socket's handshake.
+# the Python client sends the same ``Cookie`` header on the socket's handshake. The credential's
+# form and hash are read in ``selectors`` (``kiosk_credential_*``), a new one made in ``services``.
 KIOSK_COOKIE = "vtm_kiosk"
-_KIOSK_CREDENTIAL = re.compile(r"^vtm_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
-
-
-def kiosk_credential_new() -> tuple[str, str]:
-    """A fresh credential and its public id: ``vtm_<id>_<256 random bits>``."""
-    credential_id = secrets.token_hex(8)
-    return credential_id, f"vtm_{credential_id}_{secrets.token_urlsafe(32)}"
-
-
-def kiosk_credential_hash(credential: str) -> str:
-    return hashlib.sha256(credential.encode()).hexdigest()
-
-
-def kiosk_credential_id(credential: str | None) -> str | None:
-    """The public id inside a well-formed credential (for lookup and logs), else None."""
-    match = _KIOSK_CREDENTIAL.match(credential or "")
-    return match.group(1) if match else None
 
 
 def access_kiosk(credential: str | None, *, ip: str | None = None) -> Caller:
@@ -203,9 +103,6 @@ def access_kiosk(credential: str | None, *, ip: str | None = None) -> Caller:
     a malformed, unknown, rotated or revoked one — a web page."""
     if not credential:
         return Caller(channel=WEB, ip=ip)
-    from .selectors import kiosk_by_credential
-    from .services import kiosk_seen
-
     kiosk = kiosk_by_credential(credential)
     if kiosk is None:
         log.warning(
@@ -238,10 +135,6 @@ def access_kiosk_call(*, caller: Caller, call_id: uuid.UUID) -> None:
     included), in a call placed from a kiosk. Refused in words otherwise."""
     if caller.channel != VTM or caller.kiosk_id is None:
         raise Refused(*NOT_A_KIOSK)
-    from queueing.selectors import call_get
-
-    from .selectors import kiosk_current
-
     if not kiosk_current(kiosk_id=caller.kiosk_id, credential_id=caller.kiosk_credential_id):
         raise Refused(
             "This kiosk's credential was rotated or revoked: it must be enrolled again before its "
@@ -285,7 +178,7 @@ def _b64url_decode(text: str) -> bytes:
 
 def parse_claim_keys(spec: str) -> dict[str, bytes]:
     """``"id:base64key,id2:base64key2"`` (keys of 32 bytes or more), newest first: the first
-    signs, every one verifies. The form of every key setting (recordings.backends.keys)."""
+    signs, every one verifies. The form of every key setting (videobank.keys)."""
     keys = parse_master_keys(spec, setting="APP_CLAIM_KEYS", exact=False)
     bad = next((key_id for key_id in keys if not _CLAIM_KEY_ID.fullmatch(key_id)), None)
     if bad is not None:

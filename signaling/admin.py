@@ -8,6 +8,8 @@ from django.contrib import admin, messages
 from django.template.response import TemplateResponse
 from django.utils.cache import add_never_cache_headers, patch_cache_control
 
+from videobank.access import access_admin
+
 from . import access, services
 from .models import Kiosk, KioskEvent
 
@@ -22,7 +24,7 @@ class KioskEventInline(admin.TabularInline):
     can_delete = False
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.access_admin(request.user)
+        return access_admin(request.user)
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -68,16 +70,16 @@ class KioskAdmin(admin.ModelAdmin):
     # Only the admin group (and superusers), whatever model permissions a user holds; nobody
     # deletes a kiosk (revoke it: the audit trail stays).
     def has_module_permission(self, request) -> bool:
-        return access.access_admin(request.user)
+        return access_admin(request.user)
 
     def has_view_permission(self, request, obj=None) -> bool:
-        return access.access_admin(request.user)
+        return access_admin(request.user)
 
     def has_add_permission(self, request) -> bool:
-        return access.access_admin(request.user)
+        return access_admin(request.user)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return access.access_admin(request.user)
+        return access_admin(request.user)
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False

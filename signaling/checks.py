@@ -11,14 +11,13 @@ from django.core import checks
 from django.core.checks import Error, Tags, register
 from django.core.exceptions import ImproperlyConfigured
 
+from .access import parse_claim_keys
 from .ice import MAX_TTL_S
 
 
 @checks.register(checks.Tags.security)
 def app_claim_keys_check(app_configs, **kwargs) -> list[checks.CheckMessage]:
     """A malformed APP_CLAIM_KEYS is refused at start-up, not at a customer's first call."""
-    from .access import parse_claim_keys
-
     errors: list[checks.CheckMessage] = []
     try:
         parse_claim_keys(settings.APP_CLAIM_KEYS)

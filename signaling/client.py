@@ -30,6 +30,7 @@ import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import websockets
 from aiortc import (
     RTCConfiguration,
     RTCIceServer,
@@ -39,6 +40,7 @@ from aiortc import (
 )
 from aiortc.mediastreams import AUDIO_PTIME, MediaStreamError, MediaStreamTrack
 from av import AudioFrame, VideoFrame
+from websockets.typing import Origin
 
 if TYPE_CHECKING:
     from websockets.asyncio.client import ClientConnection
@@ -145,9 +147,6 @@ class _Client:
         await self.close()
 
     async def connect(self) -> None:
-        import websockets
-        from websockets.typing import Origin
-
         ws_url = "ws" + self.base_url[len("http") :] + self.path
         headers = {"Cookie": self.cookies} if self.cookies else None
         self.ws = await websockets.connect(

@@ -22,13 +22,16 @@ from django.contrib.sessions.backends.base import UpdateError
 
 from kyc import services as kyc
 from queueing import limits, notify, selectors, services
+from queueing.access import TokenError, access_customer_call, customer_token_issue
 from queueing.errors import QueueFull
 from queueing.models import (
     OPEN_CALL_STATUSES,
     CallStatus,
     Priority,
 )
+from queueing.stats import wallboard
 from videobank import errors
+from videobank.access import access_supervisor, access_teller
 from videobank.errors import Conflict, Forbidden
 from workflows import selectors as workflow_selectors
 from workflows import services as workflows
@@ -113,7 +116,10 @@ class SignalingConsumer(AsyncWebsocketConsumer):
 
     # Channel-layer handlers (the media worker and the services talk to this socket).
     async def signal_forward(self, event: dict) -> None:
-        await self.send_json(event["message"])
+        # The services' outbox (queueing/notify.py) names a server message and its fields; the
+        # protocol's frame is made here, at the edge.
+        fields = dict(event["message"])
+        await self.send_json(server_message(fields.pop("type"), **fields))
         if event["message"]["type"] == "call.ended":
             await self.call_left(event["message"]["call_id"])
 
@@ -250,7 +256,7 @@ class CustomerConsumer(SignalingConsumer):
                 server_message(
                     "call.queued",
                     call_id=str(call.id),
-                    token=access.customer_token_issue(call_id=call.id),
+                    token=customer_token_issue(call_id=call.id),
                     position=place.position if place else 1,
                     waiting=place.waiting if place else 1,
                     estimated_wait_s=place.estimated_wait_s if place else 0,
@@ -304,7 +310,7 @@ class CustomerConsumer(SignalingConsumer):
         await super().signal_forward(event)
 
     async def on_call_resume(self, message: dict) -> None:
-        call_id = await database_sync_to_async(access.access_customer_call)(message["token"])
+        call_id = await database_sync_to_async(access_customer_call)(message["token"])
         if self.call_id is not None and self.call_id != call_id:
             raise Forbidden("This socket is bound to another call.", "本连接已绑定另一个通话。")
         call = await database_sync_to_async(selectors.call_get)(call_id=call_id)
@@ -422,7 +428,7 @@ class TellerConsumer(SignalingConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
-        if not await database_sync_to_async(access.access_teller)(user):
+        if not await database_sync_to_async(access_teller)(user):
             await self.close(code=4403)
             return
         self.user = user
@@ -584,9 +590,9 @@ class TellerConsumer(SignalingConsumer):
 def _previous_teller(token: str) -> int | None:
     """The teller of the customer's previous call, for "continue with the same teller"."""
     try:
-        call_id = access.access_customer_call(token)
-    except access.TokenError as exc:
-        raise access.TokenError(
+        call_id = access_customer_call(token)
+    except TokenError as exc:
+        raise TokenError(
             f"The previous call's token: {exc.en}", f"上一次通话的凭证：{exc.zh}", exc.code
         ) from None
     call = selectors.call_get(call_id=call_id)
@@ -602,7 +608,7 @@ class SupervisorConsumer(SignalingConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
-        if not await database_sync_to_async(access.access_supervisor)(user):
+        if not await database_sync_to_async(access_supervisor)(user):
             await self.close(code=4403)
             return
         self.user = user
@@ -618,8 +624,6 @@ class SupervisorConsumer(SignalingConsumer):
         await self.channel_layer.group_discard(notify.SUPERVISORS_GROUP, self.channel_name)
 
     async def _push_wallboard(self) -> None:
-        from queueing.stats import wallboard
-
         while True:
             try:
                 figures = await database_sync_to_async(wallboard)()

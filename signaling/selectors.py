@@ -1,38 +1,27 @@
 from __future__ import annotations
 
+import hashlib
 import hmac
-from datetime import timedelta
+import re
 
-from django.conf import settings
-from django.utils import timezone
+from .models import Kiosk
 
-from .models import Kiosk, MediaWorker
-
-
-def media_worker_pick() -> MediaWorker | None:
-    """The live media worker with the fewest sessions (ties: the freshest heartbeat)."""
-    fresh_after = timezone.now() - timedelta(seconds=settings.MEDIA_WORKER_STALE_S)
-    return (
-        MediaWorker.objects.filter(heartbeat_at__gte=fresh_after)
-        .order_by("active_sessions", "-heartbeat_at")
-        .first()
-    )
+_KIOSK_CREDENTIAL = re.compile(r"^vtm_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 
 
-def media_worker_alive(channel_name: str) -> bool:
-    if not channel_name:
-        return False
-    fresh_after = timezone.now() - timedelta(seconds=settings.MEDIA_WORKER_STALE_S)
-    return MediaWorker.objects.filter(
-        channel_name=channel_name, heartbeat_at__gte=fresh_after
-    ).exists()
+def kiosk_credential_hash(credential: str) -> str:
+    return hashlib.sha256(credential.encode()).hexdigest()
+
+
+def kiosk_credential_id(credential: str | None) -> str | None:
+    """The public id inside a well-formed credential (for lookup and logs), else None."""
+    match = _KIOSK_CREDENTIAL.match(credential or "")
+    return match.group(1) if match else None
 
 
 def kiosk_by_credential(credential: str) -> Kiosk | None:
     """The active kiosk this credential belongs to, or None (malformed, unknown, rotated away or
     revoked). The hash is compared in constant time."""
-    from .access import kiosk_credential_hash, kiosk_credential_id
-
     credential_id = kiosk_credential_id(credential)
     kiosk = (
         Kiosk.objects.filter(credential_id=credential_id, revoked_at__isnull=True).first()

@@ -1,45 +1,17 @@
 from __future__ import annotations
 
 import logging
-import os
-import socket
+import secrets
 from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
 
-from .access import Refused, kiosk_credential_hash, kiosk_credential_new
-from .models import Kiosk, KioskEvent, KioskEventKind, MediaWorker
+from .errors import Refused
+from .models import Kiosk, KioskEvent, KioskEventKind
+from .selectors import kiosk_by_credential, kiosk_credential_hash, kiosk_credential_id
 
 log = logging.getLogger(__name__)
-
-
-def media_worker_register(*, channel_name: str) -> MediaWorker:
-    worker, _ = MediaWorker.objects.update_or_create(
-        channel_name=channel_name,
-        defaults={
-            "host": socket.gethostname(),
-            "pid": os.getpid(),
-            "heartbeat_at": timezone.now(),
-            "active_sessions": 0,
-        },
-    )
-    return worker
-
-
-def media_worker_heartbeat(*, channel_name: str, active_sessions: int) -> None:
-    updated = MediaWorker.objects.filter(channel_name=channel_name).update(
-        heartbeat_at=timezone.now(), active_sessions=active_sessions
-    )
-    if not updated:  # row was cleaned away (e.g. test flush): register again
-        media_worker_register(channel_name=channel_name)
-        MediaWorker.objects.filter(channel_name=channel_name).update(
-            active_sessions=active_sessions
-        )
-
-
-def media_worker_unregister(*, channel_name: str) -> None:
-    MediaWorker.objects.filter(channel_name=channel_name).delete()
 
 
 # --- kiosks -------------------------------------------------------------------------------------
@@ -47,6 +19,12 @@ def media_worker_unregister(*, channel_name: str) -> None:
 # neither the log nor the audit trail ever holds it.
 
 KIOSK_SEEN_EVERY_S = 60  # last_seen is refreshed at most this often (not one write per socket)
+
+
+def kiosk_credential_new() -> tuple[str, str]:
+    """A fresh credential and its public id: ``vtm_<id>_<256 random bits>``."""
+    credential_id = secrets.token_hex(8)
+    return credential_id, f"vtm_{credential_id}_{secrets.token_urlsafe(32)}"
 
 
 def kiosk_create(*, name: str, branch: str, actor: str) -> tuple[Kiosk, str]:
@@ -118,9 +96,6 @@ def kiosk_revoke(*, kiosk_id: int, actor: str) -> Kiosk:
 def kiosk_enrol(*, credential: str, ip: str | None) -> Kiosk:
     """A branch technician enrols a kiosk's browser with its credential (the page then sets the
     cookie). Refused in words for anything but an active kiosk's current credential."""
-    from .access import kiosk_credential_id
-    from .selectors import kiosk_by_credential
-
     kiosk = kiosk_by_credential(credential)
     if kiosk is None:
         log.warning(

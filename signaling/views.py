@@ -1,3 +1,6 @@
+import base64
+import binascii
+import json
 import logging
 import math
 
@@ -6,12 +9,19 @@ from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.cache import add_never_cache_headers
-from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from kyc import services as kyc_services
+from kyc.services import FIELD_NAMES
+from queueing.access import access_customer_call
 from queueing.selectors import business_list
+from videobank.access import access_qa, access_supervisor, access_teller
+from videobank.errors import Invalid
+from workflows.catalogue import CATALOGUE
 
 from . import access, services
 
@@ -97,16 +107,41 @@ def kiosk_enrol(request: HttpRequest) -> HttpResponse:
     return response
 
 
+# The call token in the body is the credential (no cookie session: nothing for CSRF to ride on).
+# Every refusal here is raised (the token, the kiosk, the picture) and answered in words, both
+# languages, with its status by videobank.errors.AppErrorMiddleware.
+@csrf_exempt
+@require_POST
+def simulated_card(request: HttpRequest) -> JsonResponse:
+    """The kiosk page's simulated ID-card reader (``KIOSK_SIMULATOR``; never on a real VTM):
+    a random valid card holder whose chip photo is the person at the kiosk (the snapshot the page
+    sends), put on the national-ID stub's registry so the demo's checks can pass."""
+    if not settings.KIOSK_SIMULATOR:
+        raise Http404("The simulated card reader is off.")
+    try:
+        body = json.loads(request.body or b"{}")
+        if not isinstance(body, dict):
+            raise ValueError
+        call_id = access_customer_call(str(body.get("token", "")))  # TokenError: 403
+        photo = base64.b64decode(str(body.get("photo_jpeg_b64", "")), validate=True)
+    except (ValueError, binascii.Error):
+        raise Invalid("Send a JPEG snapshot.", "请发送 JPEG 快照。") from None
+    # A card reader, even a simulated one, belongs to an enrolled kiosk's call (its cookie).
+    caller = access.access_kiosk(
+        request.COOKIES.get(access.KIOSK_COOKIE), ip=request.META.get("REMOTE_ADDR")
+    )
+    access.access_kiosk_call(caller=caller, call_id=call_id)  # access.Refused: 403
+    fields, chip = kyc_services.simulated_card_issue(photo_jpeg=photo)
+    return JsonResponse({"fields": fields, "photo_jpeg_b64": base64.b64encode(chip).decode()})
+
+
 @login_required
 @require_GET
 def console_page(request: HttpRequest) -> HttpResponse:
-    if not access.access_teller(request.user):
-        if access.access_qa(request.user):
+    if not access_teller(request.user):
+        if access_qa(request.user):
             return redirect("qa")  # reviewers land on their own console after signing in
         raise PermissionDenied("The console is for tellers and supervisors.")
-    from kyc.services import FIELD_NAMES
-    from workflows.catalogue import CATALOGUE
-
     workflows = [{"key": b.key, "zh": b.zh, "en": b.en} for b in CATALOGUE.values()]
     return render(
         request, "console/index.html", {"kyc_fields": FIELD_NAMES, "workflows": workflows}
@@ -116,7 +151,7 @@ def console_page(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def wallboard_page(request: HttpRequest) -> HttpResponse:
-    if not access.access_supervisor(request.user):
+    if not access_supervisor(request.user):
         raise PermissionDenied("The wallboard is for supervisors.")
     return render(
         request,

@@ -52,7 +52,7 @@ def evidence(settings, tmp_path):
     business = Business.objects.create(key="adm-test", name_zh="测试", name_en="Test")
     call = Call.objects.create(business=business, teller=teller)
     event = CallEvent.objects.create(call=call, kind=CallEventKind.ANSWERED, actor="system")
-    recording = recording_start(call=call)
+    recording = recording_start(call_id=call.id)
     segment = RecordingSegment.objects.create(
         recording=recording,
         side="customer",

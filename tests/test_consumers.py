@@ -12,9 +12,8 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.utils import timezone
 
-from queueing.models import Call, CallStatus, PresenceStatus, TellerPresence
-from signaling import access
-from signaling.models import MediaWorker
+from queueing.access import customer_token_issue
+from queueing.models import Call, CallStatus, MediaWorker, PresenceStatus, TellerPresence
 from tests.factories import catalogue_seed
 from tests.sockets import HOST, ORIGIN, Socket, session_cookie
 from videobank.asgi import application
@@ -130,7 +129,7 @@ async def test_customer_cannot_touch_another_call(seeded):
     assert bob_call.status == CallStatus.WAITING
 
     # Alice's token cannot bind her socket to Bob's call, nor Bob's token to hers.
-    await bob.send("call.resume", token=access.customer_token_issue(call_id=uuid.UUID(alice_call)))
+    await bob.send("call.resume", token=customer_token_issue(call_id=uuid.UUID(alice_call)))
     assert (await bob.expect("error"))["code"] == "forbidden"
     await alice.send("call.resume", token=bob_queued["token"] + "tampered")
     assert (await alice.expect("error"))["code"] == "bad_token"

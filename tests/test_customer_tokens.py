@@ -27,8 +27,7 @@ from django.utils import timezone
 
 from kyc.models import STEP_ORDER, IdentityCheck, IdentityEvidence
 from queueing import clock
-from queueing.models import Call, CallEvent, CallStatus
-from signaling.models import MediaWorker
+from queueing.models import Call, CallEvent, CallStatus, MediaWorker
 from tests.factories import catalogue_seed
 from tests.sockets import Socket, session_cookie
 from workflows.corebank_stub.seed import BY_NAME, corebank_seed

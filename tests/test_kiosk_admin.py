@@ -18,6 +18,7 @@ from django.test import Client
 from PIL import Image
 
 from kyc.national_stub.models import Citizen
+from queueing.access import customer_token_issue
 from queueing.services import call_enqueue
 from signaling import access
 from signaling.models import Kiosk, KioskEvent
@@ -222,7 +223,7 @@ def test_the_simulated_card_reader_serves_only_an_enrolled_kiosks_call(
     settings.KIOSK_SIMULATOR = True
     _, credential = kiosk_registered()
     call = call_enqueue(business_key="card_loss", channel=channel)
-    token = access.customer_token_issue(call_id=call.id)
+    token = customer_token_issue(call_id=call.id)
     body = json.dumps({"token": token, "photo_jpeg_b64": _snapshot_b64()})
     browser = Client()
     if kiosk:
@@ -241,7 +242,7 @@ def test_the_simulated_card_reader_serves_only_an_enrolled_kiosks_call(
     kiosk_call = call_enqueue(business_key="card_loss", channel="vtm")
     body = json.dumps(
         {
-            "token": access.customer_token_issue(call_id=kiosk_call.id),
+            "token": customer_token_issue(call_id=kiosk_call.id),
             "photo_jpeg_b64": _snapshot_b64(),
         }
     )

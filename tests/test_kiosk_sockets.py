@@ -18,9 +18,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from kyc.models import IdentityCheck, IdentityEvidence
-from queueing.models import Call, CallEvent, Priority
+from queueing.models import Call, CallEvent, MediaWorker, Priority
 from signaling import access
-from signaling.models import MediaWorker
 from signaling.services import kiosk_revoke, kiosk_rotate
 from tests.factories import catalogue_seed
 from tests.sockets import Socket, kiosk_cookie, kiosk_registered, session_cookie

@@ -12,8 +12,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 from kyc.models import IdentityCheck, IdentityEvidence
-from queueing.models import CallEvent
-from signaling.models import MediaWorker
+from queueing.models import CallEvent, MediaWorker
 from tests.factories import catalogue_seed
 from tests.sockets import kiosk_registered
 from tests.test_kyc_sockets import CHIP_FIELDS, chip_photo_b64, connected

@@ -15,8 +15,7 @@ from channels.layers import get_channel_layer
 from django.utils import timezone
 from PIL import Image
 
-from queueing.models import CallEvent
-from signaling.models import MediaWorker
+from queueing.models import CallEvent, MediaWorker
 from tests.factories import catalogue_seed
 from tests.sockets import Socket, kiosk_cookie, kiosk_registered, session_cookie
 

@@ -42,8 +42,7 @@ from kyc.national import tasks as national_tasks
 from kyc.national.models import NationalCheck
 from kyc.national_stub.services import citizen_register, stub_channels, stub_control_set
 from kyc.services import identity_step_result
-from queueing.models import CallEvent
-from signaling.models import MediaWorker
+from queueing.models import CallEvent, MediaWorker
 from tests.pin_capture import Captures
 from tests.sockets import Socket, kiosk_cookie, kiosk_registered, session_cookie
 from workflows.corebank.models import Submission
@@ -146,7 +145,6 @@ def outside(captures, settings, monkeypatch, live_server, catalogue):
     ]
     settings.KYC_NATIONAL_RETRY_BACKOFF_S = 0.05
     settings.COREBANK_URL = f"{live_server.url}/ext/core-bank/v1"
-    settings.COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
     settings.COREBANK_STUB_LATENCY_MS = 0
     settings.COREBANK_STUB_JITTER_MS = 0
     settings.COREBANK_STUB_PIN_ITERATIONS = 1000

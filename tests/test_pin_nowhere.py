@@ -39,10 +39,9 @@ from django.db import connections
 from django.utils import timezone
 
 from kyc.models import STEP_ORDER, CheckStatus, IdentityCheck, Level
-from queueing.models import CallEvent
+from queueing.models import CallEvent, MediaWorker
 from recordings.export import recording_export
 from recordings.selectors import recording_for_call, recording_timeline
-from signaling.models import MediaWorker
 from tests import pin_capture
 from tests.pin_capture import Captures
 from tests.sockets import Socket, session_cookie
@@ -86,7 +85,6 @@ def bank(captures, settings, monkeypatch, live_server, catalogue):
     # The test's own server mounts the stub whatever the profile (production's never does).
     settings.ROOT_URLCONF = "tests.stub_urls"
     settings.COREBANK_URL = f"{live_server.url}/ext/core-bank/v1"
-    settings.COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
     settings.COREBANK_STUB_LATENCY_MS = 5
     settings.COREBANK_STUB_JITTER_MS = 0
     settings.COREBANK_STUB_PIN_ITERATIONS = 1000  # the stub's PIN hashes: cheap in tests

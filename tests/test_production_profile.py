@@ -20,12 +20,11 @@ import pytest
 from django.conf import settings
 from django.db import connections
 
-from queueing.models import Call, CallStatus
+from queueing.models import Call, CallStatus, MediaWorker
+from queueing.selectors import media_worker_alive
 from recordings.export import recording_export
 from recordings.models import Recording, RecordingSegment, RecordingStatus, Side
 from signaling.client import CustomerClient, TellerClient
-from signaling.models import MediaWorker
-from signaling.selectors import media_worker_alive
 from tests.calls import answered_call, hang_up, teller_cookie, until
 from tests.factories import staff_user
 from tests.livestack import LiveStack

@@ -12,9 +12,13 @@ from playwright.sync_api import expect, sync_playwright
 
 from queueing.models import Business, Call, CallEvent, CallEventKind, CallStatus
 from recordings.models import QaNote, QaReview, RecordingAccess, RecordingSegment
-from recordings.services import recording_data_key, recording_finalise, recording_start
+from recordings.services import (
+    recording_data_key,
+    recording_finalise,
+    recording_recorder,
+    recording_start,
+)
 from recordings.tests.synthetic import feed
-from recordings.writer import SideRecorder
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, csp_watched
 from tests.factories import staff_user
 
@@ -25,10 +29,10 @@ SECONDS = 6.0
 def recorded_call_with_timeline(incomplete=None):
     business = Business.objects.get(key="card_loss")
     call = Call.objects.create(business=business, status=CallStatus.ENDED)
-    recording = recording_start(call=call)
+    recording = recording_start(call_id=call.id)
     data_key = recording_data_key(recording=recording)
     recorders = [
-        SideRecorder(
+        recording_recorder(
             recording_id=recording.id,
             side=side,
             data_key=data_key,

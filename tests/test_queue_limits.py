@@ -37,11 +37,11 @@ from queueing.models import (
     CallbackRequest,
     CallEvent,
     CallStatus,
+    MediaWorker,
     Priority,
     PriorityClaim,
 )
 from signaling.access import DEVICE_COOKIE
-from signaling.models import MediaWorker
 from tests.factories import catalogue_seed
 from tests.sockets import Socket, session_cookie
 

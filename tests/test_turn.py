@@ -33,9 +33,9 @@ from django.core.management.base import SystemCheckError
 from django.db import connections
 from django.utils import timezone
 
+from queueing.models import MediaWorker
 from signaling.client import CustomerClient, TellerClient
 from signaling.media.worker import ice_configuration
-from signaling.models import MediaWorker
 from tests import pin_capture
 from tests.calls import teller_cookie
 from tests.factories import catalogue_seed, staff_user

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from signaling.access import ADMIN_GROUP, user_in_group
+from videobank.access import ADMIN_GROUP, user_in_group
 
 
 class VideobankAdminSite(admin.AdminSite):

@@ -23,6 +23,8 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
+from queueing.notify import remember_server_loop  # noqa: E402
+from queueing.ticker import ensure_ticker  # noqa: E402
 from signaling.routing import websocket_urlpatterns  # noqa: E402
 from videobank.body_limit import BodySizeLimit  # noqa: E402
 from videobank.origin import SameOriginValidator  # noqa: E402
@@ -37,14 +39,11 @@ class BackgroundLoops:
         self.app = app
 
     async def __call__(self, scope, receive, send):
-        from queueing.notify import remember_server_loop
-
         remember_server_loop()
         if settings.QUEUE_TICKER != "off":
-            from queueing.ticker import ensure_ticker
-
             ensure_ticker()
         if settings.MEDIA_WORKER_EMBEDDED:
+            # The media engine (aiortc, the recorders) loads only in a server that runs one.
             from signaling.media.worker import ensure_embedded_worker
 
             await ensure_embedded_worker()

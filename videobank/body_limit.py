@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 
+from django.conf import settings
+
 from videobank.errors import TooLarge, http_body
 
 
@@ -52,8 +54,6 @@ class BodySizeLimit:
     def max_bytes(self) -> int:
         if self._max_bytes is not None:
             return self._max_bytes
-        from django.conf import settings
-
         return settings.HTTP_BODY_MAX_BYTES
 
     async def __call__(self, scope, receive, send):

@@ -1,6 +1,7 @@
 import os
 
 from celery import Celery, signals
+from django.core.exceptions import ImproperlyConfigured
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videobank.settings")
 
@@ -14,8 +15,8 @@ def _refuse_unsafe_production(**kwargs) -> None:
     """A worker runs no system checks: on the production profile it refuses to start with unset
     or published keys, or an outside system pointed at a stub (videobank/checks.py). Celery logs
     and swallows a signal handler's exception, so the refusal leaves by SystemExit."""
-    from django.core.exceptions import ImproperlyConfigured
-
+    # This module loads with the videobank package (its __init__), before Django has settings:
+    # the checks, which read them, load when a worker starts.
     from videobank.checks import production_refuse_unsafe
 
     try:

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.db import models
 from django.db.models import expressions
 
+from videobank.keys import get_key_backend
+
 PURPOSE = "personal-data"
 MARK = "$sealed"
 
@@ -33,8 +35,6 @@ class SealedValueError(ValueError):
 
 
 def _backend():
-    from recordings.backends.keys import get_key_backend
-
     return get_key_backend()
 
 

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from recordings.backends.keys import LOCAL_KEY_ID, hkdf, local_key_file, parse_master_keys
+from videobank.keys import LOCAL_KEY_ID, hkdf, local_key_file, parse_master_keys
 
 # Every key setting videobank reads besides RECORDING_MASTER_KEYS (the production profile's
 # checks refuse these unset or set to a published value).

@@ -19,6 +19,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from django.conf import settings
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,8 +39,6 @@ class StubProcess:
     def __init__(
         self, *, env: dict[str, str], port: int | None = None, dev_endpoints: bool = True
     ):
-        from django.conf import settings
-
         self.env = dict(env)
         for name in (self.api_key_setting, self.admin_key_setting):
             if not self.env.get(name):

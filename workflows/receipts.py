@@ -256,6 +256,7 @@ def receipt_html(receipt: Receipt, *, request=None) -> str:
 def receipt_pdf(receipt: Receipt) -> bytes:
     """An A5 page: bank, business, each line in Chinese and English, the code. Chinese through
     the standard CID font STSong-Light (no font file to ship; viewers supply the glyphs)."""
+    # reportlab loads when a PDF is first asked for, not in every process that imports receipts.
     from reportlab.lib.pagesizes import A5
     from reportlab.lib.units import mm
     from reportlab.pdfbase import pdfmetrics

@@ -12,6 +12,7 @@ from django.conf import settings
 from . import catalogue
 from .catalogue import STEP_WORDS, words
 from .models import FINAL_STATUSES, BusinessCase, CaseStatus, Receipt
+from .receipts import receipt_links
 
 STATUS_WORDS: dict[str, tuple[str, str]] = {
     CaseStatus.DRAFT: ("Fill in the form", "请填写业务信息"),
@@ -169,8 +170,6 @@ def receipt_of(case: BusinessCase) -> Receipt | None:
 
 
 def receipt_info(case: BusinessCase) -> dict[str, Any] | None:
-    from .receipts import receipt_links
-
     receipt = receipt_of(case)
     return receipt_links(receipt) if receipt is not None else None
 
@@ -305,8 +304,6 @@ def progress_message(case: BusinessCase, text: dict[str, Any] | None = None) -> 
 def receipt_message(case: BusinessCase) -> dict[str, Any] | None:
     """``case.receipt`` fields: the links carry the receipt's own link token (the call's token
     opens no receipt)."""
-    from .receipts import receipt_links
-
     receipt = receipt_of(case)
     if receipt is None:
         return None

@@ -39,6 +39,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kyc.models import IdentityCheck, StepStatus
+from kyc.services import identity_face_match_request, identity_for_call
 from queueing import notify
 from queueing.models import Call, CallStatus
 from queueing.services import call_event_record
@@ -59,6 +60,7 @@ from .errors import (
     WorkflowError,
 )
 from .models import FINAL_STATUSES, BusinessCase, CaseStatus
+from .receipts import receipt_issue, receipt_links
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User
@@ -214,8 +216,6 @@ def _save(case: BusinessCase, *customer_messages: tuple[str, dict[str, Any]]) ->
 
 def _identity(call_id: uuid.UUID, business: Business) -> IdentityCheck | None:
     """The call's identity check if it serves this business; IdentityRequired in words if not."""
-    from kyc.services import identity_for_call
-
     check = identity_for_call(call_id=call_id)
     if business.identity_level == "none":
         return check
@@ -410,8 +410,6 @@ def case_fill(
 def _face_match_request(case: BusinessCase, teller: User) -> None:
     """Ask the identity check for a fresh face match of the customer now (inside the case's
     transaction: the request goes out after commit)."""
-    from kyc.services import identity_face_match_request
-
     case.face_requested_at = _now()
     _step(
         case,
@@ -438,8 +436,6 @@ def _face_match_request(case: BusinessCase, teller: User) -> None:
 def case_identity_refreshed(*, call_id: uuid.UUID) -> list[BusinessCase]:
     """Hook for the identity check's face-match result: cases of the call waiting for a fresh
     face match go on when it passed (or say in words that it failed)."""
-    from kyc.services import identity_for_call
-
     moved = []
     with transaction.atomic():
         cases = list(
@@ -862,11 +858,9 @@ def _identity_fields(case: BusinessCase) -> dict[str, Any]:
 
 
 def case_submission_result(*, submission_id: uuid.UUID) -> BusinessCase | None:
-    """Result hook of the core-bank client (``COREBANK_RESULT_HOOK``): the submission moved.
+    """Listens to the core-bank client's ``events.SubmissionChanged``: the submission moved.
     Done → the case is done and its receipt issued; rejected → the core's words on both screens;
     waiting (outage) → the teller is told. Idempotent: a finished case stays as it is."""
-    from .receipts import receipt_issue, receipt_links
-
     submission = Submission.objects.filter(pk=submission_id).first()
     if submission is None:
         return None

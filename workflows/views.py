@@ -7,7 +7,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from signaling.access import QA_GROUP, SUPERVISOR_GROUP, TELLER_GROUP, user_in_group
+from videobank.access import QA_GROUP, SUPERVISOR_GROUP, TELLER_GROUP, user_in_group
 from videobank.errors import Forbidden
 
 from . import receipts

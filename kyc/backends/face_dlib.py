@@ -38,6 +38,7 @@ class DlibFaceEngine:
     def _load(self) -> tuple:
         # Called with the lock held.
         if self._models is None:
+            # dlib and its model files load on first use, in the processes that match faces.
             import dlib
             import face_recognition_models as files
 
@@ -60,7 +61,7 @@ class DlibFaceEngine:
     def describe(
         self, image: np.ndarray, box: FaceBox, *, encode: bool = True
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        import dlib
+        import dlib  # loaded by _load() already: this only names it here
 
         rect = dlib.rectangle(box.left, box.top, box.right, box.bottom)
         with self._lock:

@@ -51,7 +51,7 @@ class PaddleOcrEngine:
 
     def __init__(self) -> None:
         det_dir, det_name, rec_dir, rec_name = paddle_model_dirs()
-        try:
+        try:  # an optional extra (pip install .[paddle]): only when this backend is chosen
             from paddleocr import PaddleOCR
         except ImportError as exc:
             raise ImproperlyConfigured(

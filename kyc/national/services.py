@@ -7,8 +7,8 @@ when none answers the task retries with backoff, and after the last retry the ch
 answers a question it already answered once). A pass is reused, marked ``from_cache``, for
 low-risk two-factor checks of the same name and number within ``KYC_NATIONAL_CACHE_S``.
 
-When a check reaches a final state the function at ``KYC_NATIONAL_RESULT_HOOK`` is called with
-``check_id=`` after commit.
+When a check reaches a final state it announces ``events.NationalCheckFinished`` (after commit);
+the identity check listens (kyc/apps.py).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from PIL import Image
 
 from kyc.errors import KycError, ServiceUnavailable
 from kyc.idcard.numbers import id_number_check_char, id_number_clean, id_number_well_formed
 from kyc.images import image_jpeg, image_load
+from videobank import events
 from videobank.keyring import KeyNotConfigured, SealBroken
 
 from .backends import (
@@ -276,26 +276,16 @@ def _from_cache(
         finished_at=now,
         expires_at=source.expires_at,
     )
-    transaction.on_commit(lambda: _hook(check.id))
+    events.emit(events.NationalCheckFinished(check_id=check.id))
     log.info("national check %s: pass reused from %s", check.id, source.id)
     return check
 
 
 def _dispatch(check_id: uuid.UUID) -> None:
+    # tasks.py runs this module's services: the task is looked up when it is sent.
     from .tasks import national_check_enqueue
 
     national_check_enqueue(check_id=check_id)
-
-
-def _hook(check_id: uuid.UUID) -> None:
-    path = getattr(settings, "KYC_NATIONAL_RESULT_HOOK", None)
-    if not path:
-        return
-    try:
-        import_string(path)(check_id=check_id)
-    except Exception:
-        # The check is recorded either way; a broken notifier must not undo or crash it.
-        log.exception("national check %s: result hook %s failed", check_id, path)
 
 
 # --- run ---------------------------------------------------------------------------------------
@@ -381,7 +371,7 @@ def _finish(
         check.expires_at = now + timedelta(seconds=_cache_s()) if passed else None
         check.sealed_query = b""
         check.save()
-        transaction.on_commit(lambda: _hook(check_id))
+        events.emit(events.NationalCheckFinished(check_id=check_id))
     log.info(
         "national check %s: %s via %s after %d attempt(s)%s",
         check.id,
@@ -405,7 +395,7 @@ def national_check_give_up(*, check_id: uuid.UUID, reason: str = "") -> National
             check.last_error = f"{check.last_error}; {reason}" if check.last_error else reason
         check.finished_at = timezone.now()
         check.save()
-        transaction.on_commit(lambda: _hook(check_id))
+        events.emit(events.NationalCheckFinished(check_id=check_id))
     log.warning(
         "national check %s unavailable after %d attempt(s): %s",
         check.id,

@@ -1,7 +1,7 @@
 """Portrait comparison of the stub's three-factor check, on the project's face engine.
 
-The engine is imported when first needed: the stub starts (and answers two-factor queries)
-without loading dlib.
+The engine loads when first needed (``kyc.faces.face_engine``): the stub starts (and answers
+two-factor queries) without loading dlib.
 """
 
 from __future__ import annotations
@@ -11,21 +11,24 @@ from collections.abc import Sequence
 import numpy as np
 from django.conf import settings
 
+from kyc.faces import (
+    DEFAULT_MATCH_THRESHOLD,
+    card_min_size_px,
+    encoding_distance,
+    face_find_one,
+)
+
 
 def portrait_encoding(image: np.ndarray) -> list[float]:
     """The 128-float encoding of the one face in an RGB image; FaceProblem (in words) if none.
     Portraits are ID photos (a card's photo area, a chip photo): small faces are normal there,
     so the card's size limit applies, and a printed ghost copy is not a second face."""
-    from kyc.faces import card_min_size_px, face_find_one
-
     return [
         float(x) for x in face_find_one(image, ghost_ok=True, min_size=card_min_size_px()).encoding
     ]
 
 
 def portrait_distance(reference: Sequence[float], probe: Sequence[float]) -> float:
-    from kyc.faces import encoding_distance
-
     return float(encoding_distance(np.asarray(reference), np.asarray(probe)))
 
 
@@ -35,7 +38,5 @@ def portrait_max_distance() -> float:
     (``kyc.faces.DEFAULT_MATCH_THRESHOLD``)."""
     value = getattr(settings, "NATIONAL_STUB_FACE_MAX_DISTANCE", None)
     if value is None:
-        from kyc.faces import DEFAULT_MATCH_THRESHOLD
-
         value = DEFAULT_MATCH_THRESHOLD
     return float(value)

@@ -43,9 +43,9 @@ from kyc.tests.test_identity_check import (
     started,
     step,
 )
+from queueing.access import customer_token_issue
 from queueing.models import CallEvent
 from queueing.services import call_end
-from signaling.access import customer_token_issue
 
 pytestmark = [pytest.mark.django_db(transaction=True)]
 

@@ -24,10 +24,10 @@ from PIL import Image, ImageFilter
 from kyc import selectors, services
 from kyc.errors import BadImage
 from kyc.models import CheckStatus, EvidenceKind, IdentityCheck, IdentityEvidence, Level
+from queueing.access import customer_token_issue
 from queueing.errors import Conflict, Forbidden
 from queueing.models import Business, Call, CallEvent, CallStatus
 from recordings.services import recording_start
-from signaling.access import customer_token_issue
 from tests.factories import staff_user
 from tests.media import face_photos
 
@@ -104,7 +104,7 @@ def call(catalogue, kyc_settings):
         enqueued_at=now,
         answered_at=now,
     )
-    recording_start(call=call)
+    recording_start(call_id=call.id)
     return call
 
 

@@ -1,7 +1,7 @@
 """Our client of the national ID check against the stub running as its own process.
 
 Checks run as on the embedded profile: the Celery task eagerly, on a thread of its own; a test
-waits for the result hook (``KYC_NATIONAL_RESULT_HOOK``), which is what the KYC panel listens to.
+waits for the result (it listens to ``events.NationalCheckFinished`` in the KYC panel's stead).
 The backoff between retries goes through ``kyc.national.tasks.sleep``, replaced here by a
 recorder so the delays are asserted without being waited.
 """
@@ -35,6 +35,7 @@ from kyc.national_stub.models import Citizen, StubRequest
 from kyc.national_stub.seed import CITIZENS, MISMATCH_EXAMPLE, NOT_FOUND_NUMBERS, registry_seed
 from kyc.national_stub.services import citizen_register, stub_channels, stub_control_set
 from kyc.national_stub.testing import StubServer, free_port
+from videobank import events
 from videobank.keyring import sealed_key_id
 
 ZHANG = CITIZENS[0]
@@ -61,6 +62,13 @@ def broken_hook(*, check_id) -> None:
     raise RuntimeError("the panel is gone")
 
 
+@pytest.fixture
+def result_hook_listening():
+    """The test's result hook hears every finished check, instead of the identity check."""
+    with events.listening(events.NationalCheckFinished, result_hook):
+        yield
+
+
 def wait_final(check: NationalCheck, timeout: float = 30.0) -> NationalCheck:
     assert _event(check.id).wait(timeout), f"check {check.id} got no result"
     _event(check.id).clear()
@@ -78,9 +86,8 @@ def stub(django_db_setup):
 
 
 @pytest.fixture
-def national(transactional_db, stub, settings, monkeypatch):
+def national(transactional_db, stub, settings, monkeypatch, result_hook_listening):
     settings.KYC_NATIONAL_CHANNELS = [stub.channel_url("primary"), stub.channel_url("secondary")]
-    settings.KYC_NATIONAL_RESULT_HOOK = f"{__name__}.result_hook"
     settings.KYC_NATIONAL_TIMEOUT_S = 2.0
     settings.KYC_NATIONAL_MAX_RETRIES = 3
     settings.KYC_NATIONAL_RETRY_BACKOFF_S = 0.5
@@ -446,11 +453,11 @@ def test_a_failed_or_unavailable_result_is_never_reused(national):
 
 # --- robustness and privacy --------------------------------------------------------------------
 def test_a_broken_result_hook_does_not_break_the_check(national, caplog):
-    national.settings.KYC_NATIONAL_RESULT_HOOK = f"{__name__}.broken_hook"
-    check = start()
-    assert tasks.national_check_threads_join(30)
+    with events.listening(events.NationalCheckFinished, broken_hook):
+        check = start()
+        assert tasks.national_check_threads_join(30)
     assert national_check_get(check_id=check.id).status == "passed"
-    assert "result hook" in caplog.text
+    assert "listener kyc.tests.test_national.broken_hook failed" in caplog.text
     assert "the panel is gone" in caplog.text
 
 
@@ -531,7 +538,9 @@ async def serve_asgi(app) -> tuple[asyncio.Server, int]:
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.urls("tests.stub_urls")  # the stub mounted as on the embedded profile, any profile
-async def test_embedded_check_from_a_consumer_leaves_its_thread_free(settings, monkeypatch):
+async def test_embedded_check_from_a_consumer_leaves_its_thread_free(
+    settings, monkeypatch, result_hook_listening
+):
     """On the embedded profile the check is started from a consumer (``database_sync_to_async``:
     one thread for every consumer of the process) and asks the stub mounted in the same process
     and event loop. The check must not hold that thread while the outside service is slow, and
@@ -548,7 +557,6 @@ async def test_embedded_check_from_a_consumer_leaves_its_thread_free(settings, m
     server, port = await serve_asgi(get_asgi_application())
     base = f"http://127.0.0.1:{port}/ext/national-id/v1"
     settings.KYC_NATIONAL_CHANNELS = [f"{base}/primary", f"{base}/secondary"]
-    settings.KYC_NATIONAL_RESULT_HOOK = f"{__name__}.result_hook"
     await database_sync_to_async(registry_seed)()
 
     # The stub holds the query until the test lets it answer.

@@ -15,6 +15,7 @@ from queueing.models import (
     Call,
     CallEvent,
     CallStatus,
+    MediaWorker,
     Offer,
     OfferStatus,
     PresenceStatus,
@@ -22,7 +23,6 @@ from queueing.models import (
     TellerPresence,
 )
 from recordings.models import Recording
-from signaling.models import MediaWorker
 from tests.factories import staff_user
 
 

@@ -1,4 +1,4 @@
-"""The queue ticker's housekeeping jobs (settings.QUEUE_TICKER_JOBS)."""
+"""The queue ticker's housekeeping jobs (who listens to ``events.Housekeeping``)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import logging
 import pytest
 
 from queueing import ticker
+from recordings.services import recordings_sweep
+from videobank import events
+from workflows.corebank.services import submissions_resume
 
 ran: list[str] = []
 
@@ -32,27 +35,34 @@ def _clean(monkeypatch):
     monkeypatch.setattr(ticker, "_ticks", 0)
 
 
-JOBS = ["queueing.tests.test_ticker.job_fails", "queueing.tests.test_ticker.job_records"]
-
-
 @pytest.mark.django_db
-def test_jobs_run_on_the_first_tick_then_every_n(settings):
-    settings.QUEUE_TICKER_JOBS = ["queueing.tests.test_ticker.job_records"]
-    for _ in range(ticker.JOBS_EVERY_TICKS + 1):
-        assert ticker.tick_once(standalone=True)
+def test_jobs_run_on_the_first_tick_then_every_n(django_capture_on_commit_callbacks):
+    # The ticker runs in autocommit, where housekeeping runs at once; here each test is a
+    # transaction, so its commit is played.
+    with (
+        events.listening(events.Housekeeping, job_records),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        for _ in range(ticker.JOBS_EVERY_TICKS + 1):
+            assert ticker.tick_once(standalone=True)
     assert ran == ["records", "records"]
 
 
 @pytest.mark.django_db
-def test_a_failing_job_is_logged_and_the_others_still_run(settings, caplog):
-    settings.QUEUE_TICKER_JOBS = JOBS
-    with caplog.at_level(logging.ERROR, logger="queueing.ticker"):
+def test_a_failing_job_is_logged_and_the_others_still_run(
+    caplog, django_capture_on_commit_callbacks
+):
+    with (
+        events.listening(events.Housekeeping, job_fails, job_records),
+        django_capture_on_commit_callbacks(execute=True),
+        caplog.at_level(logging.ERROR, logger="videobank.events"),
+    ):
         assert ticker.tick_once(standalone=True)
     assert ran == ["fails", "records"]
-    assert "ticker job queueing.tests.test_ticker.job_fails failed" in caplog.text
+    assert "listener queueing.tests.test_ticker.job_fails failed" in caplog.text
+    assert "core bank unreachable" in caplog.text
 
 
-def test_the_core_bank_resume_is_a_default_job():
-    from django.conf import settings
-
-    assert "workflows.corebank.services.submissions_resume" in settings.QUEUE_TICKER_JOBS
+def test_the_core_bank_resume_and_the_recordings_sweep_are_housekeeping_jobs():
+    assert submissions_resume in events.listeners(events.Housekeeping)
+    assert recordings_sweep in events.listeners(events.Housekeeping)

@@ -7,9 +7,8 @@ import pytest
 
 from queueing.models import Business, Call
 from recordings.models import RecordingSegment
-from recordings.services import recording_data_key, recording_start
+from recordings.services import recording_data_key, recording_recorder, recording_start
 from recordings.tests.synthetic import feed
-from recordings.writer import SideRecorder
 
 T0 = 500.0
 SECONDS = 2.5
@@ -27,11 +26,11 @@ def recorded_call(recording_dir, catalogue):
     """A call whose two sides were recorded for 2.5 s in 1 s segments, registered by the writer."""
     business = Business.objects.create(key="rec-test", name_zh="录像测试", name_en="Recording test")
     call = Call.objects.create(business=business)
-    recording = recording_start(call=call)
-    assert recording_start(call=call) == recording  # idempotent
+    recording = recording_start(call_id=call.id)
+    assert recording_start(call_id=call.id) == recording  # idempotent
     data_key = recording_data_key(recording=recording)
     recorders = [
-        SideRecorder(
+        recording_recorder(
             recording_id=recording.id,
             side=side,
             data_key=data_key,

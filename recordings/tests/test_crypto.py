@@ -6,11 +6,6 @@ import uuid
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from recordings.backends.keys import (
-    KeyUnwrapError,
-    SettingsMasterKeys,
-    get_key_backend,
-)
 from recordings.crypto import (
     MAGIC,
     SegmentIntegrityError,
@@ -18,6 +13,11 @@ from recordings.crypto import (
     open_sealed,
     seal,
     segment_aad,
+)
+from videobank.keys import (
+    KeyUnwrapError,
+    SettingsMasterKeys,
+    get_key_backend,
 )
 
 RECORDING = uuid.UUID("00000000-0000-4000-8000-000000000001")
@@ -154,7 +154,7 @@ def test_embedded_profile_keeps_a_private_local_key(tmp_path):
 
 
 def test_get_key_backend_follows_settings(settings):
-    settings.RECORDING_KEY_BACKEND = "recordings.backends.keys.SettingsMasterKeys"
+    settings.RECORDING_KEY_BACKEND = "videobank.keys.SettingsMasterKeys"
     settings.RECORDING_MASTER_KEYS = f"a:{b64key()}"
     backend = get_key_backend()
     assert get_key_backend() is backend

@@ -1,7 +1,8 @@
 """A recording whose media worker died does not stay open: the queue ticker's housekeeping job
-(``recordings.services.recordings_sweep`` in QUEUE_TICKER_JOBS) seals it as incomplete, with the
-reason, adopting sealed segment files that never got a row if — and only if — they authenticate.
-The timeline, the QA list and the replay page say "incomplete: <reason>"."""
+(``recordings.services.recordings_sweep``, a listener of ``events.Housekeeping``) seals it as
+incomplete, with the reason, adopting sealed segment files that never got a row if — and only
+if — they authenticate. The timeline, the QA list and the replay page say "incomplete: <reason>".
+"""
 
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.core.management import call_command
 from django.test import Client
 from django.utils import timezone
 
 from queueing import ticker
-from queueing.models import Call, CallEvent, CallEventKind, CallStatus
+from queueing.models import Call, CallEvent, CallEventKind, CallStatus, MediaWorker
 from recordings.models import Recording, RecordingSegment, RecordingStatus
-from signaling.models import MediaWorker
+from recordings.services import recordings_sweep
 from tests.factories import staff_user
+from videobank import events
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -57,7 +58,7 @@ def place(recording, *, status: str, ended_ago_s: float | None, heartbeat_ago_s:
 
 
 def test_the_sweep_is_a_queue_ticker_job():
-    assert "recordings.services.recordings_sweep" in django_settings.QUEUE_TICKER_JOBS
+    assert recordings_sweep in events.listeners(events.Housekeeping)
 
 
 def test_a_dead_workers_recording_is_sealed_incomplete_with_the_reason(

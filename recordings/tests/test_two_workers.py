@@ -48,7 +48,7 @@ def connected_call(recording_dir, catalogue, settings):
     settings.RECORDING_SEGMENT_SECONDS = 1.0
     business = Business.objects.create(key="two-workers", name_zh="两台", name_en="Two workers")
     call = Call.objects.create(business=business, status=CallStatus.CONNECTED)
-    recording_start(call=call)
+    recording_start(call_id=call.id)
     return call
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import time
 import uuid
@@ -27,7 +28,22 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from recordings.services import RecordingError, recording_mark_started
+from kyc.services import identity_frames_received, identity_grab_failed
+from queueing.models import OPEN_CALL_STATUSES, Call, CallStatus
+from queueing.services import (
+    call_event_record,
+    media_worker_heartbeat,
+    media_worker_register,
+    media_worker_unregister,
+)
+from recordings.models import Recording
+from recordings.services import (
+    RecordingError,
+    recording_data_key,
+    recording_mark_started,
+    recording_recorder,
+)
+from recordings.tasks import recording_finalise_task
 from signaling import ice
 
 from .relay import RelayTrack
@@ -138,10 +154,8 @@ class CallSession:
         self.recording = recording
         self.recorders = {}
         if recording is not None:
-            from recordings.writer import SideRecorder
-
             self.recorders = {
-                leg: SideRecorder(
+                leg: recording_recorder(
                     recording_id=recording.id,
                     side=leg,
                     data_key=worker.data_keys[recording.id],
@@ -303,8 +317,6 @@ class FrameSampler:
 
 def _jpegs(frames: list[tuple[int, int, VideoFrame]]) -> list[tuple[int, int, bytes]]:
     """Encode grabbed frames (in a thread: a few ms each)."""
-    import io
-
     out = []
     for offset_ms, t_ms, frame in frames:
         buffer = io.BytesIO()
@@ -314,8 +326,6 @@ def _jpegs(frames: list[tuple[int, int, VideoFrame]]) -> list[tuple[int, int, by
 
 
 def _finalise_later(recording_id: uuid.UUID) -> None:
-    from recordings.tasks import recording_finalise_task
-
     recording_finalise_task.delay(str(recording_id))
 
 
@@ -330,8 +340,6 @@ class MediaWorker:
         self._stopping = asyncio.Event()
 
     async def register(self) -> None:
-        from signaling.services import media_worker_register
-
         await database_sync_to_async(media_worker_register)(channel_name=self.channel_name)
 
     async def run(self) -> None:
@@ -361,14 +369,10 @@ class MediaWorker:
         for session in list(self.sessions.values()):
             await session.close()
         self.sessions.clear()
-        from signaling.services import media_worker_unregister
-
         with contextlib.suppress(Exception):
             await database_sync_to_async(media_worker_unregister)(channel_name=self.channel_name)
 
     async def _heartbeat(self) -> None:
-        from signaling.services import media_worker_heartbeat
-
         while True:
             try:
                 await database_sync_to_async(media_worker_heartbeat)(
@@ -395,8 +399,6 @@ class MediaWorker:
             await self.layer.send(channel, message)
 
     async def record_event(self, call_id: str, kind: str, *, actor: str, data: dict) -> None:
-        from queueing.services import call_event_record
-
         with contextlib.suppress(Exception):
             await database_sync_to_async(call_event_record)(
                 call_id=uuid.UUID(call_id), kind=kind, actor=actor, data=data
@@ -494,8 +496,6 @@ class MediaWorker:
 
     async def _grab(self, message: dict) -> None:
         """Frames of the customer's live video for the identity check, stored as evidence."""
-        from kyc.services import identity_frames_received, identity_grab_failed
-
         check_id, purpose = uuid.UUID(message["check_id"]), message["purpose"]
         session = self.sessions.get(message["call_id"])
         try:
@@ -529,8 +529,6 @@ class MediaWorker:
 
 
 def _connected_call_ids(call_ids: list[str]) -> set[str]:
-    from queueing.models import OPEN_CALL_STATUSES, Call
-
     return {
         str(pk)
         for pk in Call.objects.filter(pk__in=call_ids, status__in=OPEN_CALL_STATUSES).values_list(
@@ -541,10 +539,6 @@ def _connected_call_ids(call_ids: list[str]) -> set[str]:
 
 def _connected_call_recording(call_id: uuid.UUID, data_keys: dict):
     """The call's recording (data key unwrapped into ``data_keys``); False if not connected."""
-    from queueing.models import Call, CallStatus
-    from recordings.models import Recording
-    from recordings.services import recording_data_key
-
     if not Call.objects.filter(pk=call_id, status=CallStatus.CONNECTED).exists():
         return False
     recording = Recording.objects.filter(call_id=call_id).first()

@@ -169,7 +169,7 @@ CONTENT_SECURITY_POLICY = {
 SIGNALING_MAX_FRAME_BYTES = 64 * 1024
 # How long a customer token stays valid after the call was placed.
 CUSTOMER_TOKEN_MAX_AGE_S = env.int("CUSTOMER_TOKEN_MAX_AGE_S", default=4 * 3600)
-# ... and after its call ended: then it resumes, uploads, reads nothing (signaling/access.py).
+# ... and after its call ended: then it resumes, uploads, reads nothing (queueing/access.py).
 CUSTOMER_TOKEN_AFTER_END_S = env.int("CUSTOMER_TOKEN_AFTER_END_S", default=120)
 
 # Signed app claims (signaling/access.py): the bank's app backend signs, per call, "this is our
@@ -201,7 +201,7 @@ RECORDING_SEGMENT_SECONDS = env.float("RECORDING_SEGMENT_SECONDS", default=10.0)
 RECORDING_VIDEO_SIZE = (640, 480)
 RECORDING_VIDEO_FPS = 15
 RECORDING_KEY_BACKEND = env.str(
-    "RECORDING_KEY_BACKEND", default="recordings.backends.keys.SettingsMasterKeys"
+    "RECORDING_KEY_BACKEND", default="videobank.keys.SettingsMasterKeys"
 )
 # Master keys: "id:base64key,id2:base64key2". The first is used to wrap new data keys; the others
 # still unwrap older recordings (key rotation).
@@ -212,9 +212,10 @@ REPLAY_CACHE_S = env.int("REPLAY_CACHE_S", default=300)
 REPLAY_CACHE_BYTES = env.int("REPLAY_CACHE_BYTES", default=256 * 1024 * 1024)
 # A replay link (the media URLs in the QA console's page) is good for this long.
 REPLAY_GRANT_S = env.int("REPLAY_GRANT_S", default=3600)
-# The recordings sweep (a QUEUE_TICKER_JOBS job) seals as incomplete, with the reason, a recording
-# left open: its call ended RECORDING_SWEEP_GRACE_S ago (at once if its media worker's heartbeat
-# is stale), or its call is open but its media worker has been silent RECORDING_SWEEP_STALE_S.
+# The recordings sweep (a housekeeping job of the queue ticker, videobank/events.py) seals as
+# incomplete, with the reason, a recording left open: its call ended RECORDING_SWEEP_GRACE_S ago
+# (at once if its media worker's heartbeat is stale), or its call is open but its media worker
+# has been silent RECORDING_SWEEP_STALE_S.
 RECORDING_SWEEP_GRACE_S = env.float("RECORDING_SWEEP_GRACE_S", default=60.0)
 RECORDING_SWEEP_STALE_S = env.float("RECORDING_SWEEP_STALE_S", default=600.0)
 
@@ -309,9 +310,6 @@ KYC_HIGH_RISK_BUSINESSES = env.list(
 )
 # The kiosk page's simulated peripherals (card reader, printer...): for demos and tests only.
 KIOSK_SIMULATOR = env.bool("KIOSK_SIMULATOR", default=True)
-KYC_NATIONAL_RESULT_HOOK = "kyc.services.identity_national_result"
-# Called (call_id=...) after each face-match result: businesses waiting for a fresh one go on.
-KYC_FACE_MATCH_HOOK = "workflows.services.case_identity_refreshed"
 
 # --- businesses in the call (workflows/) -------------------------------------------------------
 # A high-risk business needs a face match younger than this (else one is requested at once).
@@ -345,17 +343,6 @@ COREBANK_STUB_JITTER_MS = env.int("COREBANK_STUB_JITTER_MS", default=30)
 COREBANK_STUB_ERROR_RATE = env.float("COREBANK_STUB_ERROR_RATE", default=0.0)
 # The core-bank stub's own keys: its PIN key pair and SMS outbox at rest (same form and rules).
 COREBANK_STUB_KEYS = env.str("COREBANK_STUB_KEYS", default="")
-# A submission's result goes on to its business case.
-COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
-# When a call ends: its businesses not yet submitted are cancelled.
-CALL_ENDED_HOOK = "workflows.services.call_cases_close"
-# Run by the one queue ticker every ~10 s: core-bank submissions a stopped process left behind
-# are sent again (safe: every submission keeps its idempotency key); recordings a dead media
-# worker left open are sealed as incomplete.
-QUEUE_TICKER_JOBS = [
-    "workflows.corebank.services.submissions_resume",
-    "recordings.services.recordings_sweep",
-]
 # The national online ID check (an outside service; kyc/national_stub is its stand-in): two
 # channels, tried in order. The embedded profile points them at the stub it mounts at
 # /ext/national-id/; production refuses to start without them.

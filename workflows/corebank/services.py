@@ -8,8 +8,8 @@ lost answer, a double click or a repeated message all end in exactly one effect 
 After the retry horizon (``conf.retry_horizon_s``) it is ``unanswered``; ``submission_retry``
 sends it again, still safely.
 
-After commit of every status change the function at ``COREBANK_RESULT_HOOK`` is called with
-``submission_id=``.
+Every status change announces ``events.SubmissionChanged`` (after commit); the business case
+listens (workflows/apps.py).
 
 The PIN never passes through here in clear: the customer's browser encrypts it for the core's
 public key (``corebank_pin_challenge``), and we forward the ciphertext once
@@ -29,12 +29,12 @@ from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.module_loading import import_string
 
 from kyc.idcard.numbers import id_number_checksum_ok, id_number_clean
+from videobank import events
 
 from .backends import OperationAnswer, corebank_backend
-from .conf import corebank_setting, timeout_s
+from .conf import timeout_s
 from .errors import CoreBankError, CoreBankUnavailable, IdempotencyConflict
 from .masking import id_number_mask
 from .models import FINAL_STATUSES, Submission, SubmissionStatus
@@ -277,20 +277,10 @@ def _same_submission(existing: Submission, fingerprint: str) -> Submission:
 
 
 def _dispatch(submission_id: uuid.UUID) -> None:
+    # tasks.py runs this module's services: the task is looked up when it is sent.
     from .tasks import submission_enqueue
 
     submission_enqueue(submission_id=submission_id)
-
-
-def _hook(submission_id: uuid.UUID) -> None:
-    path = corebank_setting("COREBANK_RESULT_HOOK", None)
-    if not path:
-        return
-    try:
-        import_string(path)(submission_id=submission_id)
-    except Exception:
-        # The submission is recorded either way; a broken notifier must not undo or crash it.
-        log.exception("core bank: submission %s: result hook %s failed", submission_id, path)
 
 
 def _attempt_budget() -> timedelta:
@@ -301,8 +291,7 @@ def _attempt_budget() -> timedelta:
 def _set_status(submission: Submission, status: str) -> None:
     if submission.status != status:
         submission.status = status
-        submission_id = submission.id
-        transaction.on_commit(lambda: _hook(submission_id))
+        events.emit(events.SubmissionChanged(submission_id=submission.id))
 
 
 def submission_attempt(*, submission_id: uuid.UUID) -> Submission:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import secrets
 
+from .models import Account, Card
+
 USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"  # no I, O, S, V, Z
 USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)
 ACCOUNT_PREFIX = "6230"  # the stub's account numbers: 19 digits
@@ -32,8 +34,6 @@ def _random_number(prefix: str, length: int) -> str:
 
 
 def account_number_new() -> str:
-    from .models import Account
-
     while True:
         number = _random_number(ACCOUNT_PREFIX, 19)
         if not Account.objects.filter(number=number).exists():
@@ -41,8 +41,6 @@ def account_number_new() -> str:
 
 
 def card_number_new() -> str:
-    from .models import Card
-
     while True:
         number = _random_number(CARD_PREFIX, 19)
         if not Card.objects.filter(number=number).exists():

@@ -1,8 +1,8 @@
 """Our client of the core bank against the stub running as its own process.
 
 Submissions are sent as on the embedded profile: the Celery task eagerly, on a thread of its
-own; a test waits for the result hook (``COREBANK_RESULT_HOOK``), which is what the workflow
-listens to. The backoff between retries goes through ``workflows.corebank.tasks.sleep``,
+own; a test waits for the result (it listens to ``events.SubmissionChanged`` in the workflow's
+stead). The backoff between retries goes through ``workflows.corebank.tasks.sleep``,
 replaced by a recorder (which may also change the stub's faults, as time passing would), so the
 retry horizon is tested without waiting it. The worker path (production) is driven with a fake
 bound task. What a teller and a customer would notice: business errors in words on the
@@ -29,6 +29,7 @@ from celery.exceptions import Retry
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
+from videobank import events
 from workflows.corebank import conf, services, tasks
 from workflows.corebank.errors import CoreBankError, CoreBankUnavailable, IdempotencyConflict
 from workflows.corebank.models import Submission
@@ -90,6 +91,13 @@ def broken_hook(*, submission_id) -> None:
     raise RuntimeError("the teller console is gone")
 
 
+@pytest.fixture
+def result_hook_listening():
+    """The test's result hook hears every submission's change, instead of the workflow."""
+    with events.listening(events.SubmissionChanged, result_hook):
+        yield
+
+
 def wait_settled(submission: Submission, timeout: float = 30.0) -> Submission:
     assert _event(submission.id).wait(timeout), f"submission {submission.id} did not settle"
     _event(submission.id).clear()
@@ -112,9 +120,8 @@ def stub(django_db_setup):
 
 
 @pytest.fixture
-def bank(transactional_db, stub, settings, monkeypatch):
+def bank(transactional_db, stub, settings, monkeypatch, result_hook_listening):
     settings.COREBANK_URL = stub.base_url
-    settings.COREBANK_RESULT_HOOK = f"{__name__}.result_hook"
     settings.COREBANK_TIMEOUT_S = 2.0
     settings.COREBANK_MAX_RETRIES = 3
     settings.COREBANK_RETRY_BACKOFF_S = 0.5
@@ -634,11 +641,11 @@ def test_unusable_submissions_are_refused_before_anything_is_sent(db, kwargs, co
 
 # --- robustness and privacy --------------------------------------------------------------------
 def test_a_broken_result_hook_does_not_break_the_submission(bank, caplog):
-    bank.settings.COREBANK_RESULT_HOOK = f"{__name__}.broken_hook"
-    submission = submit()
-    assert tasks.submission_threads_join(30)
+    with events.listening(events.SubmissionChanged, broken_hook):
+        submission = submit()
+        assert tasks.submission_threads_join(30)
     assert submission_get(submission_id=submission.id).status == "done"
-    assert "result hook" in caplog.text
+    assert "listener workflows.tests.test_corebank.broken_hook failed" in caplog.text
     assert "the teller console is gone" in caplog.text
 
 
@@ -667,13 +674,14 @@ def test_the_pin_is_nowhere_in_clear_and_numbers_are_masked_in_logs(bank, caplog
 
 # --- the embedded profile: the stub mounted in our own server ----------------------------------
 @pytest.mark.urls("tests.stub_urls")  # the stub mounted as on the embedded profile, any profile
-def test_embedded_mount_serves_the_client(transactional_db, live_server, settings, monkeypatch):
+def test_embedded_mount_serves_the_client(
+    transactional_db, live_server, settings, monkeypatch, result_hook_listening
+):
     """On the embedded profile the core's stub is mounted at /ext/core-bank/ in the same server;
     the submission is sent from a thread of this process, the stub answers on another."""
     monkeypatch.setitem(connections.settings[DEFAULT_DB_ALIAS], "CONN_MAX_AGE", 0)
     monkeypatch.setitem(tasks.submission_send_task.app.conf, "task_always_eager", True)
     settings.COREBANK_URL = f"{live_server.url}/ext/core-bank/v1"
-    settings.COREBANK_RESULT_HOOK = f"{__name__}.result_hook"
     settings.COREBANK_STUB_LATENCY_MS = 0
     settings.COREBANK_STUB_JITTER_MS = 0
     settings.COREBANK_STUB_PIN_ITERATIONS = 1000

@@ -19,8 +19,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from queueing.access import customer_token_issue
 from queueing.models import Business, Call, CallStatus
-from signaling.access import customer_token_issue
 from tests.factories import staff_user
 from workflows import catalogue as workflow_catalogue
 from workflows import receipts, selectors

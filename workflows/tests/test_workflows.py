@@ -85,7 +85,6 @@ def wf_settings(settings, live_server, stub_key_row):
     settings.ROOT_URLCONF = __name__
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.COREBANK_URL = f"{live_server.url}/ext/core-bank/v1"
-    settings.COREBANK_RESULT_HOOK = "workflows.services.case_submission_result"
     settings.COREBANK_STUB_LATENCY_MS = 0
     settings.COREBANK_STUB_JITTER_MS = 0
     settings.COREBANK_STUB_PIN_ITERATIONS = 1000  # the stub's PIN hashes: cheap in tests
@@ -131,7 +130,7 @@ def call(catalogue, wf_settings):
         enqueued_at=now,
         answered_at=now,
     )
-    recording_start(call=call)
+    recording_start(call_id=call.id)
     return call
 
 

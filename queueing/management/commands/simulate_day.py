@@ -320,7 +320,7 @@ def _count(n: int | None) -> str:
 
 def write_chart(result: DayResult, scenario: Scenario, path: str, *, title: str) -> None:
     """Service level by hour of arrival as a line, offered calls as bars, the target dashed."""
-    try:
+    try:  # only --chart needs it (half a second to load); the backend is set before pyplot
         import matplotlib
 
         matplotlib.use("Agg")

@@ -3,7 +3,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 
+from kyc.national_stub.seed import registry_seed
 from queueing.services import teller_profile_set
+from signaling.models import Kiosk
+from signaling.services import kiosk_create, kiosk_rotate
+from workflows.corebank_stub.seed import corebank_seed
 
 # user, role groups, skills (level 1-5), teller groups
 DEMO_USERS = [
@@ -30,11 +34,7 @@ class Command(BaseCommand):
             user.groups.set([Group.objects.get(name=g) for g in groups])
             if skills is not None:
                 teller_profile_set(teller=user, skills=skills, groups=teller_groups)
-        from kyc.national_stub.seed import registry_seed
-
         registry_seed()  # test citizens of the national-ID stub (see README "Identity checks")
-        from workflows.corebank_stub.seed import corebank_seed
-
         corebank_seed()  # their accounts, cards and PINs in the core-banking stub
         names = ", ".join(u for u, *_ in DEMO_USERS)
         self.stdout.write(f"Demo accounts: {names} — password: {password}")
@@ -51,9 +51,6 @@ DEMO_KIOSK = "Demo kiosk"
 def demo_kiosk_credential() -> str:
     """Register the demo kiosk, or rotate its credential: a random one per seed, never a
     published constant."""
-    from signaling.models import Kiosk
-    from signaling.services import kiosk_create, kiosk_rotate
-
     kiosk = Kiosk.objects.filter(name=DEMO_KIOSK, revoked_at__isnull=True).first()
     if kiosk is None:
         for revoked in Kiosk.objects.filter(name=DEMO_KIOSK):  # the name is unique: free it

@@ -1,7 +1,8 @@
-"""Key management for recordings: master keys wrap the per-recording data keys.
+"""Master keys: they wrap each recording's data key and derive the key of personal data at rest.
 
 ``get_key_backend()`` returns the backend named by ``settings.RECORDING_KEY_BACKEND``. A backend for
-an HSM or a cloud KMS implements the same two methods.
+an HSM or a cloud KMS implements the same two methods. Platform, not recordings: sealed fields
+(``videobank.fields``) and every key setting (``videobank.keyring``) rest on it too.
 """
 
 import base64

@@ -1,1 +1,0 @@
-"""Swappable engines behind recordings: key management (``keys``)."""
