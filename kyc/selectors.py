@@ -125,7 +125,7 @@ def national_words(national: NationalCheck) -> tuple[str, str]:
     return en, zh
 
 
-def identity_evidence_for_call(*, call_id: uuid.UUID) -> QuerySet:
+def identity_evidence_for_call(*, call_id: uuid.UUID) -> QuerySet[IdentityEvidence]:
     """The call's identity-check pictures, oldest first (sealed with the call recording's key;
     the QA console lists them through recordings/evidence.py)."""
     return (

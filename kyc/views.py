@@ -15,7 +15,7 @@ from . import services
 from .images import MAX_BYTES
 
 # Every refusal here is raised (a token that opens nothing, the call's state, the picture) and
-# answered in words, both languages, with its status by videobank.errors.AppErrorMiddleware.
+# answered in words, both languages, with its status by videobank.http_errors.AppErrorMiddleware.
 
 
 def _declared_too_large(request: HttpRequest) -> bool:

@@ -13,13 +13,13 @@ An item is whatever the keeper lists; the QA console reads ``id``, ``kind``, ``s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 
 class _Listed(Protocol):
-    def __call__(self, *, call_id: uuid.UUID) -> Sequence[Any]: ...
+    def __call__(self, *, call_id: uuid.UUID) -> Iterable[Any]: ...
 
 
 class _Found(Protocol):
@@ -45,8 +45,8 @@ def keeper_set(keeper: EvidenceKeeper) -> None:
     _keeper = keeper
 
 
-def evidence_for_call(call_id: uuid.UUID) -> Sequence[Any]:
-    return _keeper.listed(call_id=call_id) if _keeper is not None else []
+def evidence_for_call(call_id: uuid.UUID) -> list[Any]:
+    return list(_keeper.listed(call_id=call_id)) if _keeper is not None else []
 
 
 def evidence_get(call_id: uuid.UUID, evidence_id: uuid.UUID) -> Any | None:

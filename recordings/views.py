@@ -288,7 +288,7 @@ def _unsatisfiable(total: int) -> HttpResponse:
 
 
 # Refusals (ReviewInvalid 400, ReviewRefused 403, ReplayError 409) are raised and answered in
-# words, both languages, by videobank.errors.AppErrorMiddleware.
+# words, both languages, by videobank.http_errors.AppErrorMiddleware.
 
 
 def _json_body(request: HttpRequest) -> dict:

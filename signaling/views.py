@@ -109,7 +109,7 @@ def kiosk_enrol(request: HttpRequest) -> HttpResponse:
 
 # The call token in the body is the credential (no cookie session: nothing for CSRF to ride on).
 # Every refusal here is raised (the token, the kiosk, the picture) and answered in words, both
-# languages, with its status by videobank.errors.AppErrorMiddleware.
+# languages, with its status by videobank.http_errors.AppErrorMiddleware.
 @csrf_exempt
 @require_POST
 def simulated_card(request: HttpRequest) -> JsonResponse:

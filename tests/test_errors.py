@@ -22,9 +22,9 @@ from django.utils import timezone
 from kyc.models import IdentityCheck, IdentityEvidence
 from kyc.national_stub.models import Citizen
 from queueing import limits
-from queueing.models import Business, Call, CallEvent, CallStatus
+from queueing.access import customer_token_issue
+from queueing.models import Business, Call, CallEvent, CallStatus, MediaWorker
 from signaling import access
-from signaling.models import MediaWorker
 from tests.factories import catalogue_seed, staff_user
 from tests.sockets import Socket, kiosk_registered, session_cookie
 from tests.test_kyc_sockets import CHIP_FIELDS, connected
@@ -111,7 +111,7 @@ async def test_a_forbidden_reads_the_same_over_a_socket_and_over_http(seeded, se
 
     def over_http():
         body = {
-            "token": access.customer_token_issue(call_id=uuid.UUID(call_id)),
+            "token": customer_token_issue(call_id=uuid.UUID(call_id)),
             "photo_jpeg_b64": snapshot_b64(),
         }
         return Client().post("/kyc/simulated-card/", json.dumps(body), "application/json")
@@ -145,7 +145,7 @@ async def test_a_conflict_reads_the_same_over_a_socket_and_over_http(media_chann
     def over_http():
         from django.core.files.uploadedfile import SimpleUploadedFile
 
-        token = access.customer_token_issue(call_id=uuid.UUID(call_id))
+        token = customer_token_issue(call_id=uuid.UUID(call_id))
         image = SimpleUploadedFile("card.jpg", b"\xff\xd8 a card", content_type="image/jpeg")
         return Client().post("/kyc/upload/", {"token": token, "side": "front", "image": image})
 
@@ -283,7 +283,7 @@ async def test_a_fault_is_internal_and_its_text_stays_on_the_server(seeded, monk
             enqueued_at=timezone.now() - timedelta(seconds=5),
             answered_at=timezone.now(),
         )
-        token = access.customer_token_issue(call_id=call.id)
+        token = customer_token_issue(call_id=call.id)
         return Client(raise_request_exception=False).post(
             "/kyc/upload/", {"token": token, "side": "front"}
         )

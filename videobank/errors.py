@@ -10,24 +10,22 @@ look at which app the error came from.
 
 - Socket: ``socket_fields(error)`` → ``code``, ``detail`` ("en / zh", the form the pages show and
   the protocol documents) and the fields; ``signaling.consumers.SignalingConsumer`` sends it.
-- HTTP: a view raises; ``AppErrorMiddleware`` answers ``{"code", "detail": {"en", "zh"}, ...}``
-  with the status, or, to a browser opening a page, the same words on the error page.
+- HTTP: a view raises; ``videobank.http_errors.AppErrorMiddleware`` answers ``http_body`` —
+  ``{"code", "detail": {"en", "zh"}, ...}`` — with the status, or, to a browser opening a page,
+  the same words on the error page.
 
 Anything else that escapes a consumer or a view is a fault, not a refusal: ``as_answer`` logs it
 with its traceback and answers ``internal`` (a socket; over HTTP Django's 500 page does the
 same), never with its text.
 
-This module imports nothing of the apps: every layer may raise these.
+This module imports nothing of the apps, nor Django: every layer may raise these, the wire schema
+(``signaling.protocol``, which stands alone) included.
 """
 
 from __future__ import annotations
 
 import logging
 from typing import Any
-
-from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import render
-from django.utils.deprecation import MiddlewareMixin
 
 log = logging.getLogger(__name__)
 
@@ -178,39 +176,3 @@ def socket_fields(error: AppError) -> dict[str, Any]:
 def http_body(error: AppError) -> dict[str, Any]:
     """The JSON answer: ``{"code", "detail": {"en", "zh"}, ...fields}``."""
     return {**error.fields, "code": error.code, "detail": error.words()}
-
-
-def http_response(request: HttpRequest, error: AppError) -> HttpResponse:
-    """``error`` answered over HTTP with its status: JSON for a script (``fetch``, an API
-    client, anything that does not ask for a page); for a browser opening a page (it asks for
-    ``text/html`` first), the error page with the same words in both languages."""
-    response: HttpResponse
-    if _wants_page(request):
-        response = render(
-            request,
-            "error.html",
-            {"error": error, "status": error.http_status},
-            status=error.http_status,
-        )
-    else:
-        response = JsonResponse(
-            http_body(error), status=error.http_status, json_dumps_params={"ensure_ascii": False}
-        )
-    retry = error.fields.get("retry_after_s")
-    if isinstance(retry, int):
-        response["Retry-After"] = str(retry)
-    return response
-
-
-def _wants_page(request: HttpRequest) -> bool:
-    return request.get_preferred_type(["application/json", "text/html"]) == "text/html"
-
-
-class AppErrorMiddleware(MiddlewareMixin):
-    """Turns an ``AppError`` a view raised into its answer (``http_response``). Other
-    exceptions pass on to Django: logged with their traceback, answered with the 500 page."""
-
-    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, AppError):
-            return None
-        return http_response(request, exception)  # Django logs the 4xx as for any view

@@ -50,7 +50,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # A refusal a view raises (videobank/errors.py AppError) answered in words, JSON or a page.
-    "videobank.errors.AppErrorMiddleware",
+    "videobank.http_errors.AppErrorMiddleware",
     # Last: turns a locked-out sign-in into the sign-in page saying so (see "staff sign-in").
     "axes.middleware.AxesMiddleware",
 ]
