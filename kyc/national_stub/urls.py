@@ -1,6 +1,6 @@
 """The stub's API, version 1. Mounted at /ext/national-id/ on the embedded profile (with the
 developer endpoint); served alone at the root by ``manage.py national_id_stub`` (see
-``standalone_urls``: the developer endpoint only with ``--dev-endpoints``)."""
+``videobank.outside.stubs.urls``: the developer endpoint only with ``--dev-endpoints``)."""
 
 from django.urls import path
 

@@ -2,12 +2,12 @@
 
 Submissions are sent as on the embedded profile: the Celery task eagerly, on a thread of its
 own; a test waits for the result hook (``COREBANK_RESULT_HOOK``), which is what the workflow
-listens to. The backoff between retries goes through ``workflows.corebank.tasks.sleep``,
-replaced by a recorder (which may also change the stub's faults, as time passing would), so the
-retry horizon is tested without waiting it. The worker path (production) is driven with a fake
-bound task. What a teller and a customer would notice: business errors in words on the
-submission, the teller told when the core is down, exactly one effect whatever happens on the
-way, and the PIN nowhere in clear.
+listens to. The backoff between retries goes through the outside kit's clock, a virtual one here
+(``virtual_time``: waits are recorded, and a test may change the stub's faults meanwhile, as time
+passing would), so the retry horizon and the core's circuit breaker are tested without waiting.
+The worker path (production) is driven with a fake bound task. What a teller and a customer
+would notice: business errors in words on the submission, the teller told when the core is
+down, exactly one effect whatever happens on the way, and the PIN nowhere in clear.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +28,8 @@ from celery.exceptions import Retry
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
+from videobank.outside.breaker import breaker_states
+from videobank.outside.testing import ResultWaiter, WorkerDeliveries
 from workflows.corebank import conf, services, tasks
 from workflows.corebank.errors import CoreBankError, CoreBankUnavailable, IdempotencyConflict
 from workflows.corebank.models import Submission
@@ -67,23 +68,11 @@ STUB_ENV = {
 }
 
 # --- the result hook: how a test waits for a submission --------------------------------------
-_lock = threading.Lock()
-_seen: dict[str, list[str]] = defaultdict(list)
-_settled: dict[str, threading.Event] = {}
-SETTLED = {"done", "rejected", "unanswered"}
-
-
-def _event(submission_id) -> threading.Event:
-    with _lock:
-        return _settled.setdefault(str(submission_id), threading.Event())
+results = ResultWaiter(settled=lambda status: status in {"done", "rejected", "unanswered"})
 
 
 def result_hook(*, submission_id) -> None:
-    status = Submission.objects.get(pk=submission_id).status
-    with _lock:
-        _seen[str(submission_id)].append(status)
-    if status in SETTLED:
-        _event(submission_id).set()
+    results.notify(submission_id, Submission.objects.get(pk=submission_id).status)
 
 
 def broken_hook(*, submission_id) -> None:
@@ -91,14 +80,12 @@ def broken_hook(*, submission_id) -> None:
 
 
 def wait_settled(submission: Submission, timeout: float = 30.0) -> Submission:
-    assert _event(submission.id).wait(timeout), f"submission {submission.id} did not settle"
-    _event(submission.id).clear()
+    assert results.wait(submission.id, timeout), f"submission {submission.id} did not settle"
     return submission_get(submission_id=submission.id)
 
 
 def seen(submission: Submission) -> list[str]:
-    with _lock:
-        return list(_seen[str(submission.id)])
+    return results.seen(submission.id)
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -112,7 +99,7 @@ def stub(django_db_setup):
 
 
 @pytest.fixture
-def bank(transactional_db, stub, settings, monkeypatch):
+def bank(transactional_db, stub, settings, monkeypatch, virtual_time):
     settings.COREBANK_URL = stub.base_url
     settings.COREBANK_RESULT_HOOK = f"{__name__}.result_hook"
     settings.COREBANK_TIMEOUT_S = 2.0
@@ -123,11 +110,11 @@ def bank(transactional_db, stub, settings, monkeypatch):
     # Sent here as on the embedded profile, whatever the profile of the run; the worker path
     # is tested on its own (test_worker_path_requeues_with_backoff_then_gives_up).
     monkeypatch.setitem(tasks.submission_send_task.app.conf, "task_always_eager", True)
-    sleeps: list[float] = []
-    monkeypatch.setattr(tasks, "sleep", sleeps.append)
     corebank_seed()
     _authorisations.clear()
-    yield SimpleNamespace(stub=stub, sleeps=sleeps, settings=settings)
+    yield SimpleNamespace(
+        stub=stub, sleeps=virtual_time.sleeps, time=virtual_time, settings=settings
+    )
     assert tasks.submission_threads_join(30), "a submission thread did not end"
 
 
@@ -347,15 +334,14 @@ def test_outage_during_submission_waits_then_one_effect_after_recovery(bank):
     answer: exactly one effect."""
     bank.stub.control(lose_answers=1)
 
-    def sleep(seconds: float) -> None:
-        bank.sleeps.append(seconds)
+    def meanwhile(seconds: float) -> None:
         if len(bank.sleeps) == 1:
             assert submission_get(submission_id=submission.id).status == "waiting_retry"
             bank.stub.control(outage=True)  # down while we wait for the second attempt
         elif len(bank.sleeps) == 2:
             bank.stub.control(outage=False)  # back while we wait for the third
 
-    tasks.sleep = sleep  # restored by the fixture's monkeypatch
+    bank.time.during_sleep = meanwhile
     submission = submit(key="case-0003-submit")
     submission = wait_settled(submission)
     assert (submission.status, submission.attempts, submission.replayed) == ("done", 3, True)
@@ -373,11 +359,11 @@ def test_while_waiting_the_teller_sees_words_and_the_next_attempt(bank):
     waiting = threading.Event()
     go_on = threading.Event()
 
-    def sleep(seconds: float) -> None:
+    def meanwhile(seconds: float) -> None:
         waiting.set()
         assert go_on.wait(10)
 
-    tasks.sleep = sleep
+    bank.time.during_sleep = meanwhile
     submission = submit(authorised_by=authorised_by)
     assert waiting.wait(10)
     panel = submission_panel(submission_get(submission_id=submission.id))
@@ -392,22 +378,32 @@ def test_while_waiting_the_teller_sees_words_and_the_next_attempt(bank):
 
 
 def test_no_answer_for_the_whole_horizon_then_a_safe_retry(bank):
+    """Seven attempts over the horizon; after five missed answers in a row the core's circuit
+    opens and the last two are not even sent (the teller's words are the same); a minute later
+    the teller retries and the trial call goes through."""
     bank.settings.COREBANK_MAX_RETRIES = 6
     bank.settings.COREBANK_RETRY_MAX_BACKOFF_S = 4.0
     assert conf.retry_horizon_s() == 0.5 + 1 + 2 + 4 + 4 + 4
     authorised_by = authorise()
     bank.stub.control(outage=True)
+    before = bank.stub.log().count("core-bank stub: transfer received")
     submission = wait_settled(submit(key="case-0004-submit", authorised_by=authorised_by))
     assert bank.sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]  # doubling, capped
     assert (submission.status, submission.attempts) == ("unanswered", 7)
     assert submission.error_code == "corebank_unanswered"
     assert "cannot be carried out twice" in submission.error_en
     assert "不会重复办理" in submission.error_zh
-    assert submission.last_error == "HTTP 503 outage"
+    assert submission.last_error.startswith("not asked: the circuit is open after 5 failures")
+    assert "(last: HTTP 503 outage)" in submission.last_error
+    assert breaker_states()["core-bank"]["state"] == "open"
     assert seen(submission) == ["sending", "waiting_retry", "unanswered"]
     assert not OperationRequest.objects.exists()
+    arrived = "core-bank stub: transfer received"  # the stub logs each arrival
+    assert bank.stub.wait_for_log(arrived, count=before + 5)
+    assert bank.stub.log().count(arrived) - before == 5  # the core was asked five times
 
     bank.stub.control(outage=False)
+    bank.time.advance(60)  # the teller comes back a minute later: past the cool-down
     retried = submission_retry(submission_id=submission.id)
     assert retried.status == "waiting_retry"
     submission = wait_settled(retried)
@@ -424,28 +420,19 @@ def test_worker_path_requeues_with_backoff_then_gives_up(bank, monkeypatch):
     authorised_by = authorise()
     bank.stub.control(outage=True)
     submission = submit(authorised_by=authorised_by)
-
-    class Task:  # what celery hands a bound task: its request's retry count, and retry()
-        def __init__(self, retries: int):
-            self.request = SimpleNamespace(retries=retries)
-
-        def retry(self, *, exc, countdown):
-            countdowns.append(countdown)
-            return Retry(exc=exc, when=countdown)
-
-    countdowns: list[float] = []
+    worker = WorkerDeliveries(tasks.submission_send)
     for retries in range(3):
         with pytest.raises(Retry):
-            tasks.submission_send_attempt(Task(retries), submission_id=submission.id)
+            worker.deliver(submission.id, retries=retries)
         assert submission_get(submission_id=submission.id).next_attempt_at is not None
-    assert countdowns == [0.5, 1.0, 2.0]
-    assert tasks.submission_send_attempt(Task(3), submission_id=submission.id) == "unanswered"
+    assert worker.countdowns == [0.5, 1.0, 2.0]
+    assert worker.deliver(submission.id, retries=3) == "unanswered"
     assert submission_get(submission_id=submission.id).attempts == 4
     # A late duplicate delivery after recovery sends it (same key: safe) and settles it; a
     # finished submission is never sent again.
     bank.stub.control(outage=False)
-    assert tasks.submission_send_attempt(Task(0), submission_id=submission.id) == "done"
-    assert tasks.submission_send_attempt(Task(0), submission_id=submission.id) == "done"
+    assert worker.deliver(submission.id, retries=0) == "done"
+    assert worker.deliver(submission.id, retries=0) == "done"
     assert transfers_carried_out() == 1
     assert OperationRequest.objects.get().replays == 0
 
