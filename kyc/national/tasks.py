@@ -13,34 +13,18 @@ from __future__ import annotations
 
 import uuid
 
-from django.conf import settings
-
-from videobank.outside.retry import Backoff
 from videobank.outside.tasks import RetryingTask
 
 from .services import NationalServiceDown, national_check_give_up, national_check_run
 
-
-def _backoff() -> Backoff:
-    return Backoff(first_s=float(getattr(settings, "KYC_NATIONAL_RETRY_BACKOFF_S", 0.5)))
-
-
-def _max_retries() -> int:
-    return int(getattr(settings, "KYC_NATIONAL_MAX_RETRIES", 3))
-
-
-national_check = RetryingTask(
-    name="kyc.national.check",
-    what="national check",
-    attempt=lambda key: national_check_run(check_id=uuid.UUID(key)).status,
-    give_up=lambda key, reason="": (
-        national_check_give_up(check_id=uuid.UUID(key), reason=reason).status
-    ),
-    transient=NationalServiceDown,
-    backoff=_backoff,
-    max_retries=_max_retries,
-)
 # Answers a pending check. Idempotent: a finished check is not asked again.
+national_check = RetryingTask(
+    "kyc.national.check",
+    settings="KYC_NATIONAL",
+    attempt=national_check_run,
+    give_up=national_check_give_up,
+    retry_on=NationalServiceDown,
+)
 national_check_task = national_check.task
 
 

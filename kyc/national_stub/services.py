@@ -27,7 +27,7 @@ from kyc.errors import BadImage, FaceProblem
 from kyc.idcard.numbers import id_number_checksum_ok, id_number_well_formed
 from kyc.images import image_array, image_load
 from kyc.national.masking import id_number_mask, name_mask
-from videobank.outside.stubs.answers import StubRefusal
+from videobank.outside.stubs.answers import BadRequest, Unprocessable
 from videobank.outside.stubs.faults import FaultControls, FaultState
 from videobank.outside.stubs.keys import StubKeys
 from videobank.outside.stubs.records import AnswerRecords
@@ -41,30 +41,6 @@ CHANNELS = ("primary", "secondary")
 REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 QUERY_FIELDS = {"request_id", "name", "id_number", "portrait_jpeg_b64"}
 MAX_NAME_CHARS = 50
-
-
-class StubError(StubRefusal):
-    """A query the stub refuses; ``status`` is the HTTP status, ``code`` a stable word."""
-
-
-class BadQuery(StubError):
-    status = 400
-    code = "bad_request"
-
-
-class BadPortrait(StubError):
-    status = 422
-    code = "bad_portrait"
-
-
-class NoPortraitOnFile(StubError):
-    status = 422
-    code = "no_portrait_on_file"
-
-
-class RequestIdReused(StubError):
-    status = 409
-    code = "request_id_reused"
 
 
 @dataclass(frozen=True)
@@ -145,6 +121,7 @@ FAULTS = FaultControls(
     setting_prefix="NATIONAL_STUB_",
     defaults=(300, 100, 0.0),
     label="national stub",
+    stub_keys=KEYS,
     listed_as="channels",
 )
 
@@ -167,61 +144,51 @@ def stub_control_reset() -> None:
 
 # --- queries -----------------------------------------------------------------------------------
 def query_parse(data: object) -> Query:
-    """A query from a decoded JSON body; BadQuery (with the field) when anything is off."""
+    """A query from a decoded JSON body; BadRequest (with the field) when anything is off."""
     if not isinstance(data, dict):
-        raise BadQuery("the body must be a JSON object")
+        raise BadRequest("the body must be a JSON object")
     unknown = sorted(set(data) - QUERY_FIELDS)
     if unknown:
-        raise BadQuery(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
+        raise BadRequest(f"unknown field(s): {', '.join(unknown)}", field=unknown[0])
     request_id = data.get("request_id")
     if not isinstance(request_id, str) or not REQUEST_ID_RE.match(request_id):
-        raise BadQuery(
+        raise BadRequest(
             "request_id must be 1-64 characters of letters, digits and . _ : -",
             field="request_id",
         )
     name = data.get("name")
     if not isinstance(name, str) or not name_normalise(name):
-        raise BadQuery("name is required", field="name")
+        raise BadRequest("name is required", field="name")
     name = name_normalise(name)
     if len(name) > MAX_NAME_CHARS or any(unicodedata.category(c) == "Cc" for c in name):
-        raise BadQuery("name must be at most 50 printable characters", field="name")
+        raise BadRequest("name must be at most 50 printable characters", field="name")
     id_number = data.get("id_number")
     if not isinstance(id_number, str) or not id_number_well_formed(id_number):
-        raise BadQuery(
+        raise BadRequest(
             "id_number must be 18 characters: 17 digits and a digit or X", field="id_number"
         )
     if not id_number_checksum_ok(id_number):
-        raise BadQuery("id_number fails its check character (ISO 7064)", field="id_number")
+        raise BadRequest("id_number fails its check character (ISO 7064)", field="id_number")
     portrait_jpeg = None
     portrait = data.get("portrait_jpeg_b64")
     if portrait is not None:
         if not isinstance(portrait, str) or not portrait:
-            raise BadQuery("portrait_jpeg_b64 must be base64 text", field="portrait_jpeg_b64")
+            raise BadRequest("portrait_jpeg_b64 must be base64 text", field="portrait_jpeg_b64")
         try:
             portrait_jpeg = base64.b64decode(portrait, validate=True)
         except (binascii.Error, ValueError) as exc:
-            raise BadQuery(
+            raise BadRequest(
                 "portrait_jpeg_b64 is not valid base64", field="portrait_jpeg_b64"
             ) from exc
     return Query(request_id=request_id, name=name, id_number=id_number, portrait_jpeg=portrait_jpeg)
 
 
-RECORDS = AnswerRecords(
-    model=StubRequest,
-    key_field="request_id",
-    reused=lambda request_id: RequestIdReused(
-        f"request_id {request_id} was already used for a different query"
-    ),
-    label="national stub",
-    replayed=lambda recorded: (
-        f"request {recorded.request_id} replayed -> {recorded.answer['result']}"
-    ),
-)
+RECORDS = AnswerRecords(StubRequest, label="national stub", noun="request")
 
 
 def stub_verify(*, channel: str, query: Query) -> dict:
     """The answer to a query: the recorded one for a known request id, else a fresh one,
-    recorded. RequestIdReused if the id was used for a different question. The same id answered
+    recorded. A Conflict (409) if the id was used for a different question. The same id answered
     on another channel meanwhile (the caller timed out here and failed over): the first
     recorded answer stands."""
     fingerprint = query.fingerprint()
@@ -282,11 +249,17 @@ def _portrait_distance(citizen: Citizen, jpeg: bytes) -> float:
     try:
         image = image_array(image_load(jpeg))
     except BadImage as exc:
-        raise BadPortrait(f"portrait: {exc.detail}", field="portrait_jpeg_b64") from exc
+        raise Unprocessable(
+            f"portrait: {exc.detail}", field="portrait_jpeg_b64", code="bad_portrait"
+        ) from exc
     if not citizen.portrait_encoding:
-        raise NoPortraitOnFile("the registry holds no portrait for this person")
+        raise Unprocessable(
+            "the registry holds no portrait for this person", code="no_portrait_on_file"
+        )
     try:
         probe = portraits.portrait_encoding(image)
     except (BadImage, FaceProblem) as exc:
-        raise BadPortrait(f"portrait: {exc.detail}", field="portrait_jpeg_b64") from exc
+        raise Unprocessable(
+            f"portrait: {exc.detail}", field="portrait_jpeg_b64", code="bad_portrait"
+        ) from exc
     return portraits.portrait_distance(citizen.portrait_encoding, probe)

@@ -8,14 +8,12 @@ from . import views
 
 app_name = "national_stub"
 
+# The developer endpoint (the admin key): each channel's fault switches.
+dev_urlpatterns = [path("v1/_control", views.control, name="control")]
 # What the bank's client calls (the API key).
 api_urlpatterns = [
     path("v1/health", views.health, name="health"),
     path("v1/<slug:channel>/verify", views.verify, name="verify"),
-]
-# The developer endpoint (the admin key): each channel's fault switches.
-dev_urlpatterns = [
-    path("v1/_control", views.control, name="control"),
 ]
 
 urlpatterns = [*api_urlpatterns, *dev_urlpatterns]

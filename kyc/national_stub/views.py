@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from videobank.outside.stubs.answers import json_answer, json_body
 
@@ -41,17 +41,13 @@ def verify(request: HttpRequest, channel: str) -> JsonResponse:
 
     return services.FAULTS.served(
         request,
-        keys=services.KEYS,
         key=channel,
         outage_detail=f"channel {channel} is out of service",
         handler=handle,
     )
 
 
-@csrf_exempt
-@require_http_methods(["GET", "POST"])
-def control(request: HttpRequest) -> JsonResponse:
-    return services.FAULTS.control(request, keys=services.KEYS)
+control = services.FAULTS.control_view()
 
 
 @require_GET

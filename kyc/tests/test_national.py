@@ -35,7 +35,7 @@ from kyc.national_stub.seed import CITIZENS, MISMATCH_EXAMPLE, NOT_FOUND_NUMBERS
 from kyc.national_stub.services import citizen_register, stub_channels, stub_control_set
 from kyc.national_stub.testing import StubServer, free_port
 from videobank.keyring import sealed_key_id
-from videobank.outside.testing import ResultWaiter, WorkerDeliveries
+from videobank.outside.testing import ResultWaiter, WorkerDeliveries, run_series_eagerly
 
 ZHANG = CITIZENS[0]
 REVOKED = CITIZENS[2]
@@ -75,13 +75,11 @@ def stub(django_db_setup):
 def national(transactional_db, stub, settings, monkeypatch, virtual_time):
     settings.KYC_NATIONAL_CHANNELS = [stub.channel_url("primary"), stub.channel_url("secondary")]
     settings.KYC_NATIONAL_RESULT_HOOK = f"{__name__}.result_hook"
-    settings.KYC_NATIONAL_TIMEOUT_S = 2.0
-    settings.KYC_NATIONAL_MAX_RETRIES = 3
-    settings.KYC_NATIONAL_RETRY_BACKOFF_S = 0.5
     settings.KYC_NATIONAL_CACHE_S = 600
-    # Checks run here as on the embedded profile, whatever the profile of the run; the worker
-    # path is tested on its own (test_worker_path_requeues_with_backoff_then_gives_up).
-    monkeypatch.setitem(tasks.national_check_task.app.conf, "task_always_eager", True)
+    # The worker path: test_worker_path_requeues_with_backoff_then_gives_up.
+    run_series_eagerly(
+        settings, monkeypatch, tasks.national_check, timeout_s=2.0, max_retries=3, backoff_s=0.5
+    )
     registry_seed()
     for channel in stub_channels():
         stub_control_set(channel=channel, latency_ms=0, jitter_ms=0, error_rate=0.0)
@@ -433,9 +431,11 @@ def test_a_broken_result_hook_does_not_break_the_check(national, caplog):
     national.settings.KYC_NATIONAL_RESULT_HOOK = f"{__name__}.broken_hook"
     check = start()
     assert tasks.national_check_threads_join(30)
-    assert national_check_get(check_id=check.id).status == "passed"
+    check = national_check_get(check_id=check.id)
+    assert (check.status, check.outcome) == ("passed", "pass")
     assert "result hook" in caplog.text
     assert "the panel is gone" in caplog.text
+    assert asked(check) == 1  # the check was not asked again for it
 
 
 def test_client_logs_mask_numbers_and_names(national, caplog):

@@ -14,6 +14,8 @@ import tenacity
 from tenacity import wait_exponential, wait_random
 from tenacity.wait import wait_base
 
+from .conf import outside_setting
+
 
 @dataclass(frozen=True)
 class Backoff:
@@ -36,3 +38,17 @@ class Backoff:
         """The waits of a whole series of ``retries`` retries (without jitter)."""
         plain = Backoff(first_s=self.first_s, max_s=self.max_s)
         return sum(plain.wait_s(n) for n in range(retries))
+
+
+def series_backoff(prefix: str, *, first_s: float = 1.0, max_s: float = math.inf) -> Backoff:
+    """A task series' back-off from ``<prefix>_RETRY_BACKOFF_S`` (the first wait) and
+    ``<prefix>_RETRY_MAX_BACKOFF_S`` (the longest; none when unset)."""
+    return Backoff(
+        first_s=outside_setting(f"{prefix}_RETRY_BACKOFF_S", first_s, float),
+        max_s=outside_setting(f"{prefix}_RETRY_MAX_BACKOFF_S", max_s, float),
+    )
+
+
+def series_max_retries(prefix: str, *, default: int = 3) -> int:
+    """How many retries a task series makes after its first attempt: ``<prefix>_MAX_RETRIES``."""
+    return outside_setting(f"{prefix}_MAX_RETRIES", default, int)

@@ -1,8 +1,9 @@
 """The retrying task: work that asks an outside service, retried with back-off until it has an
 answer or gives up — the national ID check, a core-bank submission, whatever comes next.
 
-An app declares it once (``RetryingTask(name=..., attempt=..., give_up=..., transient=...)``)
-and gets a Celery task that:
+An app declares it once — ``RetryingTask("kyc.national.check", settings="KYC_NATIONAL",
+attempt=national_check_run, give_up=national_check_give_up, retry_on=NationalServiceDown)`` — and
+gets a Celery task that:
 
 - on a worker (production) makes one attempt per delivery; a transient failure re-queues it with
   ``retry(countdown=back-off)`` — a broker message, so it survives a worker restart and no worker
@@ -13,16 +14,21 @@ and gets a Celery task that:
   series waiting on an outside service there would stall every call in the process;
 - on anything else (a bug) gives up with "internal error" and logs it.
 
-``attempt`` and ``give_up`` take the id (a string: tasks carry ids, never personal data) and
-return the status; both must be idempotent (a late duplicate delivery finds the work finished
-and leaves it so).
+``attempt`` and ``give_up`` are the app's services: they take the work's id as their one keyword
+argument (``check_id=``, ``submission_id=``: a UUID; the broker carries ids, never personal data)
+and return the row, whose ``status`` is the task's result; ``give_up`` also takes ``reason=``.
+Both must be idempotent (a late duplicate delivery finds the work finished and leaves it so). The
+series' back-off and length are the app's settings ``<settings>_RETRY_BACKOFF_S``,
+``<settings>_RETRY_MAX_BACKOFF_S`` and ``<settings>_MAX_RETRIES`` (``retry``).
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -33,7 +39,7 @@ from django.db import connections
 from tenacity import retry_if_exception_type, stop_after_attempt
 
 from . import clock
-from .retry import Backoff
+from .retry import Backoff, series_backoff, series_max_retries
 
 log = logging.getLogger(__name__)
 
@@ -79,30 +85,26 @@ class EagerThreads:
 class RetryingTask:
     def __init__(
         self,
-        *,
         name: str,
-        what: str,
-        attempt: Callable[[str], str],
-        give_up: Callable[..., str],
-        transient: type[Exception],
-        backoff: Callable[[], Backoff],
-        max_retries: Callable[[], int],
-        on_wait: Callable[[str, float], None] | None = None,
+        *,
+        settings: str,
+        attempt: Callable[..., Any],
+        give_up: Callable[..., Any],
+        retry_on: type[Exception],
+        on_wait: Callable[..., None] | None = None,
     ):
-        """``name``: the Celery task name; ``what``: for thread names and logs;
-        ``attempt(key)``: one try, raising ``transient`` when it got no answer;
-        ``give_up(key, reason="")``: the final "no answer" state; ``backoff()`` and
-        ``max_retries()``: read from settings at each run; ``on_wait(key, seconds)``: told before
-        each wait (to show the next attempt's time)."""
+        """``name``: the Celery task name; ``settings``: the prefix of the series' settings;
+        ``attempt(<id>=)``: one try, raising ``retry_on`` when it got no answer;
+        ``give_up(<id>=, reason="")``: the final "no answer" state; ``on_wait(<id>=,
+        seconds=)``: told before each wait (to show when the next attempt is due)."""
         self.name = name
-        self.what = what
+        self.settings = settings
         self._attempt = attempt
         self._give_up = give_up
-        self.transient = transient
-        self.backoff = backoff
-        self.max_retries = max_retries
-        self.on_wait = on_wait
-        self._eager = EagerThreads(what.replace(" ", "-"))
+        self.retry_on = retry_on
+        self._on_wait = on_wait
+        self.id_name = next(iter(inspect.signature(attempt).parameters))
+        self._eager = EagerThreads(name)
 
         def run(task: Any, key: str) -> str:
             if task.request.is_eager:
@@ -112,45 +114,59 @@ class RetryingTask:
         run.__name__ = run.__qualname__ = name.rsplit(".", 1)[-1]
         self.task = shared_task(bind=True, acks_late=True, max_retries=None, name=name)(run)
 
+    def backoff(self) -> Backoff:
+        return series_backoff(self.settings)
+
+    def max_retries(self) -> int:
+        return series_max_retries(self.settings)
+
+    def _run(self, key: str) -> str:
+        return self._attempt(**{self.id_name: uuid.UUID(key)}).status
+
+    def _stop(self, key: str, reason: str = "") -> str:
+        return self._give_up(**{self.id_name: uuid.UUID(key)}, reason=reason).status
+
+    def _waiting(self, key: str, seconds: float) -> None:
+        if self._on_wait is not None:
+            self._on_wait(**{self.id_name: uuid.UUID(key)}, seconds=seconds)
+
     # --- the two paths ---------------------------------------------------------------------------
     def attempt(self, task: Any, key: str) -> str:
         """The worker path: one attempt; on no answer re-queue with back-off, or give up.
         ``task`` is the bound Celery task (``request.retries``, ``retry``)."""
         try:
-            return self._attempt(key)
-        except self.transient as exc:
+            return self._run(key)
+        except self.retry_on as exc:
             retries = task.request.retries
             if retries >= self.max_retries():
-                return self._give_up(key)
+                return self._stop(key)
             wait = self.backoff().wait_s(retries)
-            if self.on_wait is not None:
-                self.on_wait(key, wait)
+            self._waiting(key, wait)
             raise task.retry(exc=exc, countdown=wait) from exc
         except Exception:
-            self._give_up(key, reason="internal error (see the worker log)")
+            self._stop(key, reason="internal error (see the worker log)")
             raise
 
     def series(self, key: str) -> str:
         """The eager path: every attempt here, waiting the back-off between them."""
-        on_wait = self.on_wait
 
         def before_sleep(state: tenacity.RetryCallState) -> None:
-            if on_wait is not None and state.next_action is not None:
-                on_wait(key, state.next_action.sleep)
+            if state.next_action is not None:
+                self._waiting(key, state.next_action.sleep)
 
         retrying = tenacity.Retrying(
             stop=stop_after_attempt(self.max_retries() + 1),
             wait=self.backoff().wait(),
-            retry=retry_if_exception_type(self.transient),
+            retry=retry_if_exception_type(self.retry_on),
             sleep=clock.sleep,
             before_sleep=before_sleep,
-            retry_error_callback=lambda state: self._give_up(key),
+            retry_error_callback=lambda state: self._stop(key),
         )
         try:
-            return retrying(self._attempt, key)
+            return retrying(self._run, key)
         except Exception:
-            log.exception("%s %s failed", self.what, key)
-            return self._give_up(key, reason="internal error (see the server log)")
+            log.exception("%s %s failed", self.name, key)
+            return self._stop(key, reason="internal error (see the server log)")
 
     # --- queueing --------------------------------------------------------------------------------
     def enqueue(self, key: str) -> None:

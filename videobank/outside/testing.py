@@ -4,7 +4,8 @@
   moves time on (so a breaker's cool-down passes with it), every wait is recorded, and a test can
   act while the series waits (``during_sleep``: the service comes back meanwhile...).
 - ``ResultWaiter``: waiting for work a background thread finishes, told by the app's result hook.
-- ``WorkerDeliveries``: playing the Celery worker for a ``RetryingTask`` (production's path).
+- ``WorkerDeliveries``: playing the Celery worker for a ``RetryingTask`` (production's path);
+  ``run_series_eagerly``: its other path, as on the embedded profile, with the test's numbers.
 """
 
 from __future__ import annotations
@@ -107,3 +108,23 @@ class WorkerDeliveries:
                 return Retry(exc=exc, when=countdown)
 
         return self.task.attempt(Bound(), str(key))
+
+
+def run_series_eagerly(
+    settings: Any,
+    monkeypatch: Any,
+    task: RetryingTask,
+    *,
+    timeout_s: float,
+    max_retries: int,
+    backoff_s: float,
+    **more: Any,
+) -> None:
+    """``task`` runs as on the embedded profile (eagerly, on a thread of its own), whatever the
+    profile of the test run, with a call timeout, a series length and a first back-off of the
+    test's own (``settings``: pytest-django's fixture); ``more``: other settings of the same
+    prefix (``RETRY_MAX_BACKOFF_S=60.0``). The worker path is ``WorkerDeliveries``'."""
+    monkeypatch.setitem(task.task.app.conf, "task_always_eager", True)
+    numbers = {"TIMEOUT_S": timeout_s, "MAX_RETRIES": max_retries, "RETRY_BACKOFF_S": backoff_s}
+    for name, value in {**numbers, **more}.items():
+        setattr(settings, f"{task.settings}_{name}", value)

@@ -4,7 +4,7 @@ hand their URL down that way), then the default (``videobank.outside.conf``)."""
 from __future__ import annotations
 
 from videobank.outside.conf import outside_setting as corebank_setting
-from videobank.outside.retry import Backoff
+from videobank.outside.retry import Backoff, series_backoff, series_max_retries
 
 __all__ = ["backoff", "backoff_s", "corebank_setting", "max_retries", "retry_horizon_s"]
 
@@ -15,10 +15,7 @@ def timeout_s() -> float:
 
 def backoff() -> Backoff:
     """Doubling from COREBANK_RETRY_BACKOFF_S, at most COREBANK_RETRY_MAX_BACKOFF_S."""
-    return Backoff(
-        first_s=corebank_setting("COREBANK_RETRY_BACKOFF_S", 1.0, float),
-        max_s=corebank_setting("COREBANK_RETRY_MAX_BACKOFF_S", 60.0, float),
-    )
+    return series_backoff("COREBANK", first_s=1.0, max_s=60.0)
 
 
 def backoff_s(retries: int) -> float:
@@ -27,7 +24,7 @@ def backoff_s(retries: int) -> float:
 
 
 def max_retries() -> int:
-    return corebank_setting("COREBANK_MAX_RETRIES", 15, int)
+    return series_max_retries("COREBANK", default=15)
 
 
 def retry_horizon_s() -> float:

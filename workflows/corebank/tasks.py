@@ -15,7 +15,6 @@ import uuid
 
 from videobank.outside.tasks import RetryingTask
 
-from .conf import backoff, max_retries
 from .services import (
     SubmissionDeferred,
     submission_attempt,
@@ -23,22 +22,16 @@ from .services import (
     submission_wait_until,
 )
 
-submission_send = RetryingTask(
-    name="workflows.corebank.send",
-    what="core-bank submission",
-    attempt=lambda key: submission_attempt(submission_id=uuid.UUID(key)).status,
-    give_up=lambda key, reason="": (
-        submission_give_up(submission_id=uuid.UUID(key), reason=reason).status
-    ),
-    transient=SubmissionDeferred,
-    backoff=backoff,
-    max_retries=max_retries,
-    on_wait=lambda key, seconds: submission_wait_until(
-        submission_id=uuid.UUID(key), seconds=seconds
-    ),
-)
 # Sends a queued submission. Idempotent: a finished submission is not sent again, and the core
 # answers a repeated key with its recorded answer.
+submission_send = RetryingTask(
+    "workflows.corebank.send",
+    attempt=submission_attempt,
+    give_up=submission_give_up,
+    on_wait=submission_wait_until,
+    retry_on=SubmissionDeferred,
+    settings="COREBANK",
+)
 submission_send_task = submission_send.task
 
 

@@ -32,7 +32,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from kyc.idcard.numbers import id_number_checksum_ok, id_number_clean
-from videobank.outside.stubs.answers import StubRefusal
+from videobank.outside.stubs.answers import BadRequest, NotFound, Unprocessable
 from videobank.outside.stubs.faults import FaultControls, FaultState
 from videobank.outside.stubs.keys import StubKeys
 from videobank.outside.stubs.records import AnswerRecords
@@ -87,28 +87,8 @@ OTP_MAX_PER_10_MIN = 5
 _rng = random.SystemRandom()
 
 
-class StubError(StubRefusal):
-    """A request the stub refuses; ``status`` is the HTTP status, ``code`` a stable word."""
-
-
-class BadRequest(StubError):
-    pass
-
-
-class NotFound(StubError):
-    status = 404
-    code = "not_found"
-
-
-class KeyReused(StubError):
-    status = 409
-    code = "idempotency_key_reused"
-
-
-class Refused(StubError):
+class Refused(Unprocessable):
     """A "no" in words that is not about an operation (e.g. a PIN challenge for a locked PIN)."""
-
-    status = 422
 
     def __init__(self, error: BusinessError):
         super().__init__(error.en, code=error.code)
@@ -136,6 +116,7 @@ FAULTS = FaultControls(
     setting_prefix="COREBANK_STUB_",
     defaults=(100, 30, 0.0),
     label="core-bank stub",
+    stub_keys=KEYS,
     counters={"lose_answers": 1000},
 )
 
@@ -673,21 +654,13 @@ def operation_parse(operation: str, data: object) -> OperationCall:
     return OperationCall(operation, key, customer_ref, params, authorised_by)
 
 
-RECORDS = AnswerRecords(
-    model=OperationRequest,
-    key_field="idempotency_key",
-    reused=lambda key: KeyReused(f"idempotency_key {key} was already used for a different request"),
-    label="core-bank stub",
-    replayed=lambda recorded: (
-        f"{recorded.operation} {recorded.idempotency_key} replayed -> {recorded.status}"
-    ),
-)
+RECORDS = AnswerRecords(OperationRequest, label="core-bank stub", noun="key")
 
 
 def operation_execute(*, call: OperationCall) -> dict:
     """The answer to an operation: the recorded one for a known idempotency key, else the
     operation carried out (or refused in words) and the answer recorded in the same
-    transaction as its effect. KeyReused if the key was used for another request."""
+    transaction as its effect. A Conflict (409) if the key was used for another request."""
     fingerprint = call.fingerprint()
 
     def answer() -> dict:

@@ -38,9 +38,15 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_POST
 
-from videobank.outside.stubs.answers import error_answer, json_answer, json_body, json_object
+from videobank.outside.stubs.answers import (
+    BadRequest,
+    error_answer,
+    json_answer,
+    json_body,
+    json_object,
+)
 
 from . import services
 
@@ -57,7 +63,6 @@ def _served(handler: Callable[[HttpRequest], JsonResponse], request: HttpRequest
     """Key, faults (outage, latency, injected errors), then the handler; errors as JSON."""
     return services.FAULTS.served(
         request,
-        keys=services.KEYS,
         key="default",
         outage_detail="the core banking system is out of service",
         handler=lambda: handler(request),
@@ -81,7 +86,7 @@ def pin_challenge(request: HttpRequest) -> JsonResponse:
         data = _object(request)
         unknown = sorted(set(data) - {"customer_ref", "purpose", "method"})
         if unknown:
-            raise services.BadRequest(f"unknown field(s): {', '.join(unknown)}")
+            raise BadRequest(f"unknown field(s): {', '.join(unknown)}")
         answer = services.pin_challenge_create(
             customer_ref=data.get("customer_ref"),
             purpose=data.get("purpose"),
@@ -123,10 +128,7 @@ def operation(request: HttpRequest, operation: str) -> JsonResponse:
     return _served(handle, request)
 
 
-@csrf_exempt
-@require_http_methods(["GET", "POST"])
-def control(request: HttpRequest) -> JsonResponse:
-    return services.FAULTS.control(request, keys=services.KEYS)
+control = services.FAULTS.control_view()
 
 
 @require_GET

@@ -29,7 +29,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from videobank.outside.breaker import breaker_states
-from videobank.outside.testing import ResultWaiter, WorkerDeliveries
+from videobank.outside.testing import ResultWaiter, WorkerDeliveries, run_series_eagerly
 from workflows.corebank import conf, services, tasks
 from workflows.corebank.errors import CoreBankError, CoreBankUnavailable, IdempotencyConflict
 from workflows.corebank.models import Submission
@@ -102,14 +102,16 @@ def stub(django_db_setup):
 def bank(transactional_db, stub, settings, monkeypatch, virtual_time):
     settings.COREBANK_URL = stub.base_url
     settings.COREBANK_RESULT_HOOK = f"{__name__}.result_hook"
-    settings.COREBANK_TIMEOUT_S = 2.0
-    settings.COREBANK_MAX_RETRIES = 3
-    settings.COREBANK_RETRY_BACKOFF_S = 0.5
-    settings.COREBANK_RETRY_MAX_BACKOFF_S = 60.0
     settings.COREBANK_STUB_PIN_ITERATIONS = 1000
-    # Sent here as on the embedded profile, whatever the profile of the run; the worker path
-    # is tested on its own (test_worker_path_requeues_with_backoff_then_gives_up).
-    monkeypatch.setitem(tasks.submission_send_task.app.conf, "task_always_eager", True)
+    run_series_eagerly(  # the worker path: test_worker_path_requeues_with_backoff_then_gives_up
+        settings,
+        monkeypatch,
+        tasks.submission_send,
+        timeout_s=2.0,
+        max_retries=3,
+        backoff_s=0.5,
+        RETRY_MAX_BACKOFF_S=60.0,
+    )
     corebank_seed()
     _authorisations.clear()
     yield SimpleNamespace(
@@ -625,6 +627,7 @@ def test_a_broken_result_hook_does_not_break_the_submission(bank, caplog):
     submission = submit()
     assert tasks.submission_threads_join(30)
     assert submission_get(submission_id=submission.id).status == "done"
+    assert transfers_carried_out() == 1  # not sent again because the hook failed
     assert "result hook" in caplog.text
     assert "the teller console is gone" in caplog.text
 

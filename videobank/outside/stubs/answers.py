@@ -38,17 +38,40 @@ class StubRefusal(Exception):
             self.code = code
         self.words: dict[str, str] = {}
 
-    def with_status(self, status: int) -> StubRefusal:
-        self.status = status
-        return self
-
     def answer(self) -> JsonResponse:
         return error_answer(self.status, self.code, self.detail, self.field, **self.words)
 
 
+class BadRequest(StubRefusal):
+    """400: a request that is not what the service accepts (with the field at fault)."""
+
+
+class NotFound(StubRefusal):
+    """404: no such thing (a customer, an operation, a channel)."""
+
+    status = 404
+    code = "not_found"
+
+
+class Conflict(StubRefusal):
+    """409: a request id (an idempotency key) already used for another question."""
+
+    status = 409
+    code = "conflict"
+
+
 class BodyTooLarge(StubRefusal):
+    """413: a body larger than the service accepts."""
+
     status = 413
     code = "too_large"
+
+
+class Unprocessable(StubRefusal):
+    """422: a well-formed request the service cannot act on (in words where a person reads)."""
+
+    status = 422
+    code = "unprocessable"
 
 
 def json_body(request: HttpRequest, *, max_bytes: int | None = None) -> Any:

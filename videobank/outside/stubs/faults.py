@@ -20,9 +20,11 @@ from typing import Any
 from django.db import models, transaction
 from django.db.models import F
 from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_http_methods
 
 from ..conf import outside_setting
-from .answers import StubRefusal, error_answer, json_answer, json_object
+from .answers import NotFound, StubRefusal, error_answer, json_answer, json_object
 from .keys import StubKeys
 
 log = logging.getLogger(__name__)
@@ -70,12 +72,14 @@ class FaultControls:
         setting_prefix: str,
         defaults: tuple[int, int, float],
         label: str,
+        stub_keys: StubKeys,
         counters: dict[str, int] | None = None,
         listed_as: str | None = None,
     ):
         """``key_field``: the control row's key column (``channel``, ``name``); ``keys()``: the
         keys that exist; ``setting_prefix``: e.g. ``NATIONAL_STUB_``; ``defaults``: latency,
-        jitter (ms) and error rate when a setting is unset; ``counters``: name → largest value;
+        jitter (ms) and error rate when a setting is unset; ``stub_keys``: the stub's API and
+        admin keys (``served``, ``control_view``); ``counters``: name → largest value;
         ``listed_as``: the control endpoint lists every key under this name (else the one
         key's faults)."""
         self.model = model
@@ -84,6 +88,7 @@ class FaultControls:
         self.prefix = setting_prefix
         self.defaults = dict(zip(("latency_ms", "jitter_ms", "error_rate"), defaults, strict=True))
         self.label = label
+        self.stub_keys = stub_keys
         self.counters = dict(counters or {})
         self.listed_as = listed_as
 
@@ -91,9 +96,7 @@ class FaultControls:
     def state(self, key: str) -> FaultState:
         """The faults in force: the control row where set, else the settings."""
         if key not in self.keys():
-            raise StubRefusal(
-                f"no {self.key_field} {key!r}", code=f"unknown_{self.key_field}"
-            ).with_status(404)
+            raise NotFound(f"no {self.key_field} {key!r}", code=f"unknown_{self.key_field}")
         row = self.model.objects.filter(**{self.key_field: key}).first()
 
         def pick(name: str, cast: Callable[[Any], Any]) -> Any:
@@ -176,15 +179,14 @@ class FaultControls:
         self,
         request: HttpRequest,
         *,
-        keys: StubKeys,
         key: str,
         outage_detail: str,
         handler: Callable[[], JsonResponse],
     ) -> JsonResponse:
         """An API call as a service would take it: the API key, the key's faults (outage,
         latency, injected error), then ``handler``; a StubRefusal as its JSON answer."""
-        if not keys.api_ok(request):
-            return keys.unauthorized()
+        if not self.stub_keys.api_ok(request):
+            return self.stub_keys.unauthorized()
         try:
             state = self.state(key)
         except StubRefusal as exc:
@@ -205,22 +207,28 @@ class FaultControls:
             return self.state(self.keys()[0]).as_dict()
         return {self.listed_as: {key: self.state(key).as_dict() for key in self.keys()}}
 
-    def control(self, request: HttpRequest, *, keys: StubKeys) -> JsonResponse:
-        """``GET /v1/_control``: the faults in force; ``POST``: ``{<key field>?, outage?,
-        latency_ms?, jitter_ms?, error_rate?, <counters>?}`` or ``{reset: true}``. Only with the
-        stub's admin key (403 in words, nothing changed)."""
-        if not keys.admin_ok(request):
-            return keys.forbidden()
-        if request.method == "POST":
-            try:
-                data = json_object(request)
-                if data.get("reset"):
-                    self.reset()
-                else:
-                    key = self.keys()[0]
-                    if self.listed_as is not None:
-                        key = str(data.pop(self.key_field, ""))
-                    self.set(key, **data)
-            except StubRefusal as exc:
-                return exc.answer()
-        return json_answer(self.listing())
+    def control_view(self) -> Callable[[HttpRequest], JsonResponse]:
+        """The view of ``/v1/_control``: ``GET`` the faults in force; ``POST`` ``{<key
+        field>?, outage?, latency_ms?, jitter_ms?, error_rate?, <counters>?}`` or ``{reset:
+        true}``. Only with the stub's admin key (403 in words, nothing changed)."""
+
+        @csrf_exempt
+        @require_http_methods(["GET", "POST"])
+        def control(request: HttpRequest) -> JsonResponse:
+            if not self.stub_keys.admin_ok(request):
+                return self.stub_keys.forbidden()
+            if request.method == "POST":
+                try:
+                    data = json_object(request)
+                    if data.get("reset"):
+                        self.reset()
+                    else:
+                        key = self.keys()[0]
+                        if self.listed_as is not None:
+                            key = str(data.pop(self.key_field, ""))
+                        self.set(key, **data)
+                except StubRefusal as exc:
+                    return exc.answer()
+            return json_answer(self.listing())
+
+        return control

@@ -15,7 +15,7 @@ from typing import Any
 
 from django.db import IntegrityError, models, transaction
 
-from .answers import StubRefusal
+from .answers import Conflict
 
 log = logging.getLogger(__name__)
 
@@ -34,25 +34,18 @@ class IdempotencyRecord(models.Model):
 
 
 class AnswerRecords:
-    def __init__(
-        self,
-        *,
-        model: type[models.Model],
-        key_field: str,
-        reused: Callable[[str], StubRefusal],
-        label: str,
-        replayed: Callable[[Any], str],
-    ):
-        """``key_field``: the record's id column; ``reused(key)``: the refusal of an id used for
-        another question; ``replayed(record)``: the log line of a replay."""
+    def __init__(self, model: type[IdempotencyRecord], *, label: str, noun: str):
+        """``model``: the stub's record (its one unique field other than the primary key is the
+        request id); ``label`` and ``noun`` name the stub and the id in its log ("national
+        stub: request R-1 replayed -> pass")."""
         self.model = model
-        self.key_field = key_field
-        self.reused = reused
+        self.key_field = next(f.name for f in model._meta.fields if f.unique and not f.primary_key)
         self.label = label
-        self.replayed = replayed
+        self.noun = noun
 
     def replay(self, key: str, fingerprint: str) -> dict[str, Any] | None:
-        """The recorded answer to ``key`` (counted as a replay), or None if there is none."""
+        """The recorded answer to ``key`` (counted as a replay), or None if there is none;
+        Conflict (409, ``<id field>_reused``) when ``key`` was used for another question."""
         with transaction.atomic():
             recorded = (
                 self.model.objects.select_for_update().filter(**{self.key_field: key}).first()
@@ -60,11 +53,16 @@ class AnswerRecords:
             if recorded is None:
                 return None
             if recorded.fingerprint != fingerprint:
-                raise self.reused(key)
+                raise Conflict(
+                    f"{self.key_field} {key} was already used for a different request",
+                    code=f"{self.key_field}_reused",
+                )
             recorded.replays += 1
             recorded.save(update_fields=["replays"])
-        log.info("%s: %s", self.label, self.replayed(recorded))
-        return {**recorded.answer, "replayed": True}
+        answer = recorded.answer
+        outcome = answer.get("status") or answer.get("result")
+        log.info("%s: %s %s replayed -> %s", self.label, self.noun, key, outcome)
+        return {**answer, "replayed": True}
 
     def answer_once(
         self, key: str, fingerprint: str, answer: Callable[[], dict[str, Any]]
