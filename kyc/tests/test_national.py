@@ -228,6 +228,31 @@ def test_primary_down_fails_over_to_secondary(national, fault, reason):
         assert StubRequest.objects.get(request_id=check.request_id).channel == "secondary"
 
 
+def test_a_primary_that_keeps_timing_out_is_skipped_at_once_until_the_cool_down(national):
+    """Each check waits for a primary that does not answer in time, then fails over; after
+    KYC_NATIONAL_BREAKER_FAILURES such checks the primary's circuit opens and the next check goes
+    to the secondary without asking it; after the cool-down a check tries the primary again."""
+    national.settings.KYC_NATIONAL_TIMEOUT_S = 0.3
+    national.settings.KYC_NATIONAL_BREAKER_FAILURES = 2
+    stub_control_set(channel="primary", latency_ms=1500)
+    for n in range(2):
+        check = wait_final(start(request_id=f"slow-primary-{n}"))
+        assert (check.status, check.channel) == ("passed", "secondary")
+        assert check.last_error == "primary: no answer within 0.3 s"
+    check = wait_final(start(request_id="slow-primary-2"))
+    assert (check.status, check.channel, check.attempts) == ("passed", "secondary", 1)
+    assert check.last_error == (
+        "primary: not asked: the circuit is open after 2 failures in a row "
+        "(last: no answer within 0.3 s); a trial call in 30 s"
+    )
+    assert national.sleeps == []  # failover within the attempt: the teller waited for nothing
+
+    stub_control_set(channel="primary", latency_ms=0)  # the primary is back
+    national.time.advance(30)
+    check = wait_final(start(request_id="slow-primary-3"))
+    assert (check.status, check.channel, check.last_error) == ("passed", "primary", "")
+
+
 def test_both_down_retries_with_backoff_then_unavailable_then_teller_retry(national):
     for channel in stub_channels():
         stub_control_set(channel=channel, outage=True)

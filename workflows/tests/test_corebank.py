@@ -200,6 +200,29 @@ def test_lookup_during_an_outage_says_so_in_words(bank):
     assert "not the core's JSON" in wrong.value.reason
 
 
+def test_a_core_that_keeps_failing_is_not_asked_until_the_cool_down(bank):
+    """After COREBANK_BREAKER_FAILURES missed answers in a row this process stops asking the
+    core: a lookup fails at once with the same words, until a trial call after the cool-down."""
+    bank.stub.control(outage=True)
+    for _ in range(5):
+        with pytest.raises(CoreBankUnavailable) as down:
+            corebank_customer_lookup(id_number=ZHANG.id_number)
+        assert down.value.reason == "HTTP 503 outage"
+    bank.stub.control(outage=False)  # back, but this process does not know it yet
+    with pytest.raises(CoreBankUnavailable) as down:
+        corebank_customer_lookup(id_number=ZHANG.id_number)
+    assert down.value.reason == (
+        "not asked: the circuit is open after 5 failures in a row (last: HTTP 503 outage); "
+        "a trial call in 30 s"
+    )
+    assert "not answering" in down.value.detail
+    assert "核心系统暂时没有响应" in down.value.detail_zh
+    bank.time.advance(30)
+    zhang = corebank_customer_lookup(id_number=ZHANG.id_number)  # the trial call: an answer
+    assert zhang["customer_ref"] == ZHANG.customer_ref
+    assert corebank_customer_lookup(id_number=ZHANG.id_number) is not None  # closed again
+
+
 # --- submissions -------------------------------------------------------------------------------
 def test_a_submission_is_sent_once_and_its_result_kept(bank):
     submission = submit(key="case-0001-submit")
