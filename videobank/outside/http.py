@@ -1,7 +1,7 @@
 """The client of an outside service: JSON over HTTP with timeouts, retries and a breaker.
 
 - Timeouts: ``timeout_s`` for connecting and for each read and write (httpx); never through an
-  environment proxy (these are the bank's internal services).
+  environment proxy (these are the bank's internal services); one connection pool per process.
 - Retries (tenacity): up to ``retries`` more tries of a *transient* failure, waiting
   ``backoff`` (exponential, with jitter) or what a ``Retry-After`` asks (when it is no longer
   than the longest back-off). Transient: the connection could not be made (the request never
@@ -23,6 +23,8 @@ from __future__ import annotations
 import email.utils
 import logging
 import math
+import os
+import threading
 import urllib.parse
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -113,6 +115,22 @@ def _connect_reason(exc: httpx.ConnectError) -> str:
     return f"cannot connect ({exc})"
 
 
+_shared: tuple[int, httpx.Client] | None = None
+_shared_lock = threading.Lock()
+
+
+def _process_client() -> httpx.Client:
+    """One httpx client per process, shared by every outside service (thread-safe; its TLS
+    context and connection pool made once, not per call); a forked process (a Celery worker
+    child) makes its own rather than share its parent's sockets."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared[0] != os.getpid():
+            # An internal service: never through an environment proxy.
+            _shared = (os.getpid(), httpx.Client(trust_env=False))
+        return _shared[1]
+
+
 class OutsideClient:
     def __init__(
         self,
@@ -125,7 +143,6 @@ class OutsideClient:
         backoff: Backoff = IN_CALL_BACKOFF,
         breaker_failures: int = 5,
         breaker_cooldown_s: float = 30.0,
-        transport: httpx.BaseTransport | None = None,
     ):
         self.service = service
         self.base_url = base_url.rstrip("/")
@@ -135,7 +152,6 @@ class OutsideClient:
         self.backoff = backoff
         self.breaker_failures = int(breaker_failures)
         self.breaker_cooldown_s = float(breaker_cooldown_s)
-        self.transport = transport
 
     @classmethod
     def from_settings(
@@ -254,12 +270,9 @@ class OutsideClient:
     def _send(self, method: str, url: str, headers: dict[str, str], body: Any) -> Answer:
         late = f"no answer within {self.timeout_s:g} s"
         try:
-            with httpx.Client(
-                timeout=httpx.Timeout(self.timeout_s),
-                trust_env=False,  # an internal service: never through an environment proxy
-                transport=self.transport,
-            ) as http:
-                response = http.request(method, url, json=body, headers=headers)
+            response = _process_client().request(
+                method, url, json=body, headers=headers, timeout=httpx.Timeout(self.timeout_s)
+            )
         except httpx.ConnectTimeout as exc:
             raise _NoAnswer(late, sent=False) from exc
         except httpx.TimeoutException as exc:
