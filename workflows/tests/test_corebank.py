@@ -378,6 +378,20 @@ def test_outage_during_submission_waits_then_one_effect_after_recovery(bank):
     assert OperationRequest.objects.get().replays == 1
 
 
+def test_with_in_call_retries_a_lost_answer_is_recovered_within_the_attempt(bank):
+    """COREBANK_HTTP_RETRIES=1: the core carries out the transfer and its answer is lost (504);
+    the client sends the same operation again at once with the same idempotency key and gets
+    the core's recorded answer — the teller never sees "waiting", and one transfer is made."""
+    bank.settings.COREBANK_HTTP_RETRIES = 1
+    bank.stub.control(lose_answers=1)
+    submission = wait_settled(submit(key="case-0005-submit"))
+    assert (submission.status, submission.attempts, submission.replayed) == ("done", 1, True)
+    assert seen(submission) == ["sending", "done"]
+    assert len(bank.sleeps) == 1  # the in-call back-off, not a series retry
+    assert transfers_carried_out() == 1
+    assert OperationRequest.objects.get().replays == 1
+
+
 def test_while_waiting_the_teller_sees_words_and_the_next_attempt(bank):
     authorised_by = authorise()  # the customer authorised it before the core went down
     bank.stub.control(outage=True)
