@@ -128,6 +128,28 @@ def _fresh_channel_layer():
     channel_layers.backends.clear()
 
 
+@pytest.fixture(autouse=True)
+def _outside_circuits_closed():
+    """Each test starts with every outside service's circuit closed (a breaker is a process's
+    memory of missed answers: one test's outage must not open another's circuit)."""
+    from videobank.outside.breaker import breakers_reset
+
+    breakers_reset()
+    yield
+    breakers_reset()
+
+
+@pytest.fixture
+def virtual_time():
+    """The outside kit's clock, driven by the test (videobank/outside/testing.py): back-off
+    waits return at once and are recorded in ``.sleeps``; breakers' cool-downs pass with them
+    or with ``.advance(seconds)``."""
+    from videobank.outside.testing import VirtualTime
+
+    with VirtualTime().installed() as time:
+        yield time
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_persistent_connections():
     """In the test process every thread closes its database connection when its work is done

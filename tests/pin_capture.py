@@ -340,10 +340,10 @@ def corebank_http_tapped(monkeypatch, captures: Captures) -> None:
 
     post = HttpCoreBankBackend._post
 
-    def posting(self, path: str, body: dict):
+    def posting(self, path: str, body: dict, **options):
         request = json.dumps(body, ensure_ascii=False, sort_keys=True)
         try:
-            status, data = post(self, path, body)
+            status, data = post(self, path, body, **options)
         except Exception as exc:
             captures.text("core-bank HTTP", f"POST {path} {request} -> {exc!r}")
             raise

@@ -285,9 +285,9 @@ async def test_the_pin_entered_is_nowhere_in_clear(bank, captures, monkeypatch, 
     assert "POST /operations/details_update" in core
     messages = [(r.getMessage(), r.threadName) for r in captures.log_records]
     assert any(
-        "details_update -> done" in m and thread.startswith("corebank-send-")
+        "details_update -> done" in m and thread.startswith("workflows.corebank.send-")
         for m, thread in messages
-    )  # the submission, logged on its own thread
+    )  # the submission, logged on its own thread (named after its task)
     verdicts = [
         (m.split(" -> ")[1].split(" ")[0], thread)
         for m, thread in messages

@@ -184,19 +184,3 @@ def production_refuse_unsafe(process: str) -> None:
             f"{process} refuses to start on the production profile:\n{lines}"
         )
 
-
-def stub_key_problems(
-    *, api: tuple[str, str], admin: tuple[str, str], dev_endpoints: bool
-) -> list[str]:
-    """Why a stub process must not start: its API key (``(name, value)``) unset or published;
-    with developer endpoints, its admin key likewise, or the same as the API key."""
-    problems = []
-    keys = [api, admin] if dev_endpoints else [api]
-    for name, value in keys:
-        if not value.strip():
-            problems.append(f"{name} is not set")
-        elif value_published(value):
-            problems.append(f"{name} still has a published default value")
-    if dev_endpoints and admin[1] and admin[1] == api[1]:
-        problems.append(f"{admin[0]} must differ from {api[0]}")
-    return problems

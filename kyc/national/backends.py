@@ -9,18 +9,15 @@ raises ``QueryRejected`` — trying another channel would not change it.
 from __future__ import annotations
 
 import base64
-import http.client
-import json
 import logging
-import socket
-import urllib.error
-import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from typing import Protocol
 
 from django.conf import settings
 from django.utils.module_loading import import_string
+
+from videobank.outside.errors import OutsideService, OutsideUnavailable
+from videobank.outside.http import Answer, OutsideClient, url_checked
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +65,9 @@ def channel_names(count: int) -> list[str]:
 
 
 class HttpNationalIdBackend:
-    """JSON over HTTP to base URLs ``settings.KYC_NATIONAL_CHANNELS`` (first is primary)."""
+    """JSON over HTTP to base URLs ``settings.KYC_NATIONAL_CHANNELS`` (first is primary), each
+    channel a service of the outside kit (``videobank.outside.http``) with its own breaker: a
+    dead primary is skipped at once while its circuit is open, and the check fails over."""
 
     def __init__(
         self,
@@ -82,49 +81,41 @@ class HttpNationalIdBackend:
         urls = list(urls or getattr(settings, "KYC_NATIONAL_CHANNELS", None) or [])
         if not urls:
             raise ValueError("KYC_NATIONAL_CHANNELS is not set")
-        for url in urls:
-            if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-                raise ValueError(f"KYC_NATIONAL_CHANNELS: {url!r} is not an http(s) URL")
-        self.urls = dict(zip(channel_names(len(urls)), (u.rstrip("/") for u in urls), strict=True))
-        self.channels = list(self.urls)
-        self.api_key = api_key or getattr(settings, "KYC_NATIONAL_API_KEY", "")
-        self.timeout_s = float(
-            timeout_s if timeout_s is not None else getattr(settings, "KYC_NATIONAL_TIMEOUT_S", 2.0)
-        )
-        # An internal service: never through an environment proxy.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        urls = [url_checked(url, setting="KYC_NATIONAL_CHANNELS") for url in urls]
+        api_key = api_key or getattr(settings, "KYC_NATIONAL_API_KEY", "")
+        self.clients = {
+            channel: OutsideClient.from_settings(
+                service=OutsideService(
+                    name=f"national-id/{channel}",
+                    en="the national ID service",
+                    zh="公民身份核查服务",
+                ),
+                prefix="KYC_NATIONAL",
+                base_url=url,
+                headers={"X-Api-Key": api_key},
+                timeout_s=timeout_s,
+                default_timeout_s=2.0,
+            )
+            for channel, url in zip(channel_names(len(urls)), urls, strict=True)
+        }
+        self.channels = list(self.clients)
+        self.timeout_s = next(iter(self.clients.values())).timeout_s
 
     def verify(self, *, channel: str, query: NationalIdQuery) -> NationalIdAnswer:
         body = {"request_id": query.request_id, "name": query.name, "id_number": query.id_number}
         if query.portrait_jpeg is not None:
             body["portrait_jpeg_b64"] = base64.b64encode(query.portrait_jpeg).decode()
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            f"{self.urls[channel]}/verify",
-            data=json.dumps(body, ensure_ascii=False).encode(),
-            headers={"Content-Type": "application/json", "X-Api-Key": self.api_key},
-            method="POST",
-        )
         try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise self._http_error(channel, exc) from exc
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, TimeoutError | socket.timeout):
-                raise ChannelFailure(f"no answer within {self.timeout_s:g} s") from exc
-            if isinstance(reason, ConnectionRefusedError):
-                raise ChannelFailure("connection refused") from exc
-            raise ChannelFailure(f"cannot connect ({reason})") from exc
-        except TimeoutError as exc:  # the answer started but did not finish in time
-            raise ChannelFailure(f"no answer within {self.timeout_s:g} s") from exc
-        except (http.client.HTTPException, ConnectionError, OSError) as exc:
-            raise ChannelFailure(f"connection dropped ({type(exc).__name__})") from exc
-        try:
-            data = json.loads(raw)
-            result = data["result"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ChannelFailure("an answer that is not the service's JSON") from exc
+            # The request id makes a repeat the same question: safe to send again.
+            answer = self.clients[channel].post("/verify", json=body, idempotent=True)
+        except OutsideUnavailable as exc:
+            raise ChannelFailure(exc.reason) from exc
+        if answer.status != 200:
+            raise self._refusal(channel, answer)
+        data = answer.data
+        if not isinstance(data, dict) or "result" not in data:
+            raise ChannelFailure("an answer that is not the service's JSON")
+        result = data["result"]
         if result not in ANSWERS:
             raise ChannelFailure(f"an unknown result {str(result)[:20]!r}")
         similarity = data.get("similarity")
@@ -135,19 +126,16 @@ class HttpNationalIdBackend:
             replayed=bool(data.get("replayed")),
         )
 
-    def _http_error(self, channel: str, exc: urllib.error.HTTPError) -> Exception:
-        try:
-            data = json.loads(exc.read() or b"{}")
-        except (ValueError, OSError):
-            data = {}
-        detail = str(data.get("detail") or exc.reason)[:200] if isinstance(data, dict) else ""
-        code = str(data.get("error") or "") if isinstance(data, dict) else ""
-        if exc.code in (400, 409, 413, 422):
+    def _refusal(self, channel: str, answer: Answer) -> Exception:
+        data = answer.data if isinstance(answer.data, dict) else {}
+        detail = str(data.get("detail") or answer.reason)[:200]
+        code = str(data.get("error") or "")
+        if answer.status in (400, 409, 413, 422):
             return QueryRejected(detail, code=code or "rejected")
-        if exc.code in (401, 403, 404):
+        if answer.status in (401, 403, 404):
             # Our configuration is wrong (key, URL): the other channel may still be right.
-            log.error("national ID channel %s: HTTP %s %s", channel, exc.code, detail)
-        return ChannelFailure(f"HTTP {exc.code} {code}".strip())
+            log.error("national ID channel %s: HTTP %s %s", channel, answer.status, detail)
+        return ChannelFailure(f"HTTP {answer.status} {code}".strip())
 
 
 def national_backend() -> NationalIdBackend:

@@ -21,7 +21,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from PIL import Image
 
@@ -30,14 +30,10 @@ from kyc.idcard.numbers import id_number_check_char, id_number_clean, id_number_
 from kyc.images import image_jpeg, image_load
 from videobank import events
 from videobank.keyring import KeyNotConfigured, SealBroken
+from videobank.outside.once import created_once
 
-from .backends import (
-    ChannelFailure,
-    NationalIdAnswer,
-    NationalIdQuery,
-    QueryRejected,
-    national_backend,
-)
+from . import backends
+from .backends import ChannelFailure, NationalIdAnswer, NationalIdQuery, QueryRejected
 from .masking import id_number_mask, name_mask
 from .models import BusinessRisk, CheckStatus, NationalCheck, Outcome
 from .sealing import person_hashes, query_seal, query_unseal
@@ -163,58 +159,57 @@ def national_check_start(
     factors = 3 if portrait is not None else 2
     person = _Person(name=name, number=number)
     check_id = uuid.uuid4()
-    try:
-        with transaction.atomic():
-            if request_id is not None:
-                existing = NationalCheck.objects.filter(request_id=request_id).first()
-                if existing is not None:
-                    return _same_question(existing, person)
-            if business_risk == BusinessRisk.LOW and factors == 2:
-                source = _cached_pass(person)
-                if source is not None:
-                    return _from_cache(
-                        source,
-                        call_id=call_id,
-                        business_risk=business_risk,
-                        request_id=request_id or check_id.hex,
-                    )
-            check = NationalCheck.objects.create(
-                id=check_id,
-                call_id=call_id,
-                request_id=request_id or check_id.hex,
-                name_masked=name_mask(name),
-                name_hash=person.name_hashes[0],
-                id_number_masked=id_number_mask(number),
-                id_number_hash=person.number_hashes[0],
-                factors=factors,
-                business_risk=business_risk,
-                sealed_query=query_seal(
-                    check_id=check_id,
-                    query={
-                        "name": name,
-                        "id_number": number,
-                        "portrait_jpeg_b64": base64.b64encode(portrait).decode()
-                        if portrait is not None
-                        else None,
-                    },
-                ),
-            )
-            transaction.on_commit(lambda: _dispatch(check.id))
-    except IntegrityError:
-        # The same request id started at the same moment elsewhere: that one stands.
-        existing = NationalCheck.objects.filter(request_id=request_id).first()
-        if existing is None:
-            raise
-        return _same_question(existing, person)
-    log.info(
-        "national check %s started: %s %s, %d-factor, %s risk",
-        check.id,
-        name_mask(name),
-        id_number_mask(number),
-        factors,
-        business_risk,
+
+    def create() -> NationalCheck:
+        if business_risk == BusinessRisk.LOW and factors == 2:
+            source = _cached_pass(person)
+            if source is not None:
+                return _from_cache(
+                    source,
+                    call_id=call_id,
+                    business_risk=business_risk,
+                    request_id=request_id or check_id.hex,
+                )
+        check = NationalCheck.objects.create(
+            id=check_id,
+            call_id=call_id,
+            request_id=request_id or check_id.hex,
+            name_masked=name_mask(name),
+            name_hash=person.name_hashes[0],
+            id_number_masked=id_number_mask(number),
+            id_number_hash=person.number_hashes[0],
+            factors=factors,
+            business_risk=business_risk,
+            sealed_query=query_seal(
+                check_id=check_id,
+                query={
+                    "name": name,
+                    "id_number": number,
+                    "portrait_jpeg_b64": base64.b64encode(portrait).decode()
+                    if portrait is not None
+                    else None,
+                },
+            ),
+        )
+        transaction.on_commit(lambda: _dispatch(check.id))
+        log.info(
+            "national check %s started: %s %s, %d-factor, %s risk",
+            check.id,
+            name_mask(name),
+            id_number_mask(number),
+            factors,
+            business_risk,
+        )
+        return check
+
+    # The same request id again (or started at the same moment elsewhere): the same check.
+    return created_once(
+        existing=lambda: (
+            NationalCheck.objects.filter(request_id=request_id).first() if request_id else None
+        ),
+        same=lambda existing: _same_question(existing, person),
+        create=create,
     )
-    return check
 
 
 class _Person:
@@ -315,7 +310,7 @@ def national_check_run(*, check_id: uuid.UUID) -> NationalCheck:
         id_number=sealed["id_number"],
         portrait_jpeg=base64.b64decode(portrait) if portrait else None,
     )
-    backend = national_backend()
+    backend = backends.national_backend()
     failures: list[str] = []
     for channel in backend.channels:
         try:

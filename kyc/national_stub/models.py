@@ -7,6 +7,7 @@ In production the stub is a process of its own but keeps these tables in the pro
 from django.db import models
 
 from kyc.national.masking import id_number_mask, name_mask
+from videobank.outside.stubs.records import IdempotencyRecord
 
 
 class CitizenStatus(models.TextChoices):
@@ -30,20 +31,16 @@ class Citizen(models.Model):
         return f"{name_mask(self.name)} {id_number_mask(self.id_number)} ({self.status})"
 
 
-class StubRequest(models.Model):
-    """A final answer given to a caller's request id: a replay of that id gets the same answer.
+class StubRequest(IdempotencyRecord):
+    """A final answer given to a caller's request id: a replay of that id gets the same answer
+    (``fingerprint``, ``answer``, ``replays``: the outside kit's idempotency record).
 
     Injected errors and outages are not final and are not recorded here."""
 
     request_id = models.CharField(max_length=64, unique=True)
     channel = models.CharField(max_length=32)  # the channel that first answered
-    # SHA-256 of what was asked, so a reused request id with another question is refused.
-    fingerprint = models.CharField(max_length=64)
     id_number_masked = models.CharField(max_length=18)
     factors = models.PositiveSmallIntegerField()
-    answer = models.JSONField()
-    replays = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"request {self.request_id}: {self.answer.get('result')}"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from videobank.stubprocess import StubProcess, free_port
+from videobank.outside.stubs.process import StubProcess, free_port
 
 __all__ = ["StubServer", "free_port"]
 

@@ -2,8 +2,8 @@
 
 Checks run as on the embedded profile: the Celery task eagerly, on a thread of its own; a test
 waits for the result (it listens to ``events.NationalCheckFinished`` in the KYC panel's stead).
-The backoff between retries goes through ``kyc.national.tasks.sleep``, replaced here by a
-recorder so the delays are asserted without being waited.
+The backoff between retries goes through the outside kit's clock, a virtual one here
+(``virtual_time``), so the delays are asserted without being waited.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import logging
 import os
 import threading
 import urllib.parse
-from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -37,25 +36,21 @@ from kyc.national_stub.services import citizen_register, stub_channels, stub_con
 from kyc.national_stub.testing import StubServer, free_port
 from videobank import events
 from videobank.keyring import sealed_key_id
+from videobank.outside.testing import ResultWaiter, WorkerDeliveries, run_series_eagerly
 
 ZHANG = CITIZENS[0]
 REVOKED = CITIZENS[2]
 
 # --- the result hook: how a test waits for a check to finish ----------------------------------
-_lock = threading.Lock()
-_finished: dict[str, threading.Event] = {}
-hook_calls: Counter = Counter()
-
-
-def _event(check_id) -> threading.Event:
-    with _lock:
-        return _finished.setdefault(str(check_id), threading.Event())
+results = ResultWaiter()
 
 
 def result_hook(*, check_id) -> None:
-    with _lock:
-        hook_calls[str(check_id)] += 1
-    _event(check_id).set()
+    results.notify(check_id)
+
+
+def hook_calls(check: NationalCheck) -> int:
+    return len(results.seen(check.id))
 
 
 def broken_hook(*, check_id) -> None:
@@ -70,8 +65,7 @@ def result_hook_listening():
 
 
 def wait_final(check: NationalCheck, timeout: float = 30.0) -> NationalCheck:
-    assert _event(check.id).wait(timeout), f"check {check.id} got no result"
-    _event(check.id).clear()
+    assert results.wait(check.id, timeout), f"check {check.id} got no result"
     return national_check_get(check_id=check.id)
 
 
@@ -86,21 +80,19 @@ def stub(django_db_setup):
 
 
 @pytest.fixture
-def national(transactional_db, stub, settings, monkeypatch, result_hook_listening):
+def national(transactional_db, stub, settings, monkeypatch, virtual_time, result_hook_listening):
     settings.KYC_NATIONAL_CHANNELS = [stub.channel_url("primary"), stub.channel_url("secondary")]
-    settings.KYC_NATIONAL_TIMEOUT_S = 2.0
-    settings.KYC_NATIONAL_MAX_RETRIES = 3
-    settings.KYC_NATIONAL_RETRY_BACKOFF_S = 0.5
     settings.KYC_NATIONAL_CACHE_S = 600
-    # Checks run here as on the embedded profile, whatever the profile of the run; the worker
-    # path is tested on its own (test_worker_path_requeues_with_backoff_then_gives_up).
-    monkeypatch.setitem(tasks.national_check_task.app.conf, "task_always_eager", True)
-    sleeps: list[float] = []
-    monkeypatch.setattr(tasks, "sleep", sleeps.append)
+    # The worker path: test_worker_path_requeues_with_backoff_then_gives_up.
+    run_series_eagerly(
+        settings, monkeypatch, tasks.national_check, timeout_s=2.0, max_retries=3, backoff_s=0.5
+    )
     registry_seed()
     for channel in stub_channels():
         stub_control_set(channel=channel, latency_ms=0, jitter_ms=0, error_rate=0.0)
-    yield SimpleNamespace(stub=stub, sleeps=sleeps, settings=settings)
+    yield SimpleNamespace(
+        stub=stub, sleeps=virtual_time.sleeps, time=virtual_time, settings=settings
+    )
     assert tasks.national_check_threads_join(30), "a national check thread did not end"
 
 
@@ -143,7 +135,7 @@ def test_outcomes_reach_the_teller_in_words(national, name, id_number, status, o
     assert en in check.detail
     assert zh in check.detail_zh
     assert (check.channel, check.attempts, check.factors) == ("primary", 1, 2)
-    assert hook_calls[str(check.id)] == 1
+    assert hook_calls(check) == 1
     assert national.sleeps == []
     assert asked(check) == 1
     # The clear number is nowhere in the row; the query it was asked with is wiped.
@@ -243,6 +235,31 @@ def test_primary_down_fails_over_to_secondary(national, fault, reason):
         assert StubRequest.objects.get(request_id=check.request_id).channel == "secondary"
 
 
+def test_a_primary_that_keeps_timing_out_is_skipped_at_once_until_the_cool_down(national):
+    """Each check waits for a primary that does not answer in time, then fails over; after
+    KYC_NATIONAL_BREAKER_FAILURES such checks the primary's circuit opens and the next check goes
+    to the secondary without asking it; after the cool-down a check tries the primary again."""
+    national.settings.KYC_NATIONAL_TIMEOUT_S = 0.3
+    national.settings.KYC_NATIONAL_BREAKER_FAILURES = 2
+    stub_control_set(channel="primary", latency_ms=1500)
+    for n in range(2):
+        check = wait_final(start(request_id=f"slow-primary-{n}"))
+        assert (check.status, check.channel) == ("passed", "secondary")
+        assert check.last_error == "primary: no answer within 0.3 s"
+    check = wait_final(start(request_id="slow-primary-2"))
+    assert (check.status, check.channel, check.attempts) == ("passed", "secondary", 1)
+    assert check.last_error == (
+        "primary: not asked: the circuit is open after 2 failures in a row "
+        "(last: no answer within 0.3 s); a trial call in 30 s"
+    )
+    assert national.sleeps == []  # failover within the attempt: the teller waited for nothing
+
+    stub_control_set(channel="primary", latency_ms=0)  # the primary is back
+    national.time.advance(30)
+    check = wait_final(start(request_id="slow-primary-3"))
+    assert (check.status, check.channel, check.last_error) == ("passed", "primary", "")
+
+
 def test_both_down_retries_with_backoff_then_unavailable_then_teller_retry(national):
     for channel in stub_channels():
         stub_control_set(channel=channel, outage=True)
@@ -254,7 +271,7 @@ def test_both_down_retries_with_backoff_then_unavailable_then_teller_retry(natio
     assert check.detail == "The national ID service is not answering; try again."
     assert check.detail_zh == "公民身份核查服务暂时没有响应，请重试。"
     assert check.last_error == "primary: HTTP 503 outage; secondary: HTTP 503 outage"
-    assert hook_calls[str(check.id)] == 1
+    assert hook_calls(check) == 1
     assert asked(check) == 0
 
     # The service comes back; the teller presses "retry".
@@ -267,19 +284,18 @@ def test_both_down_retries_with_backoff_then_unavailable_then_teller_retry(natio
     assert (check.attempts, check.series) == (5, 2)
     assert national.sleeps == [0.5, 1.0, 2.0]  # the new series passed at its first attempt
     assert asked(check) == 1  # the same request id, answered once
-    assert hook_calls[str(check.id)] == 2
+    assert hook_calls(check) == 2
 
 
 def test_service_recovering_during_backoff_passes_without_the_teller(national):
     for channel in stub_channels():
         stub_control_set(channel=channel, outage=True)
 
-    def sleep(seconds: float) -> None:
-        national.sleeps.append(seconds)
+    def meanwhile(seconds: float) -> None:
         if len(national.sleeps) == 2:  # back while we wait for the third attempt
             stub_control_set(channel="secondary", outage=False)
 
-    tasks.sleep = sleep  # restored by the fixture's monkeypatch
+    national.time.during_sleep = meanwhile
     check = wait_final(start())
     assert national.sleeps == [0.5, 1.0]
     assert (check.status, check.channel, check.attempts) == ("passed", "secondary", 3)
@@ -291,25 +307,16 @@ def test_worker_path_requeues_with_backoff_then_gives_up(national, monkeypatch):
     for channel in stub_channels():
         stub_control_set(channel=channel, outage=True)
     check = start()
-
-    class Task:  # what celery hands a bound task: its request's retry count, and retry()
-        def __init__(self, retries: int):
-            self.request = SimpleNamespace(retries=retries)
-
-        def retry(self, *, exc, countdown):
-            countdowns.append(countdown)
-            return Retry(exc=exc, when=countdown)
-
-    countdowns: list[float] = []
+    worker = WorkerDeliveries(tasks.national_check)
     for retries in range(3):
         with pytest.raises(Retry):
-            tasks.national_check_attempt(Task(retries), check_id=check.id)
-    assert countdowns == [0.5, 1.0, 2.0]
-    assert tasks.national_check_attempt(Task(3), check_id=check.id) == "unavailable"
+            worker.deliver(check.id, retries=retries)
+    assert worker.countdowns == [0.5, 1.0, 2.0]
+    assert worker.deliver(check.id, retries=3) == "unavailable"
     assert national_check_get(check_id=check.id).attempts == 4
     # A finished check is not asked again by a late duplicate delivery.
     stub_control_set(channel="primary", outage=False)
-    assert tasks.national_check_attempt(Task(0), check_id=check.id) == "unavailable"
+    assert worker.deliver(check.id, retries=0) == "unavailable"
     assert asked(check) == 0
 
 
@@ -456,9 +463,11 @@ def test_a_broken_result_hook_does_not_break_the_check(national, caplog):
     with events.listening(events.NationalCheckFinished, broken_hook):
         check = start()
         assert tasks.national_check_threads_join(30)
-    assert national_check_get(check_id=check.id).status == "passed"
+    check = national_check_get(check_id=check.id)
+    assert (check.status, check.outcome) == ("passed", "pass")
     assert "listener kyc.tests.test_national.broken_hook failed" in caplog.text
     assert "the panel is gone" in caplog.text
+    assert asked(check) == 1  # the check was not asked again for it
 
 
 def test_client_logs_mask_numbers_and_names(national, caplog):
@@ -548,7 +557,7 @@ async def test_embedded_check_from_a_consumer_leaves_its_thread_free(
     from channels.db import database_sync_to_async
     from django.core.asgi import get_asgi_application
 
-    from kyc.national_stub import services as stub_services
+    from videobank.outside.stubs import faults as stub_faults
 
     monkeypatch.setitem(tasks.national_check_task.app.conf, "task_always_eager", True)
     # Threads of this test's "server" close their connections when done (on Postgres an open
@@ -566,7 +575,7 @@ async def test_embedded_check_from_a_consumer_leaves_its_thread_free(
         at_the_stub.set()
         answer_now.wait(30)
 
-    monkeypatch.setattr(stub_services, "latency_sleep", held)
+    monkeypatch.setattr(stub_faults, "latency_sleep", held)
     try:
         check = await asyncio.wait_for(
             database_sync_to_async(national_check_start)(

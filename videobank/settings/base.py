@@ -334,6 +334,14 @@ COREBANK_TIMEOUT_S = env.float("COREBANK_TIMEOUT_S", default=3.0)
 COREBANK_RETRY_BACKOFF_S = env.float("COREBANK_RETRY_BACKOFF_S", default=1.0)
 COREBANK_RETRY_MAX_BACKOFF_S = env.float("COREBANK_RETRY_MAX_BACKOFF_S", default=60.0)
 COREBANK_MAX_RETRIES = env.int("COREBANK_MAX_RETRIES", default=15)
+# Within one attempt (videobank/outside/http.py): tries more of a transient failure (a lookup, an
+# operation under its key; never a PIN challenge or entry after it was sent), from this back-off.
+COREBANK_HTTP_RETRIES = env.int("COREBANK_HTTP_RETRIES", default=0)
+COREBANK_HTTP_RETRY_BACKOFF_S = env.float("COREBANK_HTTP_RETRY_BACKOFF_S", default=0.2)
+# The core's circuit breaker (per process): open after this many missed answers in a row (0: no
+# breaker); calls then fail at once, in words, until a trial call after the cool-down.
+COREBANK_BREAKER_FAILURES = env.int("COREBANK_BREAKER_FAILURES", default=5)
+COREBANK_BREAKER_COOLDOWN_S = env.float("COREBANK_BREAKER_COOLDOWN_S", default=30.0)
 # The stub's own keys (read by the stub, mounted or as its own process): the key its callers
 # present, and the admin key of its developer endpoints (fault switches, the last one-time code).
 COREBANK_STUB_API_KEY = env.str("COREBANK_STUB_API_KEY", default="")
@@ -351,6 +359,13 @@ KYC_NATIONAL_API_KEY = env.str("KYC_NATIONAL_API_KEY", default="")
 KYC_NATIONAL_TIMEOUT_S = env.float("KYC_NATIONAL_TIMEOUT_S", default=2.0)
 KYC_NATIONAL_RETRY_BACKOFF_S = env.float("KYC_NATIONAL_RETRY_BACKOFF_S", default=0.5)
 KYC_NATIONAL_MAX_RETRIES = env.int("KYC_NATIONAL_MAX_RETRIES", default=3)
+# Within one attempt, per channel: tries more of a transient failure before failing over (0: the
+# next channel is the quick retry), and a circuit breaker per channel (per process): a channel
+# that missed this many answers in a row is skipped at once until a trial after the cool-down.
+KYC_NATIONAL_HTTP_RETRIES = env.int("KYC_NATIONAL_HTTP_RETRIES", default=0)
+KYC_NATIONAL_HTTP_RETRY_BACKOFF_S = env.float("KYC_NATIONAL_HTTP_RETRY_BACKOFF_S", default=0.2)
+KYC_NATIONAL_BREAKER_FAILURES = env.int("KYC_NATIONAL_BREAKER_FAILURES", default=5)
+KYC_NATIONAL_BREAKER_COOLDOWN_S = env.float("KYC_NATIONAL_BREAKER_COOLDOWN_S", default=30.0)
 KYC_NATIONAL_CACHE_S = env.float("KYC_NATIONAL_CACHE_S", default=600.0)
 # Keys that seal a national check's query until it is answered and key the hashes that match a
 # person (same form and rules as WORKFLOW_RECEIPT_KEYS).

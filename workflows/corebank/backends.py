@@ -8,17 +8,15 @@ challenge, a PIN verdict, an ``OperationAnswer`` (done, or rejected with the cor
 
 from __future__ import annotations
 
-import http.client
-import json
 import logging
-import socket
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from django.utils.module_loading import import_string
+
+from videobank.outside.errors import OutsideService, OutsideUnavailable
+from videobank.outside.http import OutsideClient, url_checked
 
 from .conf import corebank_setting, timeout_s
 from .errors import CoreBankError, CoreBankUnavailable, IdempotencyConflict
@@ -54,8 +52,12 @@ class CoreBankBackend(Protocol):
     ) -> OperationAnswer: ...
 
 
+CORE_BANK = OutsideService(name="core-bank", en="the core banking system", zh="核心系统")
+
+
 class HttpCoreBankBackend:
-    """JSON over HTTP to ``COREBANK_URL`` (e.g. ``http://127.0.0.1:8030/v1``)."""
+    """JSON over HTTP to ``COREBANK_URL`` (e.g. ``http://127.0.0.1:8030/v1``), through the
+    outside kit's client (``videobank.outside.http``: timeouts, retries, the core's breaker)."""
 
     def __init__(
         self,
@@ -66,54 +68,37 @@ class HttpCoreBankBackend:
     ):
         # No fallback: an unset URL or key is a configuration error, not the embedded stub (the
         # embedded profile sets its own; production refuses to start without them).
-        url = (url or corebank_setting("COREBANK_URL", "")).rstrip("/")
-        if not url:
-            raise ValueError("COREBANK_URL is not set")
-        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
-            raise ValueError(f"COREBANK_URL: {url!r} is not an http(s) URL")
-        self.url = url
-        self.api_key = api_key or corebank_setting("COREBANK_API_KEY", "")
-        self.timeout_s = float(timeout if timeout is not None else timeout_s())
-        # An internal service: never through an environment proxy.
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        self.url = url_checked(url or corebank_setting("COREBANK_URL", ""), setting="COREBANK_URL")
+        self.client = OutsideClient.from_settings(
+            service=CORE_BANK,
+            prefix="COREBANK",
+            base_url=self.url,
+            headers={"X-Api-Key": api_key or corebank_setting("COREBANK_API_KEY", "")},
+            timeout_s=timeout if timeout is not None else timeout_s(),
+        )
+        self.timeout_s = self.client.timeout_s
 
     # --- transport ---------------------------------------------------------------------------
-    def _post(self, path: str, body: dict) -> tuple[int, dict]:
+    def _post(
+        self, path: str, body: dict, *, idempotent: bool, idempotency_key: str | None = None
+    ) -> tuple[int, dict]:
         """(HTTP status, JSON body) of an answer; CoreBankUnavailable when there is none."""
-        request = urllib.request.Request(  # noqa: S310 - scheme checked in __init__
-            f"{self.url}{path}",
-            data=json.dumps(body, ensure_ascii=False).encode(),
-            headers={"Content-Type": "application/json", "X-Api-Key": self.api_key},
-            method="POST",
-        )
         try:
-            with self._opener.open(request, timeout=self.timeout_s) as response:
-                status, raw = response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            status, raw = exc.code, exc.read() or b""
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, TimeoutError | socket.timeout):
-                raise CoreBankUnavailable(f"no answer within {self.timeout_s:g} s") from exc
-            if isinstance(reason, ConnectionRefusedError):
-                raise CoreBankUnavailable("connection refused") from exc
-            raise CoreBankUnavailable(f"cannot connect ({reason})") from exc
-        except TimeoutError as exc:  # the answer started but did not finish in time
-            raise CoreBankUnavailable(f"no answer within {self.timeout_s:g} s") from exc
-        except (http.client.HTTPException, ConnectionError, OSError) as exc:
-            raise CoreBankUnavailable(f"connection dropped ({type(exc).__name__})") from exc
-        try:
-            data = json.loads(raw) if raw else {}
-        except ValueError:
-            data = None
+            answer = self.client.post(
+                path, json=body, idempotent=idempotent, idempotency_key=idempotency_key
+            )
+        except OutsideUnavailable as exc:
+            raise CoreBankUnavailable(exc.reason) from exc
+        data = answer.data if answer.content else {}
         if not isinstance(data, dict):
             # Not the core's JSON: a proxy's error page, a wrong URL.
-            raise CoreBankUnavailable(f"HTTP {status}: an answer that is not the core's JSON")
-        if status >= 500 or status in (401, 403):
-            if status in (401, 403):
-                log.error("core bank: HTTP %s %s (check COREBANK_API_KEY)", status, path)
-            raise CoreBankUnavailable(f"HTTP {status} {data.get('error', '')}".strip())
-        return status, data
+            raise CoreBankUnavailable(
+                f"HTTP {answer.status}: an answer that is not the core's JSON"
+            )
+        if answer.status in (401, 403):
+            log.error("core bank: HTTP %s %s (check COREBANK_API_KEY)", answer.status, path)
+            raise CoreBankUnavailable(f"HTTP {answer.status} {data.get('error', '')}".strip())
+        return answer.status, data
 
     @staticmethod
     def _refusal(data: dict, what: str) -> CoreBankError:
@@ -124,7 +109,7 @@ class HttpCoreBankBackend:
 
     # --- API ---------------------------------------------------------------------------------
     def customer_lookup(self, *, id_number: str) -> dict | None:
-        status, data = self._post("/customers/lookup", {"id_number": id_number})
+        status, data = self._post("/customers/lookup", {"id_number": id_number}, idempotent=True)
         if status == 404 and data.get("error") == "customer_not_found":
             return None
         if status != 200:
@@ -135,14 +120,18 @@ class HttpCoreBankBackend:
         body = {"customer_ref": customer_ref, "purpose": purpose}
         if method:
             body["method"] = method
-        status, data = self._post("/pin/challenges", body)
+        # Not sent twice: a second challenge would send the customer a second code.
+        status, data = self._post("/pin/challenges", body, idempotent=False)
         if status != 201:
             raise self._refusal(data, "PIN request")
         return data
 
     def pin_verify(self, *, challenge_id: str, ciphertext_b64: str) -> dict:
+        # The customer's encrypted entry is forwarded once, never replayed.
         status, data = self._post(
-            "/pin/verify", {"challenge_id": challenge_id, "ciphertext_b64": ciphertext_b64}
+            "/pin/verify",
+            {"challenge_id": challenge_id, "ciphertext_b64": ciphertext_b64},
+            idempotent=False,
         )
         if status != 200:
             raise self._refusal(data, "PIN entry")
@@ -160,7 +149,12 @@ class HttpCoreBankBackend:
         body = {"idempotency_key": idempotency_key, "customer_ref": customer_ref, "params": params}
         if authorised_by:
             body["authorised_by"] = authorised_by
-        status, data = self._post(f"/operations/{urllib.parse.quote(operation)}", body)
+        status, data = self._post(
+            f"/operations/{urllib.parse.quote(operation)}",
+            body,
+            idempotent=True,
+            idempotency_key=idempotency_key,
+        )
         if status in (200, 422) and data.get("status") in ("done", "rejected"):
             return OperationAnswer(
                 status=data["status"],

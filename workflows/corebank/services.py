@@ -27,11 +27,12 @@ import re
 import uuid
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from kyc.idcard.numbers import id_number_checksum_ok, id_number_clean
 from videobank import events
+from videobank.outside.once import created_once
 
 from .backends import OperationAnswer, corebank_backend
 from .conf import timeout_s
@@ -233,37 +234,35 @@ def submission_create(
         params=params,
         auth=authorised_by,
     )
-    try:
-        with transaction.atomic():
-            existing = Submission.objects.filter(idempotency_key=idempotency_key).first()
-            if existing is not None:
-                return _same_submission(existing, fingerprint)
-            submission = Submission.objects.create(
-                business_case_id=case_id,
-                operation=operation,
-                customer_ref=customer_ref,
-                params=params,
-                authorised_by=authorised_by,
-                idempotency_key=idempotency_key,
-                fingerprint=fingerprint,
-            )
-            # robust: a broker that is down must not fail the caller after its commit; the
-            # submission stays queued and submissions_resume sends it later.
-            transaction.on_commit(lambda: _dispatch(submission.id), robust=True)
-    except IntegrityError:
-        # The same key created at the same moment elsewhere (another process): that one stands.
-        existing = Submission.objects.filter(idempotency_key=idempotency_key).first()
-        if existing is None:
-            raise
-        return _same_submission(existing, fingerprint)
-    log.info(
-        "core bank: submission %s queued: %s %s for %s",
-        submission.id,
-        operation,
-        idempotency_key,
-        customer_ref,
+
+    def create() -> Submission:
+        submission = Submission.objects.create(
+            business_case_id=case_id,
+            operation=operation,
+            customer_ref=customer_ref,
+            params=params,
+            authorised_by=authorised_by,
+            idempotency_key=idempotency_key,
+            fingerprint=fingerprint,
+        )
+        # robust: a broker that is down must not fail the caller after its commit; the
+        # submission stays queued and submissions_resume sends it later.
+        transaction.on_commit(lambda: _dispatch(submission.id), robust=True)
+        log.info(
+            "core bank: submission %s queued: %s %s for %s",
+            submission.id,
+            operation,
+            idempotency_key,
+            customer_ref,
+        )
+        return submission
+
+    # The same key again (or created at the same moment in another process): the same row.
+    return created_once(
+        existing=lambda: Submission.objects.filter(idempotency_key=idempotency_key).first(),
+        same=lambda existing: _same_submission(existing, fingerprint),
+        create=create,
     )
-    return submission
 
 
 def _same_submission(existing: Submission, fingerprint: str) -> Submission:

@@ -12,6 +12,7 @@ from typing import TypedDict
 
 from django.db import models
 
+from videobank.outside.stubs.records import IdempotencyRecord
 from workflows.corebank.masking import account_mask, id_number_mask, name_mask
 
 
@@ -113,21 +114,17 @@ class OperationStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected (business error)"
 
 
-class OperationRequest(models.Model):
+class OperationRequest(IdempotencyRecord):
     """The final answer given to an idempotency key: a repeat of the key gets the same answer,
-    and the effect (ledger entries, changed rows) happened once, in the same transaction.
+    and the effect (ledger entries, changed rows) happened once, in the same transaction
+    (``fingerprint``, ``answer``, ``replays``: the outside kit's idempotency record).
 
     Outages and injected errors are not answers and are not recorded here."""
 
     idempotency_key = models.CharField(max_length=64, unique=True)
     operation = models.CharField(max_length=32)
     customer_ref = models.CharField(max_length=20)
-    # SHA-256 of what was asked, so a key reused for another request is refused.
-    fingerprint = models.CharField(max_length=64)
     status = models.CharField(max_length=16, choices=OperationStatus.choices)
-    answer = models.JSONField()
-    replays = models.PositiveIntegerField(default=0)
-    created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
         return f"{self.operation} {self.idempotency_key}: {self.status}"

@@ -24,16 +24,18 @@ import logging
 import random
 import re
 import threading
-import time
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
 
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import transaction
 from django.utils import timezone
 
 from kyc.idcard.numbers import id_number_checksum_ok, id_number_clean
+from videobank.outside.stubs.answers import BadRequest, NotFound, Unprocessable
+from videobank.outside.stubs.faults import FaultControls, FaultState
+from videobank.outside.stubs.keys import StubKeys
+from videobank.outside.stubs.records import AnswerRecords
 from workflows.corebank.masking import account_mask, id_number_mask, mobile_mask, name_mask
 
 from . import crypto
@@ -85,152 +87,60 @@ OTP_MAX_PER_10_MIN = 5
 _rng = random.SystemRandom()
 
 
-class StubError(Exception):
-    """A request the stub refuses; ``status`` is the HTTP status, ``code`` a stable word."""
-
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, detail: str, *, field: str | None = None, code: str | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        self.field = field
-        if code:
-            self.code = code
-
-
-class BadRequest(StubError):
-    pass
-
-
-class NotFound(StubError):
-    status = 404
-    code = "not_found"
-
-
-class KeyReused(StubError):
-    status = 409
-    code = "idempotency_key_reused"
-
-
-class Refused(StubError):
+class Refused(Unprocessable):
     """A "no" in words that is not about an operation (e.g. a PIN challenge for a locked PIN)."""
-
-    status = 422
 
     def __init__(self, error: BusinessError):
         super().__init__(error.en, code=error.code)
         self.en, self.zh = error.en, error.zh
+        self.words = {"en": error.en, "zh": error.zh}
+
+
+# The key its callers present (X-Api-Key) and its developer endpoints' admin key.
+KEYS = StubKeys(
+    api_setting="COREBANK_STUB_API_KEY",
+    admin_setting="COREBANK_STUB_ADMIN_KEY",
+    en="the core-banking stub",
+    zh="核心系统模拟服务",
+)
 
 
 # --- fault controls ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StubState:
-    outage: bool
-    latency_ms: int
-    jitter_ms: int
-    error_rate: float
-    lose_answers: int
-
-    def as_dict(self) -> dict:
-        return {
-            "outage": self.outage,
-            "latency_ms": self.latency_ms,
-            "jitter_ms": self.jitter_ms,
-            "error_rate": self.error_rate,
-            "lose_answers": self.lose_answers,
-        }
+# One control row (``default``); ``lose_answers``: the next N operations are carried out and
+# their answers lost (HTTP 504), what a caller sees when the core commits and the network drops
+# the reply.
+FAULTS = FaultControls(
+    model=StubControl,
+    key_field="name",
+    keys=lambda: ("default",),
+    setting_prefix="COREBANK_STUB_",
+    defaults=(100, 30, 0.0),
+    label="core-bank stub",
+    stub_keys=KEYS,
+    counters={"lose_answers": 1000},
+)
 
 
-def stub_state() -> StubState:
+def stub_state() -> FaultState:
     """The faults in force: the control row where set, else the settings."""
-    row = StubControl.objects.filter(name="default").first()
-
-    def pick(field: str, setting: str, default, cast):
-        value = getattr(row, field, None) if row is not None else None
-        return cast(stub_setting(setting, default, cast) if value is None else value)
-
-    return StubState(
-        outage=bool(row and row.outage),
-        latency_ms=pick("latency_ms", "COREBANK_STUB_LATENCY_MS", 100, int),
-        jitter_ms=pick("jitter_ms", "COREBANK_STUB_JITTER_MS", 30, int),
-        error_rate=pick("error_rate", "COREBANK_STUB_ERROR_RATE", 0.0, float),
-        lose_answers=row.lose_answers if row is not None else 0,
-    )
+    return FAULTS.state("default")
 
 
-_UNSET = object()
-
-
-def stub_control_set(
-    *,
-    outage: bool | None = None,
-    latency_ms: int | None | object = _UNSET,
-    jitter_ms: int | None | object = _UNSET,
-    error_rate: float | None | object = _UNSET,
-    lose_answers: int | None = None,
-) -> StubState:
-    """Change the faults; a field left out keeps its value, None returns it to the settings
-    default. ``lose_answers=N``: the next N operations are carried out and their answers lost."""
-    changes: dict = {}
-    if outage is not None:
-        if not isinstance(outage, bool):
-            raise BadRequest("outage must be true or false", field="outage")
-        changes["outage"] = outage
-    if lose_answers is not None:
-        if isinstance(lose_answers, bool) or not isinstance(lose_answers, int):
-            raise BadRequest("lose_answers must be a count 0-1000", field="lose_answers")
-        if not 0 <= lose_answers <= 1000:
-            raise BadRequest("lose_answers must be a count 0-1000", field="lose_answers")
-        changes["lose_answers"] = lose_answers
-    for field, value, valid in (
-        ("latency_ms", latency_ms, lambda v: isinstance(v, int) and 0 <= v <= 60_000),
-        ("jitter_ms", jitter_ms, lambda v: isinstance(v, int) and 0 <= v <= 60_000),
-        ("error_rate", error_rate, lambda v: isinstance(v, int | float) and 0.0 <= v <= 1.0),
-    ):
-        if value is _UNSET:
-            continue
-        if value is not None and (isinstance(value, bool) or not valid(value)):
-            limits = "0-60000" if field != "error_rate" else "0.0-1.0"
-            raise BadRequest(f"{field} must be a number in {limits} or null", field=field)
-        changes[field] = value
-    with transaction.atomic():
-        row, _ = StubControl.objects.select_for_update().get_or_create(name="default")
-        for field, value in changes.items():
-            setattr(row, field, value)
-        row.save()
-    state = stub_state()
-    log.info("core-bank stub control: %s", state.as_dict())
-    return state
+def stub_control_set(**changes) -> FaultState:
+    """Change the faults (``outage``, ``latency_ms``, ``jitter_ms``, ``error_rate``,
+    ``lose_answers``); a field left out keeps its value, None returns it to the settings
+    default."""
+    return FAULTS.set("default", **changes)
 
 
 def stub_control_reset() -> None:
     """Back to the settings defaults, no outage, no lost answers."""
-    StubControl.objects.all().delete()
-    log.info("core-bank stub control: reset")
-
-
-def latency_sleep(seconds: float) -> None:
-    """How the stub waits to look like a distant service (tests replace it to hold a request)."""
-    time.sleep(seconds)
-
-
-def stub_delay(*, state: StubState) -> None:
-    jitter = _rng.uniform(-state.jitter_ms, state.jitter_ms) if state.jitter_ms else 0.0
-    latency_sleep(max(0.0, state.latency_ms + jitter) / 1000)
-
-
-def stub_error_injected(*, state: StubState) -> bool:
-    return state.error_rate > 0 and _rng.random() < state.error_rate
+    FAULTS.reset()
 
 
 def stub_answer_lose() -> bool:
     """Take one from the lost-answers count, if any is left: True means drop this answer."""
-    with transaction.atomic():
-        taken = StubControl.objects.filter(name="default", lose_answers__gt=0).update(
-            lose_answers=F("lose_answers") - 1
-        )
-    return taken > 0
+    return FAULTS.take("default", "lose_answers")
 
 
 # --- customers ---------------------------------------------------------------------------------
@@ -744,15 +654,16 @@ def operation_parse(operation: str, data: object) -> OperationCall:
     return OperationCall(operation, key, customer_ref, params, authorised_by)
 
 
+RECORDS = AnswerRecords(OperationRequest, label="core-bank stub", noun="key")
+
+
 def operation_execute(*, call: OperationCall) -> dict:
     """The answer to an operation: the recorded one for a known idempotency key, else the
     operation carried out (or refused in words) and the answer recorded in the same
-    transaction as its effect. KeyReused if the key was used for another request."""
+    transaction as its effect. A Conflict (409) if the key was used for another request."""
     fingerprint = call.fingerprint()
-    recorded = _replay(call.idempotency_key, fingerprint)
-    if recorded is not None:
-        return recorded
-    try:
+
+    def answer() -> dict:
         with transaction.atomic():
             # The key's row first: a second request with this key waits here (Postgres: on
             # the unique index; SQLite: on the write lock) until this one commits, then fails
@@ -765,23 +676,20 @@ def operation_execute(*, call: OperationCall) -> dict:
                 status=OperationStatus.DONE,
                 answer={},
             )
-            answer = _carry_out(call, request)
-            request.status = answer["status"]
-            request.answer = answer
+            fresh = _carry_out(call, request)
+            request.status = fresh["status"]
+            request.answer = fresh
             request.save(update_fields=["status", "answer"])
-    except IntegrityError:
-        recorded = _replay(call.idempotency_key, fingerprint)
-        if recorded is not None:
-            return recorded
-        raise
-    log.info(
-        "core-bank stub: %s %s for %s -> %s",
-        call.operation,
-        call.idempotency_key,
-        call.customer_ref,
-        answer["status"] if answer["status"] == "done" else f"rejected ({answer['error']})",
-    )
-    return {**answer, "replayed": False}
+        log.info(
+            "core-bank stub: %s %s for %s -> %s",
+            call.operation,
+            call.idempotency_key,
+            call.customer_ref,
+            fresh["status"] if fresh["status"] == "done" else f"rejected ({fresh['error']})",
+        )
+        return fresh
+
+    return RECORDS.answer_once(call.idempotency_key, fingerprint, answer)
 
 
 def _carry_out(call: OperationCall, request: OperationRequest) -> dict:
@@ -859,19 +767,6 @@ def _authorisation_spend(call: OperationCall, customer: Customer) -> None:
         )
     challenge.spent_by = call.idempotency_key
     challenge.save(update_fields=["spent_by"])
-
-
-def _replay(key: str, fingerprint: str) -> dict | None:
-    with transaction.atomic():
-        recorded = OperationRequest.objects.select_for_update().filter(idempotency_key=key).first()
-        if recorded is None:
-            return None
-        if recorded.fingerprint != fingerprint:
-            raise KeyReused(f"idempotency_key {key} was already used for a different request")
-        recorded.replays += 1
-        recorded.save(update_fields=["replays"])
-    log.info("core-bank stub: %s %s replayed -> %s", recorded.operation, key, recorded.status)
-    return {**recorded.answer, "replayed": True}
 
 
 # --- customers for seeds and tests -------------------------------------------------------------

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from videobank.stubprocess import StubProcess, free_port
+from videobank.outside.stubs.process import StubProcess, free_port
 
 __all__ = ["CoreBankStubServer", "StubServer", "free_port"]
 

@@ -1,6 +1,6 @@
 """The stub's API, version 1. Mounted at /ext/core-bank/ on the embedded profile (with the
 developer endpoints); served alone at the root by ``manage.py corebank_stub`` (see
-``standalone_urls``: the developer endpoints only with ``--dev-endpoints``)."""
+``videobank.outside.stubs.urls``: the developer endpoints only with ``--dev-endpoints``)."""
 
 from django.urls import path
 

@@ -2,12 +2,12 @@
 
 Submissions are sent as on the embedded profile: the Celery task eagerly, on a thread of its
 own; a test waits for the result (it listens to ``events.SubmissionChanged`` in the workflow's
-stead). The backoff between retries goes through ``workflows.corebank.tasks.sleep``,
-replaced by a recorder (which may also change the stub's faults, as time passing would), so the
-retry horizon is tested without waiting it. The worker path (production) is driven with a fake
-bound task. What a teller and a customer would notice: business errors in words on the
-submission, the teller told when the core is down, exactly one effect whatever happens on the
-way, and the PIN nowhere in clear.
+stead). The backoff between retries goes through the outside kit's clock, a virtual one here
+(``virtual_time``: waits are recorded, and a test may change the stub's faults meanwhile, as time
+passing would), so the retry horizon and the core's circuit breaker are tested without waiting.
+The worker path (production) is driven with a fake bound task. What a teller and a customer
+would notice: business errors in words on the submission, the teller told when the core is
+down, exactly one effect whatever happens on the way, and the PIN nowhere in clear.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -30,6 +29,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
 from videobank import events
+from videobank.outside.breaker import breaker_states
+from videobank.outside.testing import ResultWaiter, WorkerDeliveries, run_series_eagerly
 from workflows.corebank import conf, services, tasks
 from workflows.corebank.errors import CoreBankError, CoreBankUnavailable, IdempotencyConflict
 from workflows.corebank.models import Submission
@@ -68,23 +69,11 @@ STUB_ENV = {
 }
 
 # --- the result hook: how a test waits for a submission --------------------------------------
-_lock = threading.Lock()
-_seen: dict[str, list[str]] = defaultdict(list)
-_settled: dict[str, threading.Event] = {}
-SETTLED = {"done", "rejected", "unanswered"}
-
-
-def _event(submission_id) -> threading.Event:
-    with _lock:
-        return _settled.setdefault(str(submission_id), threading.Event())
+results = ResultWaiter(settled=lambda status: status in {"done", "rejected", "unanswered"})
 
 
 def result_hook(*, submission_id) -> None:
-    status = Submission.objects.get(pk=submission_id).status
-    with _lock:
-        _seen[str(submission_id)].append(status)
-    if status in SETTLED:
-        _event(submission_id).set()
+    results.notify(submission_id, Submission.objects.get(pk=submission_id).status)
 
 
 def broken_hook(*, submission_id) -> None:
@@ -99,14 +88,12 @@ def result_hook_listening():
 
 
 def wait_settled(submission: Submission, timeout: float = 30.0) -> Submission:
-    assert _event(submission.id).wait(timeout), f"submission {submission.id} did not settle"
-    _event(submission.id).clear()
+    assert results.wait(submission.id, timeout), f"submission {submission.id} did not settle"
     return submission_get(submission_id=submission.id)
 
 
 def seen(submission: Submission) -> list[str]:
-    with _lock:
-        return list(_seen[str(submission.id)])
+    return results.seen(submission.id)
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -120,21 +107,23 @@ def stub(django_db_setup):
 
 
 @pytest.fixture
-def bank(transactional_db, stub, settings, monkeypatch, result_hook_listening):
+def bank(transactional_db, stub, settings, monkeypatch, virtual_time, result_hook_listening):
     settings.COREBANK_URL = stub.base_url
-    settings.COREBANK_TIMEOUT_S = 2.0
-    settings.COREBANK_MAX_RETRIES = 3
-    settings.COREBANK_RETRY_BACKOFF_S = 0.5
-    settings.COREBANK_RETRY_MAX_BACKOFF_S = 60.0
     settings.COREBANK_STUB_PIN_ITERATIONS = 1000
-    # Sent here as on the embedded profile, whatever the profile of the run; the worker path
-    # is tested on its own (test_worker_path_requeues_with_backoff_then_gives_up).
-    monkeypatch.setitem(tasks.submission_send_task.app.conf, "task_always_eager", True)
-    sleeps: list[float] = []
-    monkeypatch.setattr(tasks, "sleep", sleeps.append)
+    run_series_eagerly(  # the worker path: test_worker_path_requeues_with_backoff_then_gives_up
+        settings,
+        monkeypatch,
+        tasks.submission_send,
+        timeout_s=2.0,
+        max_retries=3,
+        backoff_s=0.5,
+        RETRY_MAX_BACKOFF_S=60.0,
+    )
     corebank_seed()
     _authorisations.clear()
-    yield SimpleNamespace(stub=stub, sleeps=sleeps, settings=settings)
+    yield SimpleNamespace(
+        stub=stub, sleeps=virtual_time.sleeps, time=virtual_time, settings=settings
+    )
     assert tasks.submission_threads_join(30), "a submission thread did not end"
 
 
@@ -216,6 +205,29 @@ def test_lookup_during_an_outage_says_so_in_words(bank):
     with pytest.raises(CoreBankUnavailable) as wrong:
         corebank_customer_lookup(id_number=ZHANG.id_number)
     assert "not the core's JSON" in wrong.value.reason
+
+
+def test_a_core_that_keeps_failing_is_not_asked_until_the_cool_down(bank):
+    """After COREBANK_BREAKER_FAILURES missed answers in a row this process stops asking the
+    core: a lookup fails at once with the same words, until a trial call after the cool-down."""
+    bank.stub.control(outage=True)
+    for _ in range(5):
+        with pytest.raises(CoreBankUnavailable) as down:
+            corebank_customer_lookup(id_number=ZHANG.id_number)
+        assert down.value.reason == "HTTP 503 outage"
+    bank.stub.control(outage=False)  # back, but this process does not know it yet
+    with pytest.raises(CoreBankUnavailable) as down:
+        corebank_customer_lookup(id_number=ZHANG.id_number)
+    assert down.value.reason == (
+        "not asked: the circuit is open after 5 failures in a row (last: HTTP 503 outage); "
+        "a trial call in 30 s"
+    )
+    assert "not answering" in down.value.detail
+    assert "核心系统暂时没有响应" in down.value.detail_zh
+    bank.time.advance(30)
+    zhang = corebank_customer_lookup(id_number=ZHANG.id_number)  # the trial call: an answer
+    assert zhang["customer_ref"] == ZHANG.customer_ref
+    assert corebank_customer_lookup(id_number=ZHANG.id_number) is not None  # closed again
 
 
 # --- submissions -------------------------------------------------------------------------------
@@ -354,15 +366,14 @@ def test_outage_during_submission_waits_then_one_effect_after_recovery(bank):
     answer: exactly one effect."""
     bank.stub.control(lose_answers=1)
 
-    def sleep(seconds: float) -> None:
-        bank.sleeps.append(seconds)
+    def meanwhile(seconds: float) -> None:
         if len(bank.sleeps) == 1:
             assert submission_get(submission_id=submission.id).status == "waiting_retry"
             bank.stub.control(outage=True)  # down while we wait for the second attempt
         elif len(bank.sleeps) == 2:
             bank.stub.control(outage=False)  # back while we wait for the third
 
-    tasks.sleep = sleep  # restored by the fixture's monkeypatch
+    bank.time.during_sleep = meanwhile
     submission = submit(key="case-0003-submit")
     submission = wait_settled(submission)
     assert (submission.status, submission.attempts, submission.replayed) == ("done", 3, True)
@@ -374,17 +385,31 @@ def test_outage_during_submission_waits_then_one_effect_after_recovery(bank):
     assert OperationRequest.objects.get().replays == 1
 
 
+def test_with_in_call_retries_a_lost_answer_is_recovered_within_the_attempt(bank):
+    """COREBANK_HTTP_RETRIES=1: the core carries out the transfer and its answer is lost (504);
+    the client sends the same operation again at once with the same idempotency key and gets
+    the core's recorded answer — the teller never sees "waiting", and one transfer is made."""
+    bank.settings.COREBANK_HTTP_RETRIES = 1
+    bank.stub.control(lose_answers=1)
+    submission = wait_settled(submit(key="case-0005-submit"))
+    assert (submission.status, submission.attempts, submission.replayed) == ("done", 1, True)
+    assert seen(submission) == ["sending", "done"]
+    assert len(bank.sleeps) == 1  # the in-call back-off, not a series retry
+    assert transfers_carried_out() == 1
+    assert OperationRequest.objects.get().replays == 1
+
+
 def test_while_waiting_the_teller_sees_words_and_the_next_attempt(bank):
     authorised_by = authorise()  # the customer authorised it before the core went down
     bank.stub.control(outage=True)
     waiting = threading.Event()
     go_on = threading.Event()
 
-    def sleep(seconds: float) -> None:
+    def meanwhile(seconds: float) -> None:
         waiting.set()
         assert go_on.wait(10)
 
-    tasks.sleep = sleep
+    bank.time.during_sleep = meanwhile
     submission = submit(authorised_by=authorised_by)
     assert waiting.wait(10)
     panel = submission_panel(submission_get(submission_id=submission.id))
@@ -399,22 +424,32 @@ def test_while_waiting_the_teller_sees_words_and_the_next_attempt(bank):
 
 
 def test_no_answer_for_the_whole_horizon_then_a_safe_retry(bank):
+    """Seven attempts over the horizon; after five missed answers in a row the core's circuit
+    opens and the last two are not even sent (the teller's words are the same); a minute later
+    the teller retries and the trial call goes through."""
     bank.settings.COREBANK_MAX_RETRIES = 6
     bank.settings.COREBANK_RETRY_MAX_BACKOFF_S = 4.0
     assert conf.retry_horizon_s() == 0.5 + 1 + 2 + 4 + 4 + 4
     authorised_by = authorise()
     bank.stub.control(outage=True)
+    before = bank.stub.log().count("core-bank stub: transfer received")
     submission = wait_settled(submit(key="case-0004-submit", authorised_by=authorised_by))
     assert bank.sleeps == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]  # doubling, capped
     assert (submission.status, submission.attempts) == ("unanswered", 7)
     assert submission.error_code == "corebank_unanswered"
     assert "cannot be carried out twice" in submission.error_en
     assert "不会重复办理" in submission.error_zh
-    assert submission.last_error == "HTTP 503 outage"
+    assert submission.last_error.startswith("not asked: the circuit is open after 5 failures")
+    assert "(last: HTTP 503 outage)" in submission.last_error
+    assert breaker_states()["core-bank"]["state"] == "open"
     assert seen(submission) == ["sending", "waiting_retry", "unanswered"]
     assert not OperationRequest.objects.exists()
+    arrived = "core-bank stub: transfer received"  # the stub logs each arrival
+    assert bank.stub.wait_for_log(arrived, count=before + 5)
+    assert bank.stub.log().count(arrived) - before == 5  # the core was asked five times
 
     bank.stub.control(outage=False)
+    bank.time.advance(60)  # the teller comes back a minute later: past the cool-down
     retried = submission_retry(submission_id=submission.id)
     assert retried.status == "waiting_retry"
     submission = wait_settled(retried)
@@ -431,28 +466,19 @@ def test_worker_path_requeues_with_backoff_then_gives_up(bank, monkeypatch):
     authorised_by = authorise()
     bank.stub.control(outage=True)
     submission = submit(authorised_by=authorised_by)
-
-    class Task:  # what celery hands a bound task: its request's retry count, and retry()
-        def __init__(self, retries: int):
-            self.request = SimpleNamespace(retries=retries)
-
-        def retry(self, *, exc, countdown):
-            countdowns.append(countdown)
-            return Retry(exc=exc, when=countdown)
-
-    countdowns: list[float] = []
+    worker = WorkerDeliveries(tasks.submission_send)
     for retries in range(3):
         with pytest.raises(Retry):
-            tasks.submission_send_attempt(Task(retries), submission_id=submission.id)
+            worker.deliver(submission.id, retries=retries)
         assert submission_get(submission_id=submission.id).next_attempt_at is not None
-    assert countdowns == [0.5, 1.0, 2.0]
-    assert tasks.submission_send_attempt(Task(3), submission_id=submission.id) == "unanswered"
+    assert worker.countdowns == [0.5, 1.0, 2.0]
+    assert worker.deliver(submission.id, retries=3) == "unanswered"
     assert submission_get(submission_id=submission.id).attempts == 4
     # A late duplicate delivery after recovery sends it (same key: safe) and settles it; a
     # finished submission is never sent again.
     bank.stub.control(outage=False)
-    assert tasks.submission_send_attempt(Task(0), submission_id=submission.id) == "done"
-    assert tasks.submission_send_attempt(Task(0), submission_id=submission.id) == "done"
+    assert worker.deliver(submission.id, retries=0) == "done"
+    assert worker.deliver(submission.id, retries=0) == "done"
     assert transfers_carried_out() == 1
     assert OperationRequest.objects.get().replays == 0
 
@@ -645,6 +671,7 @@ def test_a_broken_result_hook_does_not_break_the_submission(bank, caplog):
         submission = submit()
         assert tasks.submission_threads_join(30)
     assert submission_get(submission_id=submission.id).status == "done"
+    assert transfers_carried_out() == 1  # not sent again because the hook failed
     assert "listener workflows.tests.test_corebank.broken_hook failed" in caplog.text
     assert "the teller console is gone" in caplog.text
 

@@ -627,7 +627,7 @@ def test_two_requests_past_the_replay_check_at_once_are_one_effect(bank, monkeyp
 
     checked = threading.Barrier(2, timeout=10)
     first_check = threading.local()
-    replay = services._replay
+    replay = services.RECORDS.replay
 
     def replay_then_meet(key, fingerprint):
         recorded = replay(key, fingerprint)
@@ -636,7 +636,7 @@ def test_two_requests_past_the_replay_check_at_once_are_one_effect(bank, monkeyp
             checked.wait()  # both have found nothing: now both go for it
         return recorded
 
-    monkeypatch.setattr(services, "_replay", replay_then_meet)
+    monkeypatch.setattr(services.RECORDS, "replay", replay_then_meet)
     call = services.operation_parse(
         "transfer",
         {

@@ -631,13 +631,12 @@ def test_a_wrong_pin_says_the_tries_left_and_a_locked_pin_ends_the_business(call
 
 @pytest.mark.parametrize("fault", ["outage", "answer_lost"])
 def test_a_core_outage_at_submission_queues_the_business_tells_the_teller_and_ends_once(
-    call, sent, monkeypatch, fault
+    call, sent, monkeypatch, fault, virtual_time
 ):
     """The core goes down right after the PIN was checked (or carries out the transfer and its
     answer is lost): the business waits, both screens say so, and once the core answers again
     the retry (same idempotency key) ends in exactly one transfer."""
     from workflows.corebank import services as corebank_client
-    from workflows.corebank import tasks
     from workflows.corebank_stub.services import stub_control_set
 
     verify = corebank_client.corebank_pin_verify
@@ -657,7 +656,7 @@ def test_a_core_outage_at_submission_queues_the_business_tells_the_teller_and_en
         stub_control_set(outage=False)
 
     monkeypatch.setattr(corebank_client, "corebank_pin_verify", verify_then_fault)
-    monkeypatch.setattr(tasks, "sleep", back_up)
+    virtual_time.during_sleep = back_up
     identity_passed(call)
     case = to_confirmation(call, start_and_fill(call, "transfer", transfer_params("700.00")))
     case = finished(authorise(call, case, ZHANG.pin))

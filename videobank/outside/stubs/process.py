@@ -21,7 +21,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]  # where manage.py is
 
 
 def free_port() -> int:
@@ -36,9 +36,7 @@ class StubProcess:
     api_key_setting = ""  # e.g. COREBANK_STUB_API_KEY
     admin_key_setting = ""  # e.g. COREBANK_STUB_ADMIN_KEY
 
-    def __init__(
-        self, *, env: dict[str, str], port: int | None = None, dev_endpoints: bool = True
-    ):
+    def __init__(self, *, env: dict[str, str], port: int | None = None, dev_endpoints: bool = True):
         self.env = dict(env)
         for name in (self.api_key_setting, self.admin_key_setting):
             if not self.env.get(name):
@@ -99,11 +97,12 @@ class StubProcess:
         with self._lines_changed:
             return "".join(self._lines)
 
-    def wait_for_log(self, text: str, timeout: float = 30.0) -> bool:
-        """Wait until the process has printed ``text`` (e.g. that it answered a request)."""
+    def wait_for_log(self, text: str, timeout: float = 30.0, *, count: int = 1) -> bool:
+        """Wait until the process has printed ``text`` (e.g. that it answered a request), on
+        ``count`` lines."""
         with self._lines_changed:
             return self._lines_changed.wait_for(
-                lambda: any(text in line for line in self._lines), timeout
+                lambda: sum(text in line for line in self._lines) >= count, timeout
             )
 
     def control(self, **fields) -> dict:
