@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from celery.exceptions import Retry
@@ -44,6 +45,7 @@ class Service:
     seen: list = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    url: str = ""  # where the fixture serves it
 
     def answer(self, handler: BaseHTTPRequestHandler) -> None:
         body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
@@ -90,8 +92,8 @@ def service():
     server.server_close()
 
 
-def client(url: str, **kwargs) -> OutsideClient:
-    options = {
+def client(url: str, **kwargs: Any) -> OutsideClient:
+    options: dict[str, Any] = {
         "timeout_s": 5.0,
         "retries": 3,
         "backoff": Backoff(first_s=0.1, max_s=0.8, jitter_s=0.05),

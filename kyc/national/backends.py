@@ -82,7 +82,7 @@ class HttpNationalIdBackend:
         if not urls:
             raise ValueError("KYC_NATIONAL_CHANNELS is not set")
         urls = [url_checked(url, setting="KYC_NATIONAL_CHANNELS") for url in urls]
-        api_key = api_key or getattr(settings, "KYC_NATIONAL_API_KEY", "")
+        api_key = str(api_key or getattr(settings, "KYC_NATIONAL_API_KEY", "") or "")
         self.clients = {
             channel: OutsideClient.from_settings(
                 service=OutsideService(

@@ -55,7 +55,9 @@ class NationalServiceDown(ServiceUnavailable):
     code = "national_unavailable"
 
 
-def _words(answer_result: str, *, mismatch_on: str | None, similarity: float | None):
+def _words(
+    answer_result: str, *, mismatch_on: str | None, similarity: float | None
+) -> tuple[str, str]:
     if answer_result == Outcome.PASS:
         return "The national ID check passed.", "公民身份核查通过。"
     if answer_result == Outcome.NOT_FOUND:
@@ -249,7 +251,7 @@ def _cached_pass(person: _Person) -> NationalCheck | None:
 
 
 def _from_cache(
-    source: NationalCheck, *, call_id, business_risk: str, request_id: str
+    source: NationalCheck, *, call_id: uuid.UUID | None, business_risk: str, request_id: str
 ) -> NationalCheck:
     now = timezone.now()
     check = NationalCheck.objects.create(
@@ -406,7 +408,7 @@ def _series_budget_s() -> float:
     backoff = float(getattr(settings, "KYC_NATIONAL_RETRY_BACKOFF_S", 0.5))
     timeout = float(getattr(settings, "KYC_NATIONAL_TIMEOUT_S", 2.0))
     channels = len(getattr(settings, "KYC_NATIONAL_CHANNELS", None) or (1, 2))
-    return (retries + 1) * channels * timeout + backoff * (2**retries - 1) + 30.0
+    return float((retries + 1) * channels * timeout + backoff * (2**retries - 1) + 30.0)
 
 
 def national_check_retry(*, check_id: uuid.UUID) -> NationalCheck:

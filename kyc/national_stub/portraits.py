@@ -23,9 +23,9 @@ def portrait_encoding(image: np.ndarray) -> list[float]:
     """The 128-float encoding of the one face in an RGB image; FaceProblem (in words) if none.
     Portraits are ID photos (a card's photo area, a chip photo): small faces are normal there,
     so the card's size limit applies, and a printed ghost copy is not a second face."""
-    return [
-        float(x) for x in face_find_one(image, ghost_ok=True, min_size=card_min_size_px()).encoding
-    ]
+    face = face_find_one(image, ghost_ok=True, min_size=card_min_size_px())
+    assert face.encoding is not None  # encode=True (the default) computes it
+    return [float(x) for x in face.encoding]
 
 
 def portrait_distance(reference: Sequence[float], probe: Sequence[float]) -> float:

@@ -17,6 +17,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -93,7 +94,7 @@ def citizen_register(
         encoding = [float(x) for x in portrait_encoding]
     if encoding is not None and len(encoding) != 128:
         raise ValueError("a face encoding has 128 numbers")
-    defaults: dict = {"name": name, "status": status}
+    defaults: dict[str, Any] = {"name": name, "status": status}
     if encoding is not None:
         defaults["portrait_encoding"] = encoding
     citizen, _ = Citizen.objects.update_or_create(id_number=id_number, defaults=defaults)
@@ -131,7 +132,7 @@ def stub_channel_state(*, channel: str) -> FaultState:
     return FAULTS.state(channel)
 
 
-def stub_control_set(*, channel: str, **changes) -> FaultState:
+def stub_control_set(*, channel: str, **changes: Any) -> FaultState:
     """Change a channel's faults (``outage``, ``latency_ms``, ``jitter_ms``, ``error_rate``); a
     field left out keeps its value, None returns it to the settings default."""
     return FAULTS.set(channel, **changes)
@@ -186,14 +187,14 @@ def query_parse(data: object) -> Query:
 RECORDS = AnswerRecords(StubRequest, label="national stub", noun="request")
 
 
-def stub_verify(*, channel: str, query: Query) -> dict:
+def stub_verify(*, channel: str, query: Query) -> dict[str, Any]:
     """The answer to a query: the recorded one for a known request id, else a fresh one,
     recorded. A Conflict (409) if the id was used for a different question. The same id answered
     on another channel meanwhile (the caller timed out here and failed over): the first
     recorded answer stands."""
     fingerprint = query.fingerprint()
 
-    def answer() -> dict:
+    def answer() -> dict[str, Any]:
         fresh = _evaluate(channel=channel, query=query)
         with transaction.atomic():
             StubRequest.objects.create(
@@ -218,7 +219,7 @@ def stub_verify(*, channel: str, query: Query) -> dict:
     return RECORDS.answer_once(query.request_id, fingerprint, answer)
 
 
-def _evaluate(*, channel: str, query: Query) -> dict:
+def _evaluate(*, channel: str, query: Query) -> dict[str, Any]:
     citizen = Citizen.objects.filter(id_number=query.id_number).first()
     answer = {
         "request_id": query.request_id,

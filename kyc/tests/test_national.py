@@ -199,6 +199,11 @@ def test_unusable_input_is_refused_before_anything_is_asked(db, kwargs, error, c
 
 
 # --- failover, retries, unavailable ----------------------------------------------------------
+def _primary_slower_than_the_timeout(n) -> None:
+    n.settings.KYC_NATIONAL_TIMEOUT_S = 0.3
+    stub_control_set(channel="primary", latency_ms=1500)
+
+
 def _primary_refuses(national):
     closed = f"http://127.0.0.1:{free_port()}/v1/primary"  # nothing listens there
     national.settings.KYC_NATIONAL_CHANNELS = [closed, national.stub.channel_url("secondary")]
@@ -214,10 +219,7 @@ def _primary_refuses(national):
         ),
         (_primary_refuses, "primary: connection refused"),
         (
-            lambda n: (
-                setattr(n.settings, "KYC_NATIONAL_TIMEOUT_S", 0.3),
-                stub_control_set(channel="primary", latency_ms=1500),
-            ),
+            _primary_slower_than_the_timeout,
             "primary: no answer within 0.3 s",
         ),
     ],

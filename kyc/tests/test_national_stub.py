@@ -56,7 +56,7 @@ def post(
     if key is API_KEY:
         key = settings.NATIONAL_STUB_API_KEY
     if key is not None:
-        headers["X-Api-Key"] = key
+        headers["X-Api-Key"] = str(key)
     if admin_key is not None:
         headers["X-Admin-Key"] = admin_key
     request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310
@@ -72,7 +72,7 @@ def verify(stub: StubServer, body, *, channel: str = "primary", **kwargs):
     return post(f"{stub.channel_url(channel)}/verify", body, **kwargs)
 
 
-def query(request_id: str, name: str, id_number: str, **extra) -> dict:
+def query(request_id: str, name: str, id_number: object, **extra: object) -> dict:
     return {"request_id": request_id, "name": name, "id_number": id_number, **extra}
 
 

@@ -44,7 +44,7 @@ class ServiceBreaker(CircuitBreaker):
     def open_remaining(self) -> float:  # the library's, on the kit's clock
         return self._opened + self._recovery_timeout - clock.monotonic()
 
-    def __exit__(self, exc_type, exc_value, traceback) -> bool:
+    def __exit__(self, exc_type, exc_value, traceback) -> bool:  # type: ignore[exit-return]  # the library declares bool
         failed = exc_type is not None and self.is_failure(exc_type, exc_value)
         was = self.state
         super().__exit__(exc_type, exc_value, traceback)

@@ -30,7 +30,8 @@ class Backoff:
 
     def wait_s(self, retries: int) -> float:
         """The wait before retry ``retries`` (0-based), as tenacity computes it."""
-        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})
+        # A bare call state: the wait strategy reads only its attempt number.
+        state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
         state.attempt_number = retries + 1
         return float(self.wait()(state))
 

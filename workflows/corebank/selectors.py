@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from .models import Submission
 
@@ -17,7 +18,7 @@ def submissions_of_case(*, business_case_id: uuid.UUID) -> list[Submission]:
     return list(Submission.objects.filter(business_case_id=business_case_id).order_by("created_at"))
 
 
-def submission_panel(submission: Submission) -> dict:
+def submission_panel(submission: Submission) -> dict[str, Any]:
     """What a screen shows of a submission: status, the core's result or its words."""
     return {
         "id": str(submission.id),

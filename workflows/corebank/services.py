@@ -26,6 +26,7 @@ import logging
 import re
 import uuid
 from datetime import timedelta
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -82,7 +83,7 @@ def _bad(detail: str, zh: str, code: str = "bad_request") -> CoreBankError:
 
 
 # --- customers and PINs ------------------------------------------------------------------------
-def corebank_customer_lookup(*, id_number: str) -> dict | None:
+def corebank_customer_lookup(*, id_number: str) -> dict[str, Any] | None:
     """The bank's customer with this ID number — accounts (number, kind, currency, balance,
     status incl. dormant), cards (masked number + token, status), reserved mobile (masked),
     limits (per transaction, daily, used today) — or None if the bank has none.
@@ -107,7 +108,9 @@ def corebank_customer_lookup(*, id_number: str) -> dict | None:
     return customer
 
 
-def corebank_pin_challenge(*, customer_ref: str, purpose: str, method: str | None = None) -> dict:
+def corebank_pin_challenge(
+    *, customer_ref: str, purpose: str, method: str | None = None
+) -> dict[str, Any]:
     """A one-use request for the customer's PIN (or a one-time code sent to their reserved
     mobile, or a new PIN): ``{challenge_id, public_key_spki_b64, nonce, method, purpose,
     expires_at}`` (+ ``mobile_masked`` for a code). The browser encrypts the UTF-8 JSON
@@ -135,7 +138,7 @@ def corebank_pin_challenge(*, customer_ref: str, purpose: str, method: str | Non
     return challenge
 
 
-def corebank_pin_verify(*, challenge_id: str, ciphertext_b64: str) -> dict:
+def corebank_pin_verify(*, challenge_id: str, ciphertext_b64: str) -> dict[str, Any]:
     """Forward the customer's encrypted entry to the core, once (a challenge is spent by a right
     answer; a lost reply means asking for a new challenge): ``{ok, attempts_left, locked, code,
     en, zh, method, purpose, customer_ref}``. Codes: ok, wrong_pin, pin_locked, wrong_otp,
@@ -182,7 +185,12 @@ def _is_base64(text: str) -> bool:
 
 # --- submissions -------------------------------------------------------------------------------
 def _fingerprint(
-    *, business_case_id: uuid.UUID, operation: str, customer_ref: str, params: dict, auth: str
+    *,
+    business_case_id: uuid.UUID,
+    operation: str,
+    customer_ref: str,
+    params: dict[str, Any],
+    auth: str,
 ) -> str:
     canonical = json.dumps(
         [str(business_case_id), operation, customer_ref, params, auth],
@@ -198,7 +206,7 @@ def submission_create(
     business_case_id: uuid.UUID,
     operation: str,
     customer_ref: str,
-    params: dict,
+    params: dict[str, Any],
     idempotency_key: str,
     authorised_by: str = "",
 ) -> Submission:

@@ -27,6 +27,7 @@ import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
@@ -126,7 +127,7 @@ def stub_state() -> FaultState:
     return FAULTS.state("default")
 
 
-def stub_control_set(**changes) -> FaultState:
+def stub_control_set(**changes: Any) -> FaultState:
     """Change the faults (``outage``, ``latency_ms``, ``jitter_ms``, ``error_rate``,
     ``lose_answers``); a field left out keeps its value, None returns it to the settings
     default."""
@@ -156,7 +157,7 @@ def _customer(customer_ref: object, *, lock: bool = False) -> Customer:
     return customer
 
 
-def customer_view(customer: Customer) -> dict:
+def customer_view(customer: Customer) -> dict[str, Any]:
     """What the core tells the bank's client about a customer — what a business form and its
     rules need, nothing more: accounts in full (the teller picks one), cards by token with a
     masked number, the reserved mobile masked, limits, the risk level. Not the ID number (the
@@ -175,7 +176,7 @@ def customer_view(customer: Customer) -> dict:
                 {
                     "term_months": a.term_months,
                     "rate_percent": str(a.rate_percent),
-                    "maturity_date": a.maturity_date.isoformat(),
+                    "maturity_date": a.maturity_date.isoformat() if a.maturity_date else None,
                 }
                 if a.term_months
                 else {}
@@ -208,7 +209,7 @@ def customer_view(customer: Customer) -> dict:
     }
 
 
-def customer_lookup(*, id_number: object) -> dict:
+def customer_lookup(*, id_number: object) -> dict[str, Any]:
     """The customer holding an ID number; NotFound if the bank has none."""
     number = id_number_clean(id_number) if isinstance(id_number, str) else ""
     if not id_number_checksum_ok(number):
@@ -248,7 +249,7 @@ def key_current() -> StubKey:
     return key
 
 
-def _private_key(key: StubKey):
+def _private_key(key: StubKey) -> Any:  # a cryptography RSA private key
     with _private_keys_lock:
         private = _private_keys.get(key.kid)
     if private is None:
@@ -265,7 +266,7 @@ def _challenge_ttl() -> timedelta:
 
 
 def _max_pin_failures() -> int:
-    return stub_setting("COREBANK_STUB_MAX_PIN_FAILURES", 3, int)
+    return int(stub_setting("COREBANK_STUB_MAX_PIN_FAILURES", 3, int))
 
 
 PIN_LOCKED = BusinessError(
@@ -280,7 +281,9 @@ NO_PIN = BusinessError(
 )
 
 
-def pin_challenge_create(*, customer_ref: object, purpose: object, method: object = None) -> dict:
+def pin_challenge_create(
+    *, customer_ref: object, purpose: object, method: object = None
+) -> dict[str, Any]:
     """A one-use request for the PIN (``pin``), a code sent to the reserved mobile (``otp``), or
     a new PIN (``new_pin``, spent by password_reset). ``method`` defaults by purpose:
     ``new_pin`` for purpose new_pin, ``otp`` for password_reset, else ``pin``."""
@@ -293,7 +296,7 @@ def pin_challenge_create(*, customer_ref: object, purpose: object, method: objec
             method = ChallengeMethod.OTP
         else:
             method = ChallengeMethod.PIN
-    if method not in ChallengeMethod.values:
+    if not isinstance(method, str) or method not in ChallengeMethod.values:
         raise BadRequest(
             f"method must be one of {', '.join(ChallengeMethod.values)}", field="method"
         )
@@ -378,7 +381,7 @@ def _frozen() -> BusinessError:
 
 def _verdict(
     challenge: PinChallenge | None, *, ok: bool, code: str, en: str, zh: str, attempts_left: int
-) -> dict:
+) -> dict[str, Any]:
     customer = challenge.customer if challenge is not None else None
     return {
         "ok": ok,
@@ -389,7 +392,9 @@ def _verdict(
         # The PIN is locked: only a PIN request is stopped by that (a one-time code for a
         # password reset is how a locked customer gets a new PIN).
         "locked": bool(
-            customer and customer.pin_locked and challenge.method == ChallengeMethod.PIN
+            challenge is not None
+            and challenge.customer.pin_locked
+            and challenge.method == ChallengeMethod.PIN
         ),
         "method": challenge.method if challenge else "",
         "purpose": challenge.purpose if challenge else "",
@@ -397,7 +402,7 @@ def _verdict(
     }
 
 
-def pin_verify(*, challenge_id: object, ciphertext_b64: object) -> dict:
+def pin_verify(*, challenge_id: object, ciphertext_b64: object) -> dict[str, Any]:
     """Check what the customer entered, encrypted for this challenge. Always an answer
     (``ok``, ``code``, words, ``attempts_left``, ``locked``): a replayed ciphertext, a nonce of
     another challenge, an expired or spent challenge are refused without counting as a wrong
@@ -446,7 +451,7 @@ def pin_verify(*, challenge_id: object, ciphertext_b64: object) -> dict:
 
 def _pin_verify_locked(
     challenge: PinChallenge, customer: Customer, ciphertext: bytes, seen: str
-) -> dict:
+) -> dict[str, Any]:
     max_failures = _max_pin_failures()
 
     def pin_left() -> int:
@@ -457,7 +462,7 @@ def _pin_verify_locked(
             return max(0, OTP_MAX_ATTEMPTS - challenge.attempts)
         return pin_left() if challenge.method == ChallengeMethod.PIN else 1
 
-    def refuse(code: str, en: str, zh: str) -> dict:
+    def refuse(code: str, en: str, zh: str) -> dict[str, Any]:
         return _verdict(challenge, ok=False, code=code, en=en, zh=zh, attempts_left=left())
 
     if len(challenge.seen_ciphertexts) >= MAX_ENTRIES_PER_CHALLENGE:
@@ -609,7 +614,7 @@ class OperationCall:
     operation: str
     idempotency_key: str
     customer_ref: str
-    params: dict
+    params: dict[str, Any]
     authorised_by: str = ""
 
     def fingerprint(self) -> str:
@@ -657,13 +662,13 @@ def operation_parse(operation: str, data: object) -> OperationCall:
 RECORDS = AnswerRecords(OperationRequest, label="core-bank stub", noun="key")
 
 
-def operation_execute(*, call: OperationCall) -> dict:
+def operation_execute(*, call: OperationCall) -> dict[str, Any]:
     """The answer to an operation: the recorded one for a known idempotency key, else the
     operation carried out (or refused in words) and the answer recorded in the same
     transaction as its effect. A Conflict (409) if the key was used for another request."""
     fingerprint = call.fingerprint()
 
-    def answer() -> dict:
+    def answer() -> dict[str, Any]:
         with transaction.atomic():
             # The key's row first: a second request with this key waits here (Postgres: on
             # the unique index; SQLite: on the write lock) until this one commits, then fails
@@ -692,7 +697,7 @@ def operation_execute(*, call: OperationCall) -> dict:
     return RECORDS.answer_once(call.idempotency_key, fingerprint, answer)
 
 
-def _carry_out(call: OperationCall, request: OperationRequest) -> dict:
+def _carry_out(call: OperationCall, request: OperationRequest) -> dict[str, Any]:
     answer = {
         "operation": call.operation,
         "idempotency_key": call.idempotency_key,
@@ -795,7 +800,7 @@ def customer_register(
         raise ValueError("a PIN is six digits")
     existing = Customer.objects.filter(id_number=number).first()
     ref = customer_ref or (existing.customer_ref if existing else _customer_ref_new())
-    defaults: dict = {
+    defaults: dict[str, Any] = {
         "customer_ref": ref,
         "name": name,
         "mobile": mobile,

@@ -96,7 +96,7 @@ def http(
     if key is API_KEY:
         key = stub.api_key()
     if key is not None:
-        headers["X-Api-Key"] = key
+        headers["X-Api-Key"] = str(key)
     if admin_key is not None:
         headers["X-Admin-Key"] = admin_key
     request = urllib.request.Request(  # noqa: S310 - the test's own http:// URL
@@ -150,7 +150,7 @@ def op(
     stub,
     operation: str,
     customer,
-    params: dict,
+    params: object,  # what the bank sends (a dict; tests send wrong kinds too)
     *,
     key: str = "key-00000001",
     authorised_by: str | object = _AUTO,
@@ -819,8 +819,15 @@ def core_state() -> tuple:
         sorted(Card.objects.values_list("token", "status")),
         sorted(
             Customer.objects.values_list(
-                "customer_ref", "mobile", "address", "email", "occupation", "risk_level",
-                "pin_hash", "pin_failures", "pin_locked",
+                "customer_ref",
+                "mobile",
+                "address",
+                "email",
+                "occupation",
+                "risk_level",
+                "pin_hash",
+                "pin_failures",
+                "pin_locked",
             )
         ),  # fmt: skip
         LedgerEntry.objects.count(),
@@ -891,9 +898,7 @@ def test_an_operation_without_the_customers_authorisation_is_refused(
 
 def test_an_operation_the_core_asks_no_authorisation_for_goes_through_without(bank):
     assert AUTHORISATION["risk_assessment_save"] == ""
-    status, answer = op(
-        bank, "risk_assessment_save", ZHANG, {"risk_level": "C3"}, authorised_by=""
-    )
+    status, answer = op(bank, "risk_assessment_save", ZHANG, {"risk_level": "C3"}, authorised_by="")
     assert (status, answer["status"]) == (200, "done")
 
 

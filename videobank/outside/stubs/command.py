@@ -68,7 +68,7 @@ class StubCommand(BaseCommand):
                 handler,
                 ipv6=":" in host,
                 threading=False,
-                on_bind=on_bind,
+                on_bind=on_bind,  # type: ignore[arg-type]  # Django passes the int port
                 server_cls=ThreadedWSGIServer,
             )
         except OSError as exc:

@@ -82,7 +82,8 @@ class FaultControls:
         admin keys (``served``, ``control_view``); ``counters``: name → largest value;
         ``listed_as``: the control endpoint lists every key under this name (else the one
         key's faults)."""
-        self.model = model
+        # A concrete stub model (its manager and fault columns are read by name).
+        self.model: Any = model
         self.key_field = key_field
         self.keys = keys
         self.prefix = setting_prefix

@@ -38,7 +38,8 @@ class AnswerRecords:
         """``model``: the stub's record (its one unique field other than the primary key is the
         request id); ``label`` and ``noun`` name the stub and the id in its log ("national
         stub: request R-1 replayed -> pass")."""
-        self.model = model
+        # A concrete subclass of IdempotencyRecord (the abstract class has no manager).
+        self.model: Any = model
         self.key_field = next(f.name for f in model._meta.fields if f.unique and not f.primary_key)
         self.label = label
         self.noun = noun

@@ -6,10 +6,11 @@ from importlib import import_module
 from django.conf import settings
 from django.urls import include, path
 
-_stub = import_module(settings.OUTSIDE_STUB_URLS)
+# Set by command.StubCommand in the stub process before this module is imported.
+_stub = import_module(settings.OUTSIDE_STUB_URLS)  # type: ignore[misc]
 _patterns = [
     *_stub.api_urlpatterns,
-    *(_stub.dev_urlpatterns if settings.OUTSIDE_STUB_DEV_ENDPOINTS else []),
+    *(_stub.dev_urlpatterns if settings.OUTSIDE_STUB_DEV_ENDPOINTS else []),  # type: ignore[misc]
 ]
 
 urlpatterns = [path("", include((_patterns, _stub.app_name)))]
