@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from typing import TYPE_CHECKING
 
 import pytest
 from django.conf import settings
 
 from tests.keys import session_keys_export
+
+if TYPE_CHECKING:
+    from tests.livestack import LiveStack
 
 # The test servers (in process and the live ones the tests start, which inherit this
 # environment) speak plain HTTP on loopback: on the production profile, HTTPS redirects and
@@ -21,6 +25,7 @@ TEST_PLAIN_HTTP = {
 }
 for _name, _value in TEST_PLAIN_HTTP.items():
     os.environ.setdefault(_name, _value)
+
 
 def _redis_db_per_worker(environ=os.environ) -> None:
     """Under pytest-xdist each worker is a test session of its own: its own Postgres test
@@ -69,7 +74,7 @@ class SharedStack:
 
     def __init__(self, log_dir) -> None:
         self.log_dir = log_dir
-        self.stack = None
+        self.stack: LiveStack | None = None
         SharedStack.current = self
 
     def get(self):

@@ -137,9 +137,7 @@ def verified(client: Client, code: str) -> bool:
     return page.status_code == 200
 
 
-def test_receipts_verify_after_the_receipt_key_and_then_the_secret_key_rotate(
-    done_case, settings
-):
+def test_receipts_verify_after_the_receipt_key_and_then_the_secret_key_rotate(done_case, settings):
     k1 = new_key("k1")
     settings.WORKFLOW_RECEIPT_KEYS = k1
     receipt = receipts.receipt_issue(case=done_case)

@@ -147,9 +147,7 @@ async def settled(handed: threading.Event) -> None:
     assert await sync_to_async(submission_threads_join, thread_sensitive=False)(timeout=SLOW)
 
 
-def the_rest_captured(
-    captures: Captures, *, server: str, call_id: str, receipt: dict, out_dir
-):
+def the_rest_captured(captures: Captures, *, server: str, call_id: str, receipt: dict, out_dir):
     """After the call: the tables, the timelines, the recording's export, the receipt."""
     captures.sql_on = False  # the dump's own reads are not traffic
     rows = pin_capture.database_dumped(captures)

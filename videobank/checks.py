@@ -183,4 +183,3 @@ def production_refuse_unsafe(process: str) -> None:
         raise ImproperlyConfigured(
             f"{process} refuses to start on the production profile:\n{lines}"
         )
-

@@ -73,8 +73,7 @@ TEXT: dict[str, dict[str, str]] = {
     },
     "login.locked_forever": {
         "zh": "登录失败次数过多，此账户已锁定，请联系管理员解锁。",
-        "en": "Too many failed sign-ins: this account is locked until an administrator "
-        "unlocks it.",
+        "en": "Too many failed sign-ins: this account is locked until an administrator unlocks it.",
     },
     "channel.web": {"zh": "网页", "en": "Web"},
     "channel.app": {"zh": "手机银行", "en": "App"},
@@ -200,7 +199,10 @@ TEXT: dict[str, dict[str, str]] = {
     "kyc.face_match": {"zh": "人脸比对", "en": "Face match"},
     "kyc.liveness": {"zh": "活体检测", "en": "Liveness challenge"},
     "kyc.national": {"zh": "重新联网核查", "en": "Run national check again"},
-    "kyc.fields": {"zh": "证件信息（请与证件逐项核对）", "en": "Card fields (compare each with the card)"},
+    "kyc.fields": {
+        "zh": "证件信息（请与证件逐项核对）",
+        "en": "Card fields (compare each with the card)",
+    },
     "kyc.field.name": {"zh": "姓名", "en": "Name"},
     "kyc.field.sex": {"zh": "性别", "en": "Sex"},
     "kyc.field.ethnicity": {"zh": "民族", "en": "Ethnicity"},
@@ -217,9 +219,15 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "我已对照证件核对姓名和住址",
         "en": "I compared the name and address with the card",
     },
-    "kyc.confirm_fields": {"zh": "确认信息并联网核查", "en": "Confirm fields and run the national check"},
+    "kyc.confirm_fields": {
+        "zh": "确认信息并联网核查",
+        "en": "Confirm fields and run the national check",
+    },
     "kyc.corrections": {"zh": "已更正", "en": "Corrections"},
-    "kyc.status.consent_pending": {"zh": "等待客户同意", "en": "Waiting for the customer's consent"},
+    "kyc.status.consent_pending": {
+        "zh": "等待客户同意",
+        "en": "Waiting for the customer's consent",
+    },
     "kyc.status.in_progress": {"zh": "核验中", "en": "In progress"},
     "kyc.status.passed": {"zh": "核验通过", "en": "Identity verified"},
     "kyc.status.failed": {"zh": "核验未通过", "en": "Identity check failed"},
@@ -237,7 +245,10 @@ TEXT: dict[str, dict[str, str]] = {
     "kyc.consent_accept": {"zh": "同意并继续", "en": "I agree"},
     "kyc.consent_decline": {"zh": "不同意", "en": "I do not agree"},
     "kyc.verifying": {"zh": "正在核验身份…", "en": "Verifying identity…"},
-    "kyc.upload_label": {"zh": "也可以用手机拍摄证件上传", "en": "Or photograph the card and upload it"},
+    "kyc.upload_label": {
+        "zh": "也可以用手机拍摄证件上传",
+        "en": "Or photograph the card and upload it",
+    },
     "kyc.upload_front": {"zh": "上传人像面", "en": "Upload card front"},
     "kyc.upload_back": {"zh": "上传国徽面", "en": "Upload card back"},
     "kyc.upload_sent": {"zh": "已上传，正在识别…", "en": "Uploaded; reading it…"},
@@ -246,14 +257,23 @@ TEXT: dict[str, dict[str, str]] = {
     "kyc.liveness_ready": {"zh": "请正对摄像头", "en": "Look straight at the camera"},
     # Businesses in the call (workflows/): the customer's side and the teller's cards.
     "cases.title": {"zh": "业务办理", "en": "Your businesses"},
-    "cases.agreement_scroll": {"zh": "协议全文，请滚动阅读", "en": "The agreement: scroll to read it all"},
-    "cases.agreement_hint": {"zh": "请阅读至协议末尾后再同意。", "en": "Read to the end before you agree."},
+    "cases.agreement_scroll": {
+        "zh": "协议全文，请滚动阅读",
+        "en": "The agreement: scroll to read it all",
+    },
+    "cases.agreement_hint": {
+        "zh": "请阅读至协议末尾后再同意。",
+        "en": "Read to the end before you agree.",
+    },
     "cases.agreement_accept": {"zh": "我已阅读并同意", "en": "I have read and agree"},
     "cases.confirm_title": {"zh": "请确认业务信息", "en": "Please confirm"},
     "cases.confirm": {"zh": "确认无误", "en": "Confirm"},
     "cases.refuse": {"zh": "不同意", "en": "Refuse"},
     "cases.pin_label": {"zh": "请输入 6 位交易密码", "en": "Enter your 6-digit PIN"},
-    "cases.otp_label": {"zh": "请输入发送到您预留手机的 6 位验证码", "en": "Enter the 6-digit code sent to your phone"},
+    "cases.otp_label": {
+        "zh": "请输入发送到您预留手机的 6 位验证码",
+        "en": "Enter the 6-digit code sent to your phone",
+    },
     "cases.pin_note": {
         "zh": "键盘每次随机排列；密码在本机加密后直接发往银行核心系统，柜员与录像均看不到。",
         "en": "The keys move every time; your PIN is encrypted on this device for the bank's core system — neither the teller nor the recording sees it.",
@@ -592,7 +612,10 @@ TEXT: dict[str, dict[str, str]] = {
         "zh": "核验时采集并加密留存的证件和人脸图像；每次查看均记入审计。",
         "en": "Card and face pictures kept, encrypted, by the identity check; each view is audited.",
     },
-    "qa.evidence_none": {"zh": "本次通话没有身份核验影像", "en": "No identity-check pictures in this call"},
+    "qa.evidence_none": {
+        "zh": "本次通话没有身份核验影像",
+        "en": "No identity-check pictures in this call",
+    },
     "qa.ev.card_front": {"zh": "证件人像面", "en": "Card front"},
     "qa.ev.card_back": {"zh": "证件国徽面", "en": "Card back"},
     "qa.ev.portrait": {"zh": "证件照片", "en": "Card portrait"},

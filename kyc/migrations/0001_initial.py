@@ -7,57 +7,117 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('queueing', '0005_alter_callevent_kind'),
+        ("queueing", "0005_alter_callevent_kind"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='IdentityCheck',
+            name="IdentityCheck",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('status', models.CharField(choices=[('consent_pending', "Waiting for the customer's consent"), ('in_progress', 'In progress'), ('passed', 'Passed'), ('failed', 'Failed'), ('refused', 'Consent refused')], default='consent_pending', max_length=20)),
-                ('level', models.CharField(choices=[('none', 'None'), ('two_factor', 'Name + ID number verified'), ('three_factor_face', 'Name + ID number + portrait, live face matched')], default='none', max_length=20)),
-                ('steps', models.JSONField(default=dict)),
-                ('consent_at', models.DateTimeField(blank=True, null=True)),
-                ('consent_ip', models.GenericIPAddressField(blank=True, null=True)),
-                ('geolocation', models.JSONField(blank=True, null=True)),
-                ('source', models.CharField(default='camera', max_length=16)),
-                ('fields_read', models.JSONField(default=dict)),
-                ('fields', models.JSONField(default=dict)),
-                ('corrections', models.JSONField(default=list)),
-                ('liveness_challenge', models.JSONField(blank=True, null=True)),
-                ('face_distance', models.FloatField(blank=True, null=True)),
-                ('national_check_id', models.UUIDField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('passed_at', models.DateTimeField(blank=True, null=True)),
-                ('face_matched_at', models.DateTimeField(blank=True, null=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
-                ('call', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='identity_checks', to='queueing.call')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("consent_pending", "Waiting for the customer's consent"),
+                            ("in_progress", "In progress"),
+                            ("passed", "Passed"),
+                            ("failed", "Failed"),
+                            ("refused", "Consent refused"),
+                        ],
+                        default="consent_pending",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "level",
+                    models.CharField(
+                        choices=[
+                            ("none", "None"),
+                            ("two_factor", "Name + ID number verified"),
+                            ("three_factor_face", "Name + ID number + portrait, live face matched"),
+                        ],
+                        default="none",
+                        max_length=20,
+                    ),
+                ),
+                ("steps", models.JSONField(default=dict)),
+                ("consent_at", models.DateTimeField(blank=True, null=True)),
+                ("consent_ip", models.GenericIPAddressField(blank=True, null=True)),
+                ("geolocation", models.JSONField(blank=True, null=True)),
+                ("source", models.CharField(default="camera", max_length=16)),
+                ("fields_read", models.JSONField(default=dict)),
+                ("fields", models.JSONField(default=dict)),
+                ("corrections", models.JSONField(default=list)),
+                ("liveness_challenge", models.JSONField(blank=True, null=True)),
+                ("face_distance", models.FloatField(blank=True, null=True)),
+                ("national_check_id", models.UUIDField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("passed_at", models.DateTimeField(blank=True, null=True)),
+                ("face_matched_at", models.DateTimeField(blank=True, null=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "call",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="identity_checks",
+                        to="queueing.call",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='IdentityEvidence',
+            name="IdentityEvidence",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('kind', models.CharField(choices=[('card_front', 'Card front'), ('card_back', 'Card back'), ('portrait', 'Card portrait'), ('face_frame', 'Live face frame'), ('liveness_frame', 'Liveness frame'), ('chip_photo', 'Chip photo')], max_length=20)),
-                ('source', models.CharField(max_length=16)),
-                ('offset_ms', models.IntegerField(blank=True, null=True)),
-                ('captured_at', models.DateTimeField()),
-                ('sha256', models.CharField(max_length=64)),
-                ('sealed', models.BinaryField()),
-                ('meta', models.JSONField(default=dict)),
-                ('identity_check', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='evidence', to='kyc.identitycheck')),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("card_front", "Card front"),
+                            ("card_back", "Card back"),
+                            ("portrait", "Card portrait"),
+                            ("face_frame", "Live face frame"),
+                            ("liveness_frame", "Liveness frame"),
+                            ("chip_photo", "Chip photo"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("source", models.CharField(max_length=16)),
+                ("offset_ms", models.IntegerField(blank=True, null=True)),
+                ("captured_at", models.DateTimeField()),
+                ("sha256", models.CharField(max_length=64)),
+                ("sealed", models.BinaryField()),
+                ("meta", models.JSONField(default=dict)),
+                (
+                    "identity_check",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="evidence",
+                        to="kyc.identitycheck",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['captured_at'],
+                "ordering": ["captured_at"],
             },
         ),
     ]

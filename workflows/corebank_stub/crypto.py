@@ -40,9 +40,7 @@ def seal(data: bytes, *, context: bytes) -> bytes:
 def unseal(sealed: bytes, *, context: bytes) -> bytes:
     """The data; ``videobank.keyring.SealBroken`` for another context (or an altered value),
     ``KeyNotConfigured`` when its key is no longer listed in COREBANK_STUB_KEYS."""
-    return keyring(COREBANK_STUB_KEYS).unseal(
-        bytes(sealed), purpose=_SEAL_PURPOSE, context=context
-    )
+    return keyring(COREBANK_STUB_KEYS).unseal(bytes(sealed), purpose=_SEAL_PURPOSE, context=context)
 
 
 # --- the key pair ------------------------------------------------------------------------------

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workflows', '0001_initial'),
+        ("workflows", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='businesscase',
-            name='revision',
+            model_name="businesscase",
+            name="revision",
             field=models.PositiveIntegerField(default=0),
         ),
     ]
