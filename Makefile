@@ -10,8 +10,9 @@ PYTEST_ARGS ?=
 # Test processes (pytest-xdist): each has its own test database and Redis database
 # (tests/fixtures.py); a module stays on one process (its shared server stack with it).
 TEST_WORKERS ?= 2
+FAST_ENV := VIDEOBANK_TEST_TIER=fast VIDEOBANK_FUZZ_FRAMES=2000
 
-.PHONY: run test venv system-deps browser-deps lint bench clean
+.PHONY: run test test-fast venv system-deps browser-deps lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -44,6 +45,11 @@ test: $(STAMP) browser-deps
 	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m mypy
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# The everyday tier: every test that needs no browser and starts no process (tests/fixtures.py
+# marks them and fails a fast-tier test that starts one anyway), in parallel.
+test-fast: $(STAMP)
+	$(FAST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not browser and not process" $(PYTEST_ARGS)
 
 # Static checks: ruff's lint rules and layout, and mypy (files and strictness in pyproject.toml).
 lint: $(STAMP)

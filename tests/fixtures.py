@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import urllib.parse
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,15 @@ def _recording_dir(tmp_path_factory):
     settings.VAR_DIR = tmp_path_factory.mktemp("var")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashes():
+    """Staff accounts made in the test process hash at 1,000 iterations (tests/hashers.py)."""
+    from django.test.signals import setting_changed
+
+    settings.PASSWORD_HASHERS = hashers = ["tests.hashers.QuickPBKDF2PasswordHasher"]
+    setting_changed.send(None, setting="PASSWORD_HASHERS", value=hashers, enter=True)
+
+
 @pytest.fixture
 def catalogue(db):
     """The business catalogue and role groups (transactional tests flush migration data)."""
@@ -66,22 +76,40 @@ def catalogue(db):
     catalogue_seed()
 
 
-class SharedStack:
-    """The session's shared server stack, started on first use; a test that needs the servers to
-    itself (e.g. to kill the only media worker) stops it first with :meth:`stop`."""
+# Fixtures that use the shared servers; the stack fixtures of their own that some modules have
+# depend on no_shared_stack. A test using one starts processes: it is a `process` test.
+STACK_FIXTURES = frozenset({"live_stack", "shared_stack", "no_shared_stack"})
 
-    current: SharedStack | None = None  # the session's instance, for module teardown
+
+class SharedStack:
+    """The session's shared server stack, started on first use and kept from one test module
+    to the next while the tests this process runs next use it too (``pytest_runtest_teardown``
+    below stops it before a test that does not: its queue ticker works on the test database,
+    and tests elsewhere freeze or move the queue's clock themselves). It is started again when
+    the environment it would get has changed (a module set a variable for its servers). A test
+    that needs the servers to itself (e.g. to kill the only media worker) stops it first with
+    :meth:`stop`."""
+
+    current: SharedStack | None = None  # the session's instance
 
     def __init__(self, log_dir) -> None:
         self.log_dir = log_dir
         self.stack: LiveStack | None = None
+        self.env: dict[str, str] = {}
+        self.starts = 0
         SharedStack.current = self
 
     def get(self):
-        from tests.livestack import LiveStack
+        from tests.livestack import LiveStack, stack_env
 
+        # What the servers would be started with (pytest's own per-test variables aside).
+        env = {k: v for k, v in stack_env().items() if not k.startswith("PYTEST_")}
+        if self.stack is not None and env != self.env:
+            self.stop()
         if self.stack is None:
-            self.stack = LiveStack(log_dir=self.log_dir).start()
+            self.starts += 1
+            self.stack = LiveStack(log_dir=self.log_dir / f"stack-{self.starts}").start()
+            self.env = env
         return self.stack
 
     def stop(self) -> None:
@@ -108,13 +136,20 @@ def live_stack(shared_stack):
     return shared_stack.get()
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _shared_stack_per_module():
-    """The shared servers live for one test module at most: their queue ticker works on the
-    test database, and tests elsewhere freeze or move the queue's clock themselves."""
-    yield
-    if SharedStack.current is not None:
+def _uses_stack(item) -> bool:
+    return bool(STACK_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """After a test's own teardown: the shared servers stay up for the rest of its module and
+    into the next module only if the next test this process runs uses them (see
+    :class:`SharedStack`)."""
+    result = yield
+    keep = nextitem is not None and (nextitem.module is item.module or _uses_stack(nextitem))
+    if SharedStack.current is not None and not keep:
         SharedStack.current.stop()
+    return result
 
 
 @pytest.fixture
@@ -184,3 +219,44 @@ def _no_session_left_on_the_test_database(django_db_setup, django_db_blocker):
                     "WHERE datname = current_database() AND pid <> pg_backend_pid()"
                 )
         connection.close()
+
+
+# --- test tiers ----------------------------------------------------------------------------------
+
+FAST_TIER = "VIDEOBANK_TEST_TIER"  # "fast": `make test-fast` (no browser, no extra process)
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that uses the server stack (directly or through another fixture) is marked
+    `process`, like the modules that start stub servers, workers or commands themselves.
+
+    The order: modules with browser tests first, then the other modules that use the shared
+    servers, then the rest (a stable sort: within each group, the order pytest-django gave).
+    The slowest files start first, which keeps the parallel workers evenly busy to the end, and
+    the servers' modules come one after another, so a worker passes its servers on from one
+    module to the next instead of starting them again."""
+    process = pytest.mark.process
+    rank: dict[str, int] = {}
+    for item in items:
+        module = item.nodeid.split("::", 1)[0]
+        if _uses_stack(item):
+            item.add_marker(process)
+        weight = 0 if item.get_closest_marker("browser") else 1 if _uses_stack(item) else 2
+        rank[module] = min(rank.get(module, 2), weight)
+    items.sort(key=lambda item: rank[item.nodeid.split("::", 1)[0]])  # stable: the rest as was
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_starts_no_process(request, monkeypatch):
+    """In the fast tier a test that starts a process fails and says how to mark it, so that
+    the tier stays what its name says (`make test-fast`)."""
+    if os.environ.get(FAST_TIER) != "fast" or request.node.get_closest_marker("process"):
+        return
+
+    def refuse(self, args, *rest, **kwargs):
+        raise RuntimeError(
+            f"{request.node.nodeid} starts a process ({args!r}): the fast tier starts none; "
+            "mark the test or its module with @pytest.mark.process"
+        )
+
+    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)

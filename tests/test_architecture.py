@@ -20,6 +20,9 @@ import pytest
 
 from videobank import events
 
+# Each test runs a command, server or worker in a process of its own.
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("videobank", "signaling", "queueing", "kyc", "workflows", "recordings")
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")

@@ -19,6 +19,9 @@ from tests.fixtures import TEST_PLAIN_HTTP
 from tests.keys import session_keys
 from tests.livestack import ROOT
 
+# Each test runs a command, server or worker in a process of its own.
+pytestmark = pytest.mark.process
+
 # Variables of the test run that a deployment would not have.
 HARNESS_ONLY = {*TEST_PLAIN_HTTP, "DJANGO_DEBUG", "ICE_SERVERS"}
 

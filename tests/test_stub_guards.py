@@ -32,6 +32,9 @@ from tests.livestack import free_port
 from videobank.checks import SECRET_SETTINGS
 from workflows.corebank_stub.testing import CoreBankStubServer
 
+# Each test runs a command, server or worker in a process of its own.
+pytestmark = pytest.mark.process
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 NOWHERE = {

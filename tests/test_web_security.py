@@ -397,6 +397,7 @@ def _debug_setting(**env) -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+@pytest.mark.process
 def test_make_run_shows_the_debug_page_only_when_asked():
     assert _debug_setting() == "False"
     assert _debug_setting(DJANGO_DEBUG="true") == "True"

@@ -71,6 +71,7 @@ def test_picture_without_a_face_is_a_clear_error(pictures):
     assert excinfo.value.returncode == 2
 
 
+@pytest.mark.process
 def test_error_exit_status_and_stderr_from_the_shell(pictures):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "videobank.settings"}
     done = subprocess.run(

@@ -92,6 +92,7 @@ def test_blurred_picture_fails_with_the_reason_in_both_languages(card):
     assert "模糊" in message
 
 
+@pytest.mark.process
 def test_not_an_image_exits_non_zero_with_the_reason_on_stderr(tmp_path):
     """The real command line: status and stderr as a shell script sees them."""
     not_image = tmp_path / "card.jpg"

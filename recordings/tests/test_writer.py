@@ -184,6 +184,7 @@ def _lines(stream, sink: queue.Queue) -> None:
     sink.put(None)
 
 
+@pytest.mark.process
 def test_finished_segments_survive_a_killed_server(tmp_path):
     recording_id, data_key = uuid.uuid4(), new_data_key()
     env = {**os.environ, "PYTHONPATH": str(Path(django_settings.BASE_DIR))}

@@ -263,6 +263,7 @@ def test_the_same_submission_twice_changes_the_ledger_once(bank):
     assert "已用于另一笔业务" in conflict.value.detail_zh
 
 
+@pytest.mark.process
 def test_the_same_submission_from_two_processes_at_once_changes_the_ledger_once(bank):
     """Two server processes get the same customer message at the same moment and both submit
     (and send) it: one submission, one effect. Each process runs the sending itself (the task's

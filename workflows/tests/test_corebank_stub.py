@@ -568,6 +568,7 @@ except urllib.error.HTTPError as exc:
 """
 
 
+@pytest.mark.process
 def test_the_same_key_from_two_processes_at_once_is_one_effect(bank):
     """Two callers (a retry racing the original, two servers) send one transfer at the same
     moment; the stub holds both for the same latency so they reach its database together."""
