@@ -13,6 +13,7 @@ def font_px(page) -> float:
     return page.evaluate("() => parseFloat(getComputedStyle(document.body).fontSize)")
 
 
+@pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_large_text_switch_and_the_elderly_choice(live_stack, catalogue):
     with sync_playwright() as playwright:

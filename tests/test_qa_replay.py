@@ -82,6 +82,7 @@ def positions(page) -> dict:
     )
 
 
+@pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
     staff_user("qa-browser", "qa", password=PASSWORD)
@@ -192,6 +193,7 @@ def test_reviewer_replays_both_sides_and_seeks_by_event(live_stack):
     assert (review.verdict, review.score, review.checklist["privacy"]) == ("coaching", 83, "no")
 
 
+@pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_a_supervisor_overrides_a_failed_review_of_an_incomplete_recording(live_stack):
     """The list and the page say the recording is incomplete and why; the failed review blocks

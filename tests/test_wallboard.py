@@ -364,6 +364,7 @@ async def _answered_call(base_url: str) -> str:
         await teller.close()
 
 
+@pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_wallboard_page_shows_live_figures(live_stack):
     staff_user(SUPERVISOR, "supervisor", password=PASSWORD)
