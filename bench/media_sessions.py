@@ -69,6 +69,22 @@ def configure_django(*, production: bool, workdir: Path) -> None:
     django.setup()
 
 
+@contextlib.contextmanager
+def stack_running(stack, workdir: Path, *, keep: bool = False):
+    """Start a bench's server stack and stop it afterwards; its work dir (databases, logs) goes
+    when all went well, and is kept, with a line saying where, when not (or with ``keep``)."""
+    ok = False
+    try:
+        yield stack.start()
+        ok = True
+    finally:
+        stack.stop()
+        if ok and not keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"work dir kept (server logs): {workdir}")
+
+
 def prepare_database(sessions: int) -> list[str]:
     """Migrate, create one teller per session; return their session cookies."""
     from django.core.management import call_command
@@ -226,9 +242,7 @@ def main() -> int:
 
     cookies = prepare_database(args.sessions)
     stack = LiveStack(log_dir=workdir / "logs", servers=1)
-    ok = False
-    try:
-        stack.start()
+    with stack_running(stack, workdir, keep=args.keep):
         server = stack.process("daphne-0")
         if args.production:
             worker = stack.process("media-0")
@@ -239,13 +253,6 @@ def main() -> int:
         result = asyncio.run(
             measure(stack.url, cookies, args.seconds, media_pid, signaling_pid, channel)
         )
-        ok = True
-    finally:
-        stack.stop()
-        if ok and not args.keep:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"work dir kept: {workdir}")
 
     n = result["sessions"]
     per_session = result["media_cpu_pct"] / n

@@ -32,7 +32,6 @@ import asyncio
 import gc
 import os
 import random
-import shutil
 import sys
 import tempfile
 import time
@@ -269,7 +268,7 @@ def run_offer_latency(args) -> float | None:
             "of a database and Redis db of the bench's own; run with --production)"
         )
         return None
-    from media_sessions import configure_django  # bench/ is this script's folder
+    from media_sessions import configure_django, stack_running  # bench/ is this script's folder
 
     workdir = Path(tempfile.mkdtemp(prefix="videobank-bench-routing-"))
     configure_django(production=True, workdir=workdir)
@@ -277,17 +276,8 @@ def run_offer_latency(args) -> float | None:
 
     cookie = prepare_database()
     stack = LiveStack(log_dir=workdir / "logs", servers=2, media_workers=0, celery=False)
-    ok = False
-    try:
-        stack.start()
+    with stack_running(stack, workdir):
         latencies = asyncio.run(measure_offers(stack.urls, cookie, args.offers, args.waiting))
-        ok = True
-    finally:
-        stack.stop()
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"work dir kept: {workdir}")
     p99 = percentile(latencies, 99)
     print(
         f"offer latency (teller presence.set available → call.offer at its client; 2 servers, "

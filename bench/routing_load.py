@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -55,7 +54,7 @@ def main() -> int:
     if not (os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL")):
         sys.exit("needs the production profile: DATABASE_URL and REDIS_URL of the bench's own")
 
-    from media_sessions import configure_django  # bench/ is this script's folder
+    from media_sessions import configure_django, stack_running  # bench/ is this script's folder
 
     workdir = Path(tempfile.mkdtemp(prefix="videobank-bench-routing-load-"))
     configure_django(production=True, workdir=workdir)
@@ -69,18 +68,9 @@ def main() -> int:
     os.environ["QUEUE_OFFER_TIMEOUT_S"] = str(routing_load.OFFER_TIMEOUT_S)
     os.environ["QUEUE_WRAP_UP_S"] = "0.5"  # tellers come back through the ticker
     stack = LiveStack(log_dir=workdir / "logs", servers=2, media_workers=1, celery=False)
-    ok = False
-    try:
-        stack.start()
+    with stack_running(stack, workdir):
         outcome = asyncio.run(routing_load.run(load, stack.urls))
         routing_load.check(outcome)
-        ok = True
-    finally:
-        stack.stop()
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            print(f"work dir kept (server logs): {workdir}")
     figures = routing_load.figures(outcome)
     print(figures.summary(outcome))
     print("every check of tests/test_routing_load.py held")
