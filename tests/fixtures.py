@@ -52,6 +52,31 @@ _redis_db_per_worker()
 session_keys_export()
 
 
+def _flush_retried_on_deadlock() -> None:
+    """A transactional test's teardown empties every table (TRUNCATE) while the server stack of
+    its module may still be at work on the same database: the queue ticker's next tick locks
+    rows of the tables the TRUNCATE goes through in another order, and Postgres breaks the
+    deadlock by cancelling one side. When it cancels the TRUNCATE, the flush is simply done
+    again (the ticker's transaction has gone through by then)."""
+    from django.core.management.base import CommandError
+    from django.test import TransactionTestCase
+
+    original = getattr(TransactionTestCase, "_fixture_teardown")  # noqa: B009 - private in the stubs
+
+    def fixture_teardown(self) -> None:
+        for attempt in range(5):
+            try:
+                return original(self)
+            except CommandError as error:  # flush wraps the database's error
+                if attempt == 4 or "deadlock detected" not in str(error.__cause__):
+                    raise
+
+    setattr(TransactionTestCase, "_fixture_teardown", fixture_teardown)  # noqa: B010
+
+
+_flush_retried_on_deadlock()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _recording_dir(tmp_path_factory):
     """Recordings of the test run go to a temporary folder shared with the live servers."""
