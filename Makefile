@@ -44,12 +44,12 @@ test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m mypy
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # The everyday tier: every test that needs no browser and starts no process (tests/fixtures.py
 # marks them and fails a fast-tier test that starts one anyway), in parallel.
 test-fast: $(STAMP)
-	$(FAST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder -m "not browser and not process" $(PYTEST_ARGS)
+	$(FAST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not browser and not process" $(PYTEST_ARGS)
 
 # Static checks: ruff's lint rules and layout, and mypy (files and strictness in pyproject.toml).
 lint: $(STAMP)
