@@ -66,6 +66,25 @@ export class MediaLeg {
 
   async answer(sdp) {
     await this.pc.setRemoteDescription({ type: "answer", sdp });
+    await this.keepResolution();
+  }
+
+  /**
+   * When the CPU or the network is short, send fewer frames rather than smaller ones: the
+   * identity check reads the card and matches the face from this video, and the recording is
+   * the bank's evidence. (The browser's default trades resolution away first.)
+   */
+  async keepResolution() {
+    for (const sender of this.pc.getSenders()) {
+      if (sender.track?.kind !== "video") continue;
+      try {
+        const parameters = sender.getParameters();
+        parameters.degradationPreference = "maintain-resolution";
+        await sender.setParameters(parameters);
+      } catch {
+        // A browser without the setting keeps its default; the call goes on.
+      }
+    }
   }
 
   /** Resolves once the remote video element shows decoded frames. */
