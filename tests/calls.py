@@ -10,9 +10,24 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from django.db import connections
+
 from signaling.client import CustomerClient, TellerClient
 
 BUSINESS = "card_loss"
+
+
+async def orm(fn, *args, **kwargs):
+    """Run ``fn`` (ORM work) in a worker thread and close that thread's connection, so that the
+    test database can be dropped at the end of the session."""
+
+    def run():
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    return await asyncio.to_thread(run)
 
 
 async def until(

@@ -43,7 +43,7 @@ from queueing.models import (
 )
 from queueing.selectors import routing_policies
 from signaling.client import CustomerClient, TellerClient
-from tests.calls import teller_cookie, until
+from tests.calls import orm, teller_cookie, until
 from tests.factories import catalogue_seed, staff_user
 
 OFFER_TIMEOUT_S = 2  # an unanswered offer rings this long before it goes elsewhere
@@ -303,18 +303,6 @@ def open_calls(call_ids: list[str]) -> int:
         return Call.objects.filter(pk__in=call_ids, status__in=OPEN_CALL_STATUSES).count()
     finally:
         connections.close_all()
-
-
-async def orm(fn, *args, **kwargs):
-    """Run ``fn`` in a worker thread and close its connection (the test DB is dropped later)."""
-
-    def run():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return await asyncio.to_thread(run)
 
 
 def prepare(rng: random.Random, load: Load) -> tuple[list[TellerPlan], list[str], list[str]]:

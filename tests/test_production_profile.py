@@ -18,14 +18,13 @@ import urllib.request
 import av
 import pytest
 from django.conf import settings
-from django.db import connections
 
 from queueing.models import Call, CallStatus, MediaWorker
 from queueing.selectors import media_worker_alive
 from recordings.export import recording_export
 from recordings.models import Recording, RecordingSegment, RecordingStatus, Side
 from signaling.client import CustomerClient, TellerClient
-from tests.calls import answered_call, hang_up, teller_cookie, until
+from tests.calls import answered_call, hang_up, orm, teller_cookie, until
 from tests.factories import staff_user
 from tests.livestack import LiveStack
 
@@ -57,19 +56,6 @@ def start_stack(transactional_db, no_shared_stack, tmp_path):
     for stack in stacks:
         print(stack.logs())  # pytest shows it only when the test failed
         stack.stop()
-
-
-async def orm(fn, *args, **kwargs):
-    """Run ``fn`` in a worker thread and close that thread's connection (so the test database
-    can be dropped at the end of the session)."""
-
-    def run():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return await asyncio.to_thread(run)
 
 
 async def _teller_cookie(username: str) -> str:

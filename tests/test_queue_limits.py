@@ -26,7 +26,6 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings as django_settings
-from django.db import connections
 from django.utils import timezone
 from PIL import Image
 
@@ -42,6 +41,7 @@ from queueing.models import (
     PriorityClaim,
 )
 from signaling.access import DEVICE_COOKIE
+from tests.calls import orm
 from tests.factories import catalogue_seed
 from tests.sockets import Socket, session_cookie
 
@@ -508,16 +508,6 @@ async def test_a_place_is_counted_as_the_full_pass_computes_it(seeded, settings)
 
 
 # --- across server processes (production profile) ------------------------------------------------
-
-
-async def orm(fn, *args, **kwargs):
-    def run():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    return await asyncio.to_thread(run)
 
 
 @pytest.mark.production
