@@ -5,9 +5,12 @@ import importlib
 from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.utils import timezone
 
-from queueing.models import Business
+from queueing.models import Business, Call, CallStatus
 from queueing.services import teller_profile_set
+from workflows import catalogue as workflow_catalogue
+from workflows.models import BusinessCase, CaseStatus
 
 _seed = importlib.import_module("queueing.migrations.0002_seed_catalogue")
 _skills = importlib.import_module("queueing.migrations.0004_seed_skills")
@@ -53,3 +56,51 @@ def staff_user(
             groups=teller_groups,
         )
     return user
+
+
+def connected_call(teller, *, business: str = "account_change", **fields) -> Call:
+    """A call the teller answered just now (rows only: no sockets, no media)."""
+    now = timezone.now()
+    return Call.objects.create(
+        business=Business.objects.get(key=business),
+        status=CallStatus.CONNECTED,
+        teller=teller,
+        enqueued_at=now,
+        answered_at=now,
+        **fields,
+    )
+
+
+TRANSFER_RESULT = {"transaction_ref": "T0000000042", "balance_after": "50800.00"}
+
+
+def done_transfer(
+    teller,
+    *,
+    idempotency_key: str,
+    from_account: str = "6230021000000001018",
+    customer_ref: str = "CIF000000001",
+    result: dict | None = None,
+) -> BusinessCase:
+    """A transfer of 1,200.00 to 刘洋 in a connected call, as it stands once the core bank
+    carried it out (no receipt yet: ``workflows.receipts.receipt_issue`` makes one)."""
+    params = {
+        "from_account": from_account,
+        "to_account": "6230021000000004012",
+        "payee_name": "刘洋",
+        "amount": "1200.00",
+    }
+    now = timezone.now()
+    return BusinessCase.objects.create(
+        call=connected_call(teller),
+        business="transfer",
+        status=CaseStatus.DONE,
+        teller=teller,
+        customer_ref=customer_ref,
+        params=params,
+        summary=workflow_catalogue.TRANSFER.summary(params, {}),
+        result=TRANSFER_RESULT if result is None else result,
+        idempotency_key=idempotency_key,
+        confirmed_at=now,
+        done_at=now,
+    )

@@ -25,7 +25,7 @@ from queueing import limits
 from queueing.access import customer_token_issue
 from queueing.models import Business, Call, CallEvent, CallStatus, MediaWorker
 from signaling import access
-from tests.factories import catalogue_seed, staff_user
+from tests.factories import catalogue_seed, done_transfer, staff_user
 from tests.sockets import Socket, kiosk_registered, session_cookie
 from tests.test_kyc_sockets import CHIP_FIELDS, connected
 from videobank.urls import urlpatterns as bank_urlpatterns
@@ -305,38 +305,10 @@ async def test_a_fault_is_internal_and_its_text_stays_on_the_server(seeded, monk
 
 
 def _receipt_of_a_done_case():
-    from workflows import catalogue as workflow_catalogue
     from workflows import receipts
-    from workflows.models import BusinessCase, CaseStatus
 
     teller = staff_user("errors-receipt-teller", "teller")
-    now = timezone.now()
-    call = Call.objects.create(
-        business=Business.objects.get(key="account_change"),
-        status=CallStatus.CONNECTED,
-        teller=teller,
-        enqueued_at=now,
-        answered_at=now,
-    )
-    params = {
-        "from_account": "6230021000000001018",
-        "to_account": "6230021000000004012",
-        "payee_name": "刘洋",
-        "amount": "1200.00",
-    }
-    case = BusinessCase.objects.create(
-        call=call,
-        business="transfer",
-        status=CaseStatus.DONE,
-        teller=teller,
-        customer_ref="CIF000000001",
-        params=params,
-        summary=workflow_catalogue.TRANSFER.summary(params, {}),
-        result={"transaction_ref": "T0000000042", "balance_after": "50800.00"},
-        idempotency_key="case-errors-test",
-        confirmed_at=now,
-        done_at=now,
-    )
+    case = done_transfer(teller, idempotency_key="case-errors-test")
     return receipts.receipt_issue(case=case)
 
 

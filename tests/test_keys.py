@@ -19,13 +19,11 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
 from django.test import Client
-from django.utils import timezone
 
 from kyc.models import IdentityCheck
-from queueing.models import Business, Call, CallStatus
-from tests.factories import staff_user
+from queueing.models import Business, Call
+from tests.factories import done_transfer, staff_user
 from videobank import keyring
-from workflows import catalogue as workflow_catalogue
 from workflows import receipts, selectors
 from workflows.corebank import services as corebank
 from workflows.corebank.testing import pin_encrypt
@@ -33,7 +31,7 @@ from workflows.corebank_stub import crypto
 from workflows.corebank_stub import services as stub_services
 from workflows.corebank_stub.models import SmsMessage, StubKey
 from workflows.corebank_stub.seed import BY_NAME, corebank_seed
-from workflows.models import BusinessCase, CaseStatus
+from workflows.models import BusinessCase
 
 ZHANG = BY_NAME["张伟"]
 
@@ -101,32 +99,11 @@ def test_a_sealed_value_names_its_key_and_opens_only_where_it_was_sealed(setting
 @pytest.fixture
 def done_case(catalogue) -> BusinessCase:
     teller = staff_user("keys-teller", "teller")
-    now = timezone.now()
-    call = Call.objects.create(
-        business=Business.objects.get(key="account_change"),
-        status=CallStatus.CONNECTED,
-        teller=teller,
-        enqueued_at=now,
-        answered_at=now,
-    )
-    params = {
-        "from_account": ZHANG.accounts[0].number,
-        "to_account": "6230021000000004012",
-        "payee_name": "刘洋",
-        "amount": "1200.00",
-    }
-    return BusinessCase.objects.create(
-        call=call,
-        business="transfer",
-        status=CaseStatus.DONE,
-        teller=teller,
+    return done_transfer(
+        teller,
+        idempotency_key="case-keys-test",
+        from_account=ZHANG.accounts[0].number,
         customer_ref=ZHANG.customer_ref,
-        params=params,
-        summary=workflow_catalogue.TRANSFER.summary(params, {}),
-        result={"transaction_ref": "T0000000042", "balance_after": "50800.00"},
-        idempotency_key=f"case-keys-{call.id}",
-        confirmed_at=now,
-        done_at=now,
     )
 
 

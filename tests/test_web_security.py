@@ -24,15 +24,12 @@ from django.test import Client
 from django.utils import timezone
 from django.utils.translation import gettext, override
 
-from queueing.models import Business, Call, CallStatus
-from tests.factories import staff_user
+from tests.factories import done_transfer, staff_user
 from tests.livestack import ROOT
 from tests.sockets import HOST, ORIGIN
 from videobank.asgi import application
 from videobank.i18n import TEXT
-from workflows import catalogue as workflow_catalogue
 from workflows import receipts
-from workflows.models import BusinessCase, CaseStatus
 
 pytestmark = [pytest.mark.django_db]
 
@@ -117,32 +114,8 @@ def signed_in(username: str, *groups: str, superuser: bool = False) -> Client:
 def a_receipt_code(teller) -> tuple[str, str]:
     """A done transfer's receipt code and its receipt-only link token (see
     workflows/tests/test_receipts.py for receipts themselves)."""
-    now = timezone.now()
-    call = Call.objects.create(
-        business=Business.objects.get(key="account_change"),
-        status=CallStatus.CONNECTED,
-        teller=teller,
-        enqueued_at=now,
-        answered_at=now,
-    )
-    params = {
-        "from_account": "6230021000000001018",
-        "to_account": "6230021000000004012",
-        "payee_name": "刘洋",
-        "amount": "1200.00",
-    }
-    case = BusinessCase.objects.create(
-        call=call,
-        business="transfer",
-        status=CaseStatus.DONE,
-        teller=teller,
-        customer_ref="CIF000000001",
-        params=params,
-        summary=workflow_catalogue.TRANSFER.summary(params, {}),
-        result={"transaction_ref": "T0000000042"},
-        idempotency_key="case-headers-test",
-        confirmed_at=now,
-        done_at=now,
+    case = done_transfer(
+        teller, idempotency_key="case-headers-test", result={"transaction_ref": "T0000000042"}
     )
     receipt = receipts.receipt_issue(case=case)
     return receipt.code, receipts.receipt_token(receipt)

@@ -20,8 +20,7 @@ from django.test import Client
 from django.utils import timezone
 
 from queueing.access import customer_token_issue
-from queueing.models import Business, Call, CallStatus
-from tests.factories import staff_user
+from tests.factories import done_transfer, staff_user
 from workflows import catalogue as workflow_catalogue
 from workflows import receipts, selectors
 from workflows.models import BusinessCase, CaseStatus, Receipt
@@ -39,41 +38,11 @@ def receipt_urls(settings):
     settings.ROOT_URLCONF = __name__
 
 
-def _call(teller) -> Call:
-    now = timezone.now()
-    return Call.objects.create(
-        business=Business.objects.get(key="account_change"),
-        status=CallStatus.CONNECTED,
-        teller=teller,
-        enqueued_at=now,
-        answered_at=now,
-    )
-
-
 @pytest.fixture
 def done_case(catalogue, receipt_urls) -> BusinessCase:
     """A transfer as it stands once the core bank carried it out."""
     teller = staff_user("receipt-teller", "teller")
-    params = {
-        "from_account": FROM_ACCOUNT,
-        "to_account": PAYEE_ACCOUNT,
-        "payee_name": "刘洋",
-        "amount": "1200.00",
-    }
-    now = timezone.now()
-    case = BusinessCase.objects.create(
-        call=_call(teller),
-        business="transfer",
-        status=CaseStatus.DONE,
-        teller=teller,
-        customer_ref="CIF000000001",
-        params=params,
-        summary=workflow_catalogue.TRANSFER.summary(params, {}),
-        result={"transaction_ref": "T0000000042", "balance_after": "50800.00"},
-        idempotency_key="case-receipt-test",
-        confirmed_at=now,
-        done_at=now,
-    )
+    case = done_transfer(teller, idempotency_key="case-receipt-test", from_account=FROM_ACCOUNT)
     receipts.receipt_issue(case=case)  # the case's receipt: case.receipt
     return case
 
