@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 FAST_ENV := VIDEOBANK_TEST_TIER=fast VIDEOBANK_FUZZ_FRAMES=2000
 
-.PHONY: run test test-fast venv system-deps browser-deps lint bench clean
+.PHONY: run test test-fast venv fonts browser-deps lint bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -24,14 +24,24 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
-# Debian packages: Chromium for the browser tests, CJK fonts for pages and generated media.
-browser-deps:
-	@if ! command -v chromium >/dev/null || ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
-		echo "installing chromium and CJK fonts with apt-get"; \
+# Debian packages: CJK fonts for pages and generated media (the card pictures every identity
+# test reads), and Chromium for the browser tests.
+fonts:
+	@if ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
+		echo "installing CJK fonts with apt-get"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 		$$SUDO apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-			chromium fonts-noto-cjk fonts-wqy-microhei >/dev/null; \
+			fontconfig fonts-noto-cjk fonts-wqy-microhei >/dev/null; \
+	fi
+
+browser-deps: fonts
+	@if ! command -v chromium >/dev/null; then \
+		echo "installing chromium with apt-get"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+			chromium >/dev/null; \
 	fi
 
 run: $(STAMP)
@@ -48,7 +58,7 @@ test: $(STAMP) browser-deps
 
 # The everyday tier: every test that needs no browser and starts no process (tests/fixtures.py
 # marks them and fails a fast-tier test that starts one anyway), in parallel.
-test-fast: $(STAMP)
+test-fast: $(STAMP) fonts
 	$(FAST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not browser and not process" $(PYTEST_ARGS)
 
 # Static checks: ruff's lint rules and layout, and mypy (files and strictness in pyproject.toml).
