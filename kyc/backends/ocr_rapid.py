@@ -27,8 +27,12 @@ DET_MIN_SIDE = 480
 class RapidOcrEngine:
     name = "rapidocr"
 
-    def __init__(self, *, threads: int = 0):
+    def __init__(self, *, threads: int | None = None):
+        from django.conf import settings
         from rapidocr import RapidOCR  # heavy import (onnxruntime, models): only when chosen
+
+        if threads is None:
+            threads = int(getattr(settings, "KYC_OCR_THREADS", 0) or 0)
 
         params: dict[str, Any] = {"Global.log_level": "error", "Det.limit_side_len": DET_MIN_SIDE}
         if threads:
