@@ -23,8 +23,10 @@ Every helper is deterministic for a given ``seed``.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
+import threading
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
@@ -305,7 +307,36 @@ def _pose_track(kinds: list[str], fps: int, seconds_per_step: float):
     return track
 
 
+# Clips made so far in this process, by what they are made of: a clip takes a second or two
+# (face landmarks, a warp, noise and JPEG per frame) and tests ask for the same few again and
+# again. Callers get copies; the cache holds the most recent few.
+_CLIPS: dict[tuple, list[np.ndarray]] = {}
+_CLIPS_KEPT = 12
+_clips_lock = threading.Lock()
+
+
 def _clip(photo, track, *, width, height, seed) -> list[np.ndarray]:
+    photo = np.ascontiguousarray(photo)
+    key = (
+        hashlib.blake2b(photo.data, digest_size=16).hexdigest(),
+        photo.shape,
+        tuple(track),
+        width,
+        height,
+        seed,
+    )
+    with _clips_lock:
+        frames = _CLIPS.get(key)
+    if frames is None:
+        frames = _clip_made(photo, track, width=width, height=height, seed=seed)
+        with _clips_lock:
+            _CLIPS[key] = frames
+            while len(_CLIPS) > _CLIPS_KEPT:
+                del _CLIPS[next(iter(_CLIPS))]
+    return [frame.copy() for frame in frames]
+
+
+def _clip_made(photo, track, *, width, height, seed) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     face = _face(photo)
     placement = _Placement(face, face_width=190.0, centre=(width / 2, height * 0.42))
