@@ -10,6 +10,11 @@ from typing import TYPE_CHECKING
 import pytest
 from django.conf import settings
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Test processes run side by side, one per core: one OCR reading per process uses one core
+    # (see KYC_OCR_THREADS in videobank/settings/base.py). Read when the settings load, after this.
+    os.environ.setdefault("KYC_OCR_THREADS", "1")
+
 from tests.keys import session_keys_export
 
 if TYPE_CHECKING:
@@ -162,8 +167,24 @@ def live_stack(shared_stack):
     return shared_stack.get()
 
 
+def starts_processes(fixture_function):
+    """Says of a fixture that it starts a process (a stub server, a worker): the tests that use
+    it, directly or through other fixtures, are `process` tests (pytest_collection_modifyitems).
+    Put it under ``@pytest.fixture``."""
+    fixture_function.starts_processes = True
+    return fixture_function
+
+
 def _uses_stack(item) -> bool:
-    return bool(STACK_FIXTURES & set(getattr(item, "fixturenames", ())))
+    if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    return any(
+        getattr(definition.func, "starts_processes", False)
+        for chain in definitions
+        for definition in chain
+    )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -251,8 +272,9 @@ FAST_TIER = "VIDEOBANK_TEST_TIER"  # "fast": `make test-fast` (no browser, no ex
 
 
 def pytest_collection_modifyitems(config, items):
-    """A test that uses the server stack (directly or through another fixture) is marked
-    `process`, like the modules that start stub servers, workers or commands themselves.
+    """A test that uses the server stack or a fixture marked with `starts_processes` (directly
+    or through another fixture) is marked `process`, like the modules that start workers or
+    commands themselves.
 
     The order stays pytest-xdist's (files with the most tests first): starting the modules with
     browsers and servers first balanced the two processes better, but changed nothing the
@@ -263,17 +285,60 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(process)
 
 
-@pytest.fixture(autouse=True)
-def _fast_tier_starts_no_process(request, monkeypatch):
-    """In the fast tier a test that starts a process fails and says how to mark it, so that
-    the tier stays what its name says (`make test-fast`)."""
-    if os.environ.get(FAST_TIER) != "fast" or request.node.get_closest_marker("process"):
-        return
+def _is_font_lookup(args) -> bool:
+    argv = [args] if isinstance(args, (str, bytes)) else list(args)
+    return bool(argv) and os.path.basename(str(argv[0])) in {"fc-list", "fc-match"}
 
-    def refuse(self, args, *rest, **kwargs):
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_tier_reads_each_picture_once():
+    """In the fast tier the identity-check models read a picture a process has read before from
+    memory (tests/model_memo.py says why and what it keeps); the full suite reads every time."""
+    if os.environ.get(FAST_TIER) != "fast":
+        yield
+        return
+    from tests.model_memo import engine_readings_memoised
+
+    with engine_readings_memoised():
+        yield
+
+
+_running: list[pytest.Item] = []  # the test being set up, run or torn down
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    _running[:] = [item]
+    try:
+        return (yield)
+    finally:
+        _running.clear()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_tier_starts_no_process():
+    """In the fast tier a test that starts a process fails and says how to mark it, so that
+    the tier stays what its name says (`make test-fast`). The guard holds for the whole session,
+    so a module's or session's fixture that starts a server is caught too (it fails the test it
+    was set up for)."""
+    if os.environ.get(FAST_TIER) != "fast":
+        yield
+        return
+    execute_child = subprocess.Popen._execute_child
+
+    def guarded(self, args, *rest, **kwargs):
+        item = _running[0] if _running else None
+        if _is_font_lookup(args) or (item is not None and item.get_closest_marker("process")):
+            # matplotlib asks fontconfig for the installed fonts the first time it draws on a
+            # machine: a short query, not a process the test relies on.
+            return execute_child(self, args, *rest, **kwargs)
         raise RuntimeError(
-            f"{request.node.nodeid} starts a process ({args!r}): the fast tier starts none; "
-            "mark the test or its module with @pytest.mark.process"
+            f"{item.nodeid if item else 'the session'} starts a process ({args!r}): the fast "
+            "tier starts none; mark the test or its module with @pytest.mark.process"
         )
 
-    monkeypatch.setattr(subprocess.Popen, "_execute_child", refuse)
+    subprocess.Popen._execute_child = guarded  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        subprocess.Popen._execute_child = execute_child  # type: ignore[method-assign]

@@ -34,6 +34,7 @@ from kyc.national_stub.models import Citizen, StubRequest
 from kyc.national_stub.seed import CITIZENS, MISMATCH_EXAMPLE, NOT_FOUND_NUMBERS, registry_seed
 from kyc.national_stub.services import citizen_register, stub_channels, stub_control_set
 from kyc.national_stub.testing import StubServer, free_port
+from tests.fixtures import starts_processes
 from videobank import events
 from videobank.keyring import sealed_key_id
 from videobank.outside.testing import ResultWaiter, WorkerDeliveries, run_series_eagerly
@@ -71,6 +72,7 @@ def wait_final(check: NationalCheck, timeout: float = 30.0) -> NationalCheck:
 
 # --- fixtures ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
+@starts_processes
 def stub(django_db_setup):
     from tests.livestack import stack_env
 

@@ -23,12 +23,14 @@ from kyc.national_stub.models import Citizen, CitizenStatus, StubRequest
 from kyc.national_stub.seed import CITIZENS, MISMATCH_EXAMPLE, NOT_FOUND_NUMBERS, registry_seed
 from kyc.national_stub.services import stub_channels, stub_control_set
 from kyc.national_stub.testing import StubServer
+from tests.fixtures import starts_processes
 
 ZHANG = CITIZENS[0]  # 张伟, active
 REVOKED = CITIZENS[2]  # 王芳
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def stub(django_db_setup, django_db_blocker):
     from tests.livestack import stack_env
 

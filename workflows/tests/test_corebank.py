@@ -28,6 +28,7 @@ from celery.exceptions import Retry
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils import timezone
 
+from tests.fixtures import starts_processes
 from videobank import events
 from videobank.outside.breaker import breaker_states
 from videobank.outside.testing import ResultWaiter, WorkerDeliveries, run_series_eagerly
@@ -98,6 +99,7 @@ def seen(submission: Submission) -> list[str]:
 
 # --- fixtures ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
+@starts_processes
 def stub(django_db_setup):
     from tests.livestack import stack_env
 

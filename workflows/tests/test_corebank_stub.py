@@ -27,6 +27,7 @@ import pytest
 from django.db.models import Sum
 from django.utils import timezone
 
+from tests.fixtures import starts_processes
 from workflows.corebank.testing import pin_encrypt
 from workflows.corebank_stub.models import (
     Account,
@@ -60,6 +61,7 @@ STUB_ENV = {
 
 
 @pytest.fixture(scope="module")
+@starts_processes
 def stub(django_db_setup):
     from tests.livestack import stack_env
 
