@@ -5,6 +5,7 @@ import importlib
 from django.apps import apps as django_apps
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import transaction
 from django.utils import timezone
 
 from queueing.models import Business, Call, CallStatus
@@ -18,7 +19,37 @@ _skills = importlib.import_module("queueing.migrations.0004_seed_skills")
 
 def catalogue_seed() -> None:
     """What the migrations seed (transactional tests flush it): businesses, role groups, skills,
-    requirements and relaxation steps."""
+    requirements and relaxation steps. Every staff account asks for it: when it is all there
+    (four counts), nothing is written."""
+    with transaction.atomic():
+        if not _catalogue_complete():
+            _catalogue_written()
+
+
+def _catalogue_complete() -> bool:
+    from queueing.models import BusinessSkill, RelaxationStep, Skill
+
+    keys = [key for key, _, _ in _seed.BUSINESSES]
+    with_requirements = list(_skills.REQUIREMENTS)
+    return (
+        Business.objects.filter(key__in=keys).count() == len(keys)
+        and Group.objects.filter(name__in=_seed.GROUPS).count() == len(_seed.GROUPS)
+        and Skill.objects.filter(key__in=[key for key, _, _ in _skills.SKILLS]).count()
+        == len(_skills.SKILLS)
+        and BusinessSkill.objects.filter(business__key__in=with_requirements)
+        .values("business")
+        .distinct()
+        .count()
+        == len(with_requirements)
+        and RelaxationStep.objects.filter(business__key__in=with_requirements)
+        .values("business")
+        .distinct()
+        .count()
+        == len(with_requirements)
+    )
+
+
+def _catalogue_written() -> None:
     for order, (key, zh, en) in enumerate(_seed.BUSINESSES):
         Business.objects.update_or_create(
             key=key, defaults={"name_zh": zh, "name_en": en, "sort_order": order}
