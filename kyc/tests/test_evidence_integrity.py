@@ -17,6 +17,7 @@ row, the steps as they were, no timeline row.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import re
 import struct
@@ -139,7 +140,12 @@ def _proc_kib(field: str) -> int:
 
 def peak_memory(action):
     """(result, Python-heap peak bytes, process RSS peak above the start in bytes). The RSS peak
-    also sees what Pillow allocates in C, which tracemalloc does not."""
+    also sees what Pillow allocates in C, which tracemalloc does not.
+
+    Free memory the C heap still holds is handed back to the system first (malloc_trim): an
+    allocation that reused it would not raise the RSS, and the meter would read a 16 MP decode
+    as 28 MB instead of 48 MB after earlier tests freed large pictures in this process."""
+    ctypes.CDLL("libc.so.6").malloc_trim(0)  # glibc (the test reads /proc: Linux)
     with open("/proc/self/clear_refs", "w") as refs:
         refs.write("5")  # resets VmHWM to the current RSS
     rss_before = _proc_kib("VmRSS")
