@@ -10,7 +10,11 @@ PYTEST_ARGS ?=
 # Test processes (pytest-xdist): each has its own test database and Redis database
 # (tests/fixtures.py); a module stays on one process (its shared server stack with it).
 TEST_WORKERS ?= 2
-FAST_ENV := VIDEOBANK_TEST_TIER=fast VIDEOBANK_FUZZ_FRAMES=2000
+FAST_ENV := VIDEOBANK_TEST_TIER=fast VIDEOBANK_FUZZ_FRAMES=1000
+# Python keeps compiled modules (__pycache__, ignored by git) even where the machine's environment
+# says not to: every test process, server and worker otherwise compiles the project again, and
+# pytest rewrites every test module's asserts again on every run.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: run test test-fast venv fonts browser-deps lint bench clean
 
