@@ -63,7 +63,8 @@ test: $(STAMP) browser-deps
 # The everyday tier: every test that needs no browser and starts no process (tests/fixtures.py
 # marks them and fails a fast-tier test that starts one anyway), in parallel.
 test-fast: $(STAMP) fonts
-	$(FAST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not browser and not process" $(PYTEST_ARGS)
+	$(FAST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+		-m "not browser and not process" $(PYTEST_ARGS)
 
 # Static checks: ruff's lint rules and layout, and mypy (files and strictness in pyproject.toml).
 lint: $(STAMP)

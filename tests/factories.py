@@ -21,9 +21,49 @@ def catalogue_seed() -> None:
     """What the migrations seed (transactional tests flush it): businesses, role groups, skills,
     requirements and relaxation steps. Every staff account asks for it: when it is all there
     (four counts), nothing is written."""
+    from queueing.models import Skill
+
     with transaction.atomic():
-        if not _catalogue_complete():
+        if not Business.objects.exists() and not Skill.objects.exists():
+            _catalogue_created()
+        elif not _catalogue_complete():
             _catalogue_written()
+
+
+def _catalogue_created() -> None:
+    """The whole catalogue into empty tables (after a flush), five inserts in all."""
+    from queueing.models import BusinessSkill, RelaxationStep, Skill
+
+    businesses = {
+        key: business
+        for key, business in zip(
+            [key for key, _, _ in _seed.BUSINESSES],
+            Business.objects.bulk_create(
+                Business(key=key, name_zh=zh, name_en=en, sort_order=order)
+                for order, (key, zh, en) in enumerate(_seed.BUSINESSES)
+            ),
+            strict=True,
+        )
+    }
+    Group.objects.bulk_create([Group(name=name) for name in _seed.GROUPS], ignore_conflicts=True)
+    skills = {
+        skill.key: skill
+        for skill in Skill.objects.bulk_create(
+            Skill(key=key, name_zh=zh, name_en=en) for key, zh, en in _skills.SKILLS
+        )
+    }
+    requirements, steps = [], []
+    for key, (needs, relaxations) in _skills.REQUIREMENTS.items():
+        requirements += [
+            BusinessSkill(business=businesses[key], skill=skills[skill], min_level=level)
+            for skill, level in needs
+        ]
+        steps += [
+            RelaxationStep(business=businesses[key], after_s=after_s, kind=kind, value=value)
+            for after_s, kind, value in relaxations
+        ]
+    BusinessSkill.objects.bulk_create(requirements)
+    RelaxationStep.objects.bulk_create(steps)
 
 
 def _catalogue_complete() -> bool:

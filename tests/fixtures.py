@@ -307,6 +307,48 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _uses_stack(item):
             item.add_marker(process)
+    if os.environ.get(FAST_TIER) == "fast":
+        _longest_files_first(config, items)
+
+
+# The fast tier hands whole files to its processes, longest first by the last run's times (kept in
+# pytest's cache), so that no process is left with a long file at the end while the other waits.
+# `make test-fast` passes --no-loadscope-reorder for that (pytest-xdist would sort by test count).
+FILE_SECONDS_CACHE = "videobank/file-seconds"
+
+
+def _longest_files_first(config, items) -> None:
+    seconds = config.cache.get(FILE_SECONDS_CACHE, {}) if config.cache else {}
+    if not seconds:
+        return
+    first_seen = {}
+    for index, item in enumerate(items):
+        first_seen.setdefault(item.nodeid.split("::")[0], index)
+    items.sort(
+        key=lambda item: (
+            -seconds.get(item.nodeid.split("::")[0], 0.0),
+            first_seen[item.nodeid.split("::")[0]],
+        )
+    )
+
+
+_file_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report) -> None:
+    path = report.nodeid.split("::")[0]
+    _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session) -> None:
+    config = session.config
+    if os.environ.get(FAST_TIER) != "fast" or hasattr(config, "workerinput") or not config.cache:
+        return
+    if not _file_seconds:
+        return
+    seconds = dict(config.cache.get(FILE_SECONDS_CACHE, {}))
+    seconds.update({path: round(value, 2) for path, value in _file_seconds.items()})
+    config.cache.set(FILE_SECONDS_CACHE, seconds)
 
 
 def _is_font_lookup(args) -> bool:
