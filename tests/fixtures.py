@@ -321,7 +321,7 @@ def _longest_files_first(config, items) -> None:
     seconds = config.cache.get(FILE_SECONDS_CACHE, {}) if config.cache else {}
     if not seconds:
         return
-    first_seen = {}
+    first_seen: dict[str, int] = {}
     for index, item in enumerate(items):
         first_seen.setdefault(item.nodeid.split("::")[0], index)
     items.sort(
@@ -390,7 +390,7 @@ def _fast_tier_starts_no_process():
     if os.environ.get(FAST_TIER) != "fast":
         yield
         return
-    execute_child = subprocess.Popen._execute_child
+    execute_child = getattr(subprocess.Popen, "_execute_child")  # noqa: B009 - private in the stubs
 
     def guarded(self, args, *rest, **kwargs):
         item = _running[0] if _running else None
@@ -403,8 +403,8 @@ def _fast_tier_starts_no_process():
             "tier starts none; mark the test or its module with @pytest.mark.process"
         )
 
-    subprocess.Popen._execute_child = guarded  # type: ignore[method-assign]
+    setattr(subprocess.Popen, "_execute_child", guarded)  # noqa: B010
     try:
         yield
     finally:
-        subprocess.Popen._execute_child = execute_child  # type: ignore[method-assign]
+        setattr(subprocess.Popen, "_execute_child", execute_child)  # noqa: B010
