@@ -153,7 +153,23 @@ def passes(side: Participant, testid: str, timeout: int = STEP_MS) -> None:
     step = side.testid(testid)
     expect(step).to_have_attribute("data-status", re.compile("passed|failed"), timeout=timeout)
     if step.get_attribute("data-status") != "passed":
-        pytest.fail(f"{testid} failed: {step.inner_text()}")
+        pytest.fail(f"{testid} failed: {step.inner_text()} ({off_loop(_step_record, testid)})")
+
+
+def _step_record(testid: str) -> dict:
+    """What the latest identity check kept about a step: its code and words, for the failure
+    message (the panel shows the words only)."""
+    from kyc.models import IdentityCheck
+
+    check = IdentityCheck.objects.order_by("-created_at").first()
+    step = (check.steps if check else {}).get(testid.removeprefix("kyc-step-"), {})
+    data = step.get("data") or {}
+    keep = ("status", "code", "detail", "usable_frames", "seconds")
+    return {
+        **{key: step[key] for key in keep if key in step},
+        **{key: data[key] for key in keep if key in data},
+        "frames": len(step.get("evidence") or data.get("evidence") or []),
+    }
 
 
 def connect(customer: Participant, teller: Participant) -> str:
