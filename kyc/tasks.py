@@ -227,6 +227,15 @@ def _analyse_liveness(check_id: uuid.UUID, items) -> dict:
     # Seconds since sampling began: the neutral lead-in first, then the moves in order.
     frames = [(evidence.meta.get("t_ms", 0) / 1000, _array(jpeg)) for evidence, jpeg in items]
     result = liveness_verify(challenge=challenge, frames=frames)
+    # The outcome's code, for whoever looks into a failed check (no face data, no ID).
+    log.info(
+        "identity check %s: liveness %s (%s) on %d frames in %.2f s",
+        check_id,
+        "passed" if result.passed else "failed",
+        result.reason_code,
+        len(frames),
+        result.seconds,
+    )
     return {
         "passed": result.passed,
         "detail": result.detail,
