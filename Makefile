@@ -29,23 +29,21 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Debian packages: CJK fonts for pages and generated media (the card pictures every identity
-# test reads), and Chromium for the browser tests.
+# test reads), and Chromium for the browser tests. `$(call apt_install,PACKAGES)` installs them.
+apt_install = SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	$$SUDO apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(1) >/dev/null
+
 fonts:
 	@if ! fc-list 2>/dev/null | grep -qi "noto sans cjk"; then \
 		echo "installing CJK fonts with apt-get"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-			fontconfig fonts-noto-cjk fonts-wqy-microhei >/dev/null; \
+		$(call apt_install,fontconfig fonts-noto-cjk fonts-wqy-microhei); \
 	fi
 
 browser-deps: fonts
 	@if ! command -v chromium >/dev/null; then \
 		echo "installing chromium with apt-get"; \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
-			chromium >/dev/null; \
+		$(call apt_install,chromium); \
 	fi
 
 run: $(STAMP)
