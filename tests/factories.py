@@ -8,7 +8,7 @@ from django.contrib.auth.models import Group
 from django.db import transaction
 from django.utils import timezone
 
-from queueing.models import Business, Call, CallStatus
+from queueing.models import Business, BusinessSkill, Call, CallStatus, RelaxationStep, Skill
 from queueing.services import teller_profile_set
 from workflows import catalogue as workflow_catalogue
 from workflows.models import BusinessCase, CaseStatus
@@ -20,29 +20,23 @@ _skills = importlib.import_module("queueing.migrations.0004_seed_skills")
 def catalogue_seed() -> None:
     """What the migrations seed (transactional tests flush it): businesses, role groups, skills,
     requirements and relaxation steps. Every staff account asks for it: when it is all there
-    (four counts), nothing is written."""
-    from queueing.models import Skill
-
+    (five counts), nothing is written; into empty tables (after a flush) it goes in five inserts
+    (3 ms, where the migrations' row-by-row seeds take 18 ms); anything in between is completed
+    by the migrations' own seeds."""
     with transaction.atomic():
         if not Business.objects.exists() and not Skill.objects.exists():
             _catalogue_created()
         elif not _catalogue_complete():
-            _catalogue_written()
+            _seed.seed(django_apps, None)
+            _skills.seed(django_apps, None)
 
 
 def _catalogue_created() -> None:
-    """The whole catalogue into empty tables (after a flush), five inserts in all."""
-    from queueing.models import BusinessSkill, RelaxationStep, Skill
-
-    businesses = {
-        key: business
-        for key, business in zip(
-            [key for key, _, _ in _seed.BUSINESSES],
-            Business.objects.bulk_create(
-                Business(key=key, name_zh=zh, name_en=en, sort_order=order)
-                for order, (key, zh, en) in enumerate(_seed.BUSINESSES)
-            ),
-            strict=True,
+    by_key = {
+        business.key: business
+        for business in Business.objects.bulk_create(
+            Business(key=key, name_zh=zh, name_en=en, sort_order=order)
+            for order, (key, zh, en) in enumerate(_seed.BUSINESSES)
         )
     }
     Group.objects.bulk_create([Group(name=name) for name in _seed.GROUPS], ignore_conflicts=True)
@@ -52,51 +46,37 @@ def _catalogue_created() -> None:
             Skill(key=key, name_zh=zh, name_en=en) for key, zh, en in _skills.SKILLS
         )
     }
-    requirements, steps = [], []
-    for key, (needs, relaxations) in _skills.REQUIREMENTS.items():
-        requirements += [
-            BusinessSkill(business=businesses[key], skill=skills[skill], min_level=level)
-            for skill, level in needs
-        ]
-        steps += [
-            RelaxationStep(business=businesses[key], after_s=after_s, kind=kind, value=value)
-            for after_s, kind, value in relaxations
-        ]
-    BusinessSkill.objects.bulk_create(requirements)
-    RelaxationStep.objects.bulk_create(steps)
-
-
-def _catalogue_complete() -> bool:
-    from queueing.models import BusinessSkill, RelaxationStep, Skill
-
-    keys = [key for key, _, _ in _seed.BUSINESSES]
-    with_requirements = list(_skills.REQUIREMENTS)
-    return (
-        Business.objects.filter(key__in=keys).count() == len(keys)
-        and Group.objects.filter(name__in=_seed.GROUPS).count() == len(_seed.GROUPS)
-        and Skill.objects.filter(key__in=[key for key, _, _ in _skills.SKILLS]).count()
-        == len(_skills.SKILLS)
-        and BusinessSkill.objects.filter(business__key__in=with_requirements)
-        .values("business")
-        .distinct()
-        .count()
-        == len(with_requirements)
-        and RelaxationStep.objects.filter(business__key__in=with_requirements)
-        .values("business")
-        .distinct()
-        .count()
-        == len(with_requirements)
+    needs = _skills.REQUIREMENTS.items()
+    BusinessSkill.objects.bulk_create(
+        BusinessSkill(business=by_key[key], skill=skills[skill], min_level=level)
+        for key, (requirements, _) in needs
+        for skill, level in requirements
+    )
+    RelaxationStep.objects.bulk_create(
+        RelaxationStep(business=by_key[key], after_s=after_s, kind=kind, value=value)
+        for key, (_, steps) in needs
+        for after_s, kind, value in steps
     )
 
 
-def _catalogue_written() -> None:
-    for order, (key, zh, en) in enumerate(_seed.BUSINESSES):
-        Business.objects.update_or_create(
-            key=key, defaults={"name_zh": zh, "name_en": en, "sort_order": order}
-        )
-    for name in _seed.GROUPS:
-        Group.objects.get_or_create(name=name)
-    _skills.seed(django_apps, None)
+def _catalogue_complete() -> bool:
+    needs = _skills.REQUIREMENTS
+    businesses = [key for key, _, _ in _seed.BUSINESSES]
+    skills = [key for key, _, _ in _skills.SKILLS]
+    expected = [
+        (Business.objects.filter(key__in=businesses), businesses),
+        (Group.objects.filter(name__in=_seed.GROUPS), _seed.GROUPS),
+        (Skill.objects.filter(key__in=skills), skills),
+        (
+            BusinessSkill.objects.filter(business__key__in=needs),
+            [need for requirements, _ in needs.values() for need in requirements],
+        ),
+        (
+            RelaxationStep.objects.filter(business__key__in=needs),
+            [step for _, steps in needs.values() for step in steps],
+        ),
+    ]
+    return all(rows.count() >= len(seeded) for rows, seeded in expected)
 
 
 # Enough skill for every seeded business at its base level.
