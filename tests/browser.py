@@ -11,8 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from django.db import connections
 from playwright.sync_api import Browser, BrowserContext, Page, Playwright
+
+from tests.calls import own_connection
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -127,12 +128,5 @@ def off_loop(fn, /, *args, **kwargs):
     Playwright keeps an event loop running in the test's thread, so Django refuses ORM calls
     there (SynchronousOnlyOperation); a short-lived thread with its own connection is fine.
     """
-
-    def run():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
-
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result()
+        return pool.submit(own_connection, fn, *args, **kwargs).result()

@@ -17,17 +17,18 @@ from signaling.client import CustomerClient, TellerClient
 BUSINESS = "card_loss"
 
 
-async def orm(fn, *args, **kwargs):
-    """Run ``fn`` (ORM work) in a worker thread and close that thread's connection, so that the
-    test database can be dropped at the end of the session."""
+def own_connection(fn, /, *args, **kwargs):
+    """Run ``fn`` (ORM work, on a thread of its own) and close that thread's connections after,
+    so that the test database can be dropped at the end of the session."""
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        connections.close_all()
 
-    def run():
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            connections.close_all()
 
-    return await asyncio.to_thread(run)
+async def orm(fn, /, *args, **kwargs):
+    """Run ``fn`` (ORM work) from async code: in a worker thread (``own_connection``)."""
+    return await asyncio.to_thread(own_connection, fn, *args, **kwargs)
 
 
 async def until(
