@@ -163,13 +163,8 @@ def _step_record(testid: str) -> dict:
 
     check = IdentityCheck.objects.order_by("-created_at").first()
     step = (check.steps if check else {}).get(testid.removeprefix("kyc-step-"), {})
-    data = step.get("data") or {}
-    keep = ("status", "code", "detail", "usable_frames", "seconds")
-    return {
-        **{key: step[key] for key in keep if key in step},
-        **{key: data[key] for key in keep if key in data},
-        "frames": len(step.get("evidence") or data.get("evidence") or []),
-    }
+    kept = {key: step[key] for key in ("status", "code", "detail") if key in step}
+    return {**kept, "frames": len(step.get("evidence") or [])}
 
 
 def connect(customer: Participant, teller: Participant) -> str:
