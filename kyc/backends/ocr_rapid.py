@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
+from django.conf import settings
 
 from kyc.ocr import TextLine
 
@@ -28,12 +29,10 @@ class RapidOcrEngine:
     name = "rapidocr"
 
     def __init__(self, *, threads: int | None = None):
-        from django.conf import settings
         from rapidocr import RapidOCR  # heavy import (onnxruntime, models): only when chosen
 
         if threads is None:
-            threads = int(getattr(settings, "KYC_OCR_THREADS", 0) or 0)
-
+            threads = settings.KYC_OCR_THREADS
         params: dict[str, Any] = {"Global.log_level": "error", "Det.limit_side_len": DET_MIN_SIDE}
         if threads:
             params["EngineConfig.onnxruntime.intra_op_num_threads"] = threads
