@@ -199,7 +199,8 @@ def starts_processes(fixture_function):
     return fixture_function
 
 
-def _uses_stack(item) -> bool:
+def _is_process_test(item) -> bool:
+    """Does the test use the server stack, or a fixture marked `starts_processes`?"""
     if STACK_FIXTURES & set(getattr(item, "fixturenames", ())):
         return True
     info = getattr(item, "_fixtureinfo", None)
@@ -295,6 +296,10 @@ def _no_session_left_on_the_test_database(django_db_setup, django_db_blocker):
 FAST_TIER = "VIDEOBANK_TEST_TIER"  # "fast": `make test-fast` (no browser, no extra process)
 
 
+def _fast_tier() -> bool:
+    return os.environ.get(FAST_TIER) == "fast"
+
+
 def pytest_collection_modifyitems(config, items):
     """A test that uses the server stack or a fixture marked with `starts_processes` (directly
     or through another fixture) is marked `process`, like the modules that start workers or
@@ -305,9 +310,9 @@ def pytest_collection_modifyitems(config, items):
     browser identity checks need (sharp video under CPU load) and was taken back out."""
     process = pytest.mark.process
     for item in items:
-        if _uses_stack(item):
+        if _is_process_test(item):
             item.add_marker(process)
-    if os.environ.get(FAST_TIER) == "fast":
+    if _fast_tier():
         _longest_files_first(config, items)
 
 
@@ -336,15 +341,15 @@ _file_seconds: dict[str, float] = {}
 
 
 def pytest_runtest_logreport(report) -> None:
+    if not _fast_tier():
+        return
     path = report.nodeid.split("::")[0]
     _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
 
 
 def pytest_sessionfinish(session) -> None:
     config = session.config
-    if os.environ.get(FAST_TIER) != "fast" or hasattr(config, "workerinput") or not config.cache:
-        return
-    if not _file_seconds:
+    if hasattr(config, "workerinput") or not config.cache or not _file_seconds:
         return
     seconds = dict(config.cache.get(FILE_SECONDS_CACHE, {}))
     seconds.update({path: round(value, 2) for path, value in _file_seconds.items()})
@@ -360,7 +365,7 @@ def _is_font_lookup(args) -> bool:
 def _fast_tier_reads_each_picture_once():
     """In the fast tier the identity-check models read a picture a process has read before from
     memory (tests/model_memo.py says why and what it keeps); the full suite reads every time."""
-    if os.environ.get(FAST_TIER) != "fast":
+    if not _fast_tier():
         yield
         return
     from tests.model_memo import engine_readings_memoised
@@ -387,7 +392,7 @@ def _fast_tier_starts_no_process():
     the tier stays what its name says (`make test-fast`). The guard holds for the whole session,
     so a module's or session's fixture that starts a server is caught too (it fails the test it
     was set up for)."""
-    if os.environ.get(FAST_TIER) != "fast":
+    if not _fast_tier():
         yield
         return
     execute_child = getattr(subprocess.Popen, "_execute_child")  # noqa: B009 - private in the stubs

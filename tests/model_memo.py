@@ -46,7 +46,6 @@ def _memoised(method: Callable, answers: dict, lock: threading.Lock) -> Callable
             answers[key] = copy.deepcopy(answer)
         return answer
 
-    reading.__wrapped__ = method  # type: ignore[attr-defined]
     return reading
 
 
