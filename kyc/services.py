@@ -41,7 +41,7 @@ from kyc.national.services import national_check_retry, national_check_start
 from kyc.national_stub.services import citizen_register
 from queueing import notify
 from queueing.models import Call, CallStatus
-from queueing.services import call_event_record, call_priority_claim_settle
+from queueing.services import call_event_record, call_lock, call_priority_claim_settle
 from recordings.crypto import open_sealed, seal
 from recordings.selectors import recording_for_call
 from recordings.services import recording_data_key
@@ -409,7 +409,7 @@ def identity_check_start(*, call_id: uuid.UUID, teller: User) -> IdentityCheck:
     """Once per call: returns the call's check if there is a usable one, otherwise starts one
     and asks the customer for consent."""
     with transaction.atomic():
-        call = Call.objects.select_for_update().filter(pk=call_id).first()
+        call = call_lock(call_id)
         if call is None or call.teller_id != teller.pk or call.status != CallStatus.CONNECTED:
             raise Forbidden("This call is not connected to you.", "该通话没有接通到您。")
         current = IdentityCheck.objects.filter(call_id=call_id).order_by("-created_at").first()
@@ -833,7 +833,7 @@ def _upload_rate_take(*, call_id: uuid.UUID, side: str, size: int) -> None:
     limit = settings.KYC_UPLOAD_MAX_PER_MINUTE
     now = _now()
     with transaction.atomic():
-        Call.objects.select_for_update().filter(pk=call_id).values_list("id", flat=True).first()
+        call_lock(call_id)
         recent = UploadAttempt.objects.filter(
             call_id=call_id, at__gt=now - timedelta(seconds=60)
         ).count()

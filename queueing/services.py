@@ -51,6 +51,22 @@ log = logging.getLogger(__name__)
 ROUTING_LOCK_ID = 0x7642_0001  # pg advisory lock key of the router
 
 
+def call_lock(call_id: uuid.UUID) -> Call | None:
+    """The call's row, locked until this transaction ends; None when there is no such call.
+
+    Every writer locks a call through here. Two rules keep concurrent writers of one call (a
+    hang-up against a business step, a capture, a check's result) from deadlocking:
+
+    - The lock is ``FOR NO KEY UPDATE`` (PostgreSQL): it does not block the ``KEY SHARE`` lock
+      that inserting a row which refers to the call takes (a timeline event, a business case,
+      an upload). With a plain ``FOR UPDATE``, a hang-up holding the call and waiting for a
+      business case deadlocked with that case's writer recording its step on the timeline.
+    - A call is locked before what belongs to it (its business cases): ``call_end`` closes the
+      cases of the call it holds, and a case's writer takes the call first (workflows).
+    """
+    return Call.objects.select_for_update(no_key=True).filter(pk=call_id).first()
+
+
 def call_event_record(
     *, call_id: uuid.UUID, kind: str, actor: str = "system", data: dict[str, Any] | None = None
 ) -> CallEvent:
@@ -271,7 +287,7 @@ def call_priority_claim_settle(*, call_id: uuid.UUID, birth: str) -> Call | None
     the call is confirmed (age at least QUEUE_PRIORITY_MIN_AGE) or withdrawn (the call becomes a
     normal one), on the timeline, and the teller is told in words. Called by the identity check,
     in its transaction; a call without a claim, or a date that does not parse, is left alone."""
-    call = Call.objects.select_for_update().filter(pk=call_id).first()
+    call = call_lock(call_id)
     checked = (PriorityClaim.CLAIMED, PriorityClaim.CONFIRMED, PriorityClaim.WITHDRAWN)
     if call is None or call.priority_claim not in checked:
         return call
@@ -473,7 +489,8 @@ def offer_accept(*, call_id: uuid.UUID, teller: User) -> Call:
     now = clock.now()
     with transaction.atomic():
         offer = _pending_offer(call_id=call_id, teller=teller)
-        call = Call.objects.select_for_update().get(pk=call_id)
+        call = call_lock(call_id)
+        assert call is not None  # the pending offer refers to it
         media_channel = (
             call.media_channel if selectors.media_worker_alive(call.media_channel) else ""
         )
@@ -550,7 +567,7 @@ def call_end(*, call_id: uuid.UUID, actor: str, reason: str) -> Call:
     """Hang up or abandon. Idempotent: ending an ended call changes nothing."""
     now = clock.now()
     with transaction.atomic():
-        call = Call.objects.select_for_update().filter(pk=call_id).first()
+        call = call_lock(call_id)
         if call is None:
             raise NotFound("No such call.", "没有这个通话。")
         if call.status not in OPEN_CALL_STATUSES:
@@ -649,7 +666,7 @@ def call_move(*, call_id: uuid.UUID, teller: User, by: User) -> Call:
     """A supervisor sends a waiting call to a named teller (who gets it as soon as free)."""
     now = clock.now()
     with transaction.atomic():
-        call = Call.objects.select_for_update().filter(pk=call_id).first()
+        call = call_lock(call_id)
         if call is None:
             raise NotFound("No such call.", "没有这个通话。")
         if call.status not in (CallStatus.WAITING, CallStatus.OFFERED):

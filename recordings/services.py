@@ -16,6 +16,7 @@ from django.db import OperationalError, close_old_connections, connections, tran
 from django.utils import timezone
 
 from queueing.models import OPEN_CALL_STATUSES, Call, CallEvent, CallEventKind, MediaWorker
+from queueing.services import call_lock
 from recordings.crypto import (
     SegmentIntegrityError,
     manifest_key,
@@ -64,7 +65,8 @@ def recording_start(*, call_id: uuid.UUID) -> Recording:
     Listens to ``events.CallAnswered``: inside the transaction that connects the call."""
     with transaction.atomic():
         # Lock the call so two media workers starting at once create one recording.
-        Call.objects.select_for_update().get(pk=call_id)
+        if call_lock(call_id) is None:
+            raise Call.DoesNotExist(call_id)
         existing = Recording.objects.filter(call_id=call_id).first()
         if existing is not None:
             return existing

@@ -42,7 +42,7 @@ from kyc.models import IdentityCheck, StepStatus
 from kyc.services import identity_face_match_request, identity_for_call
 from queueing import notify
 from queueing.models import Call, CallStatus
-from queueing.services import call_event_record
+from queueing.services import call_event_record, call_lock
 from videobank.errors import Conflict, Forbidden, NotFound, Unavailable
 from workflows.corebank import services as corebank
 from workflows.corebank.errors import CoreBankError
@@ -140,6 +140,11 @@ def _error_words(case: BusinessCase) -> dict[str, Any]:
 
 
 def _locked(case_id: uuid.UUID) -> BusinessCase:
+    """The case, locked for a write, after its call (``call_lock``: a call before its cases, as
+    a hang-up closes them, so that a step and a hang-up at once never deadlock)."""
+    call_id = BusinessCase.objects.filter(pk=case_id).values_list("call_id", flat=True).first()
+    if call_id is not None:
+        call_lock(call_id)
     case = BusinessCase.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
         raise NotFound("No such business case.", "没有这笔业务。")
@@ -304,7 +309,7 @@ def case_start(*, call_id: uuid.UUID, teller: User, business: str) -> BusinessCa
     check = _identity(call_id, spec)
     customer = _customer_lookup(check)  # over the network: outside the transaction
     with transaction.atomic():
-        call = Call.objects.select_for_update().filter(pk=call_id).first()
+        call = call_lock(call_id)
         if call is None or call.teller_id != teller.pk or call.status != CallStatus.CONNECTED:
             raise Forbidden("This call is not connected to you.", "该通话没有接通到您。")
         case = BusinessCase(

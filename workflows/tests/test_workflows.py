@@ -18,12 +18,14 @@ import hashlib
 import json
 import logging
 import threading
+import time
 import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.urls import include, path
 from django.utils import timezone
 
@@ -38,6 +40,7 @@ from kyc.models import (
 from queueing import notify
 from queueing.errors import Forbidden, NotFound
 from queueing.models import Business, Call, CallEvent, CallStatus
+from queueing.services import call_end
 from recordings.crypto import seal
 from recordings.selectors import recording_for_call
 from recordings.services import recording_data_key, recording_start
@@ -501,6 +504,78 @@ def test_a_submitted_business_cannot_be_cancelled_and_hangup_cancels_the_open_on
     assert open_case.status == CaseStatus.CANCELLED
     assert open_case.error["code"] == "call_ended"
     assert [c["business"] for c in summary] == ["details_update", "card_loss_report"]
+
+
+@pytest.mark.production
+@pytest.mark.skipif(
+    django_settings.PROFILE != "production",
+    reason="row locks: PostgreSQL (SQLite writes one transaction at a time); CI runs it",
+)
+def test_a_teller_cancelling_a_business_as_the_customer_hangs_up_both_happen(call, monkeypatch):
+    """A business step and a hang-up at the same moment (seen in the protocol fuzzing as
+    "deadlock detected" on the hang-up): the step holds its case and records on the call's
+    timeline, the hang-up holds the call and closes its cases. Both go through, one after the
+    other."""
+    from django.db import connection
+
+    identity_passed(call)
+    teller = call.teller
+    case = start_and_fill(call, "card_loss_report", {})
+    step_holds_case, hang_up_waits = threading.Event(), threading.Event()
+    event_record = services._event
+
+    def event_when_the_hang_up_waits(*args, **kwargs):
+        step_holds_case.set()
+        assert hang_up_waits.wait(20), "the hang-up never reached the call's locks"
+        return event_record(*args, **kwargs)
+
+    monkeypatch.setattr(services, "_event", event_when_the_hang_up_waits)
+    outcomes: dict[str, object] = {}
+
+    def run(name, work) -> None:
+        try:
+            outcomes[name] = work()
+        except Exception as exc:  # what either side would have seen
+            outcomes[name] = exc
+        finally:
+            connection.close()
+
+    step = threading.Thread(
+        target=run,
+        args=(
+            "cancel",
+            lambda: services.case_cancel(call_id=call.id, case_id=case.id, teller=teller),
+        ),
+    )
+    hang_up = threading.Thread(
+        target=run,
+        args=("hangup", lambda: call_end(call_id=call.id, actor="customer", reason="hangup")),
+    )
+    step.start()
+    assert step_holds_case.wait(20)
+    hang_up.start()
+    # The hang-up is waiting for a lock the step holds (the call's, or before the fix the case's).
+    waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    waiting += "AND wait_event_type = 'Lock'"
+    deadline = time.monotonic() + 20
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(waiting)
+            if cursor.fetchone()[0]:
+                break
+            hang_up.join(0.05)  # an event: the hang-up's thread ending early ends the wait too
+    hang_up_waits.set()
+    step.join(30)
+    hang_up.join(30)
+
+    assert not isinstance(outcomes["cancel"], Exception), outcomes["cancel"]
+    assert not isinstance(outcomes["hangup"], Exception), outcomes["hangup"]
+    case.refresh_from_db()
+    call.refresh_from_db()
+    assert case.status == CaseStatus.CANCELLED
+    assert call.status == CallStatus.ENDED
+    cancelled = CallEvent.objects.filter(call=call, kind="business", data__step="cancelled")
+    assert [e.actor for e in cancelled] == [f"teller:{teller.pk}"]
 
 
 # --- identity ----------------------------------------------------------------------------------
