@@ -85,7 +85,10 @@ def lease_release() -> None:
         _lease.release()
 
 
-JOBS_EVERY_TICKS = 20  # ~10 s: the housekeeping jobs (events.Housekeeping)
+def jobs_every_ticks() -> int:
+    """Ticks from one run of the housekeeping jobs (events.Housekeeping) to the next: every
+    QUEUE_HOUSEKEEPING_S seconds."""
+    return max(1, round(settings.QUEUE_HOUSEKEEPING_S / settings.QUEUE_TICK_S))
 
 
 def tick_once(*, standalone: bool) -> bool:
@@ -97,7 +100,7 @@ def tick_once(*, standalone: bool) -> bool:
         return False
     queue_tick()
     _ticks += 1
-    if _ticks % JOBS_EVERY_TICKS == 1:
+    if _ticks % jobs_every_ticks() == 1 % jobs_every_ticks():
         _jobs_run()
     if standalone:
         notify.queue_broadcast()

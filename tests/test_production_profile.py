@@ -114,10 +114,24 @@ def _decoded_frames(path) -> dict[str, int]:
     return frames
 
 
+def _a_dead_worker_is_noticed_soon(monkeypatch, settings) -> None:
+    """A killed media worker counts as dead after 4 s without a heartbeat (beats every second)
+    and the ticker's sweep runs every 2 s, in the servers and in this process: the tests wait for
+    what a bank's defaults (10 s, 10 s) would make happen, sooner."""
+    for name, value in (
+        ("MEDIA_WORKER_HEARTBEAT_S", 1.0),
+        ("MEDIA_WORKER_STALE_S", 4.0),
+        ("QUEUE_HOUSEKEEPING_S", 2.0),
+    ):
+        monkeypatch.setenv(name, str(value))
+        setattr(settings, name, value)
+
+
 async def test_finished_segments_survive_a_media_worker_killed_mid_call(
-    start_stack, monkeypatch, tmp_path
+    start_stack, monkeypatch, settings, tmp_path
 ):
     monkeypatch.setenv("RECORDING_SEGMENT_SECONDS", "1")
+    _a_dead_worker_is_noticed_soon(monkeypatch, settings)
     stack = start_stack()
     cookies = await _teller_cookie("teller-killed")
 
@@ -191,12 +205,13 @@ def _video_times(path) -> list[float]:
 
 
 async def test_a_recording_continues_on_a_second_media_worker_on_one_clock(
-    start_stack, monkeypatch, tmp_path
+    start_stack, monkeypatch, settings, tmp_path
 ):
     """Worker A is killed mid-call; the teller reconnects and takes the call again, which now
     goes through worker B. The recording continues on B: both parts export and replay on one
     clock, B's after A's, the gap between them no wider than the switch."""
     monkeypatch.setenv("RECORDING_SEGMENT_SECONDS", "1")
+    _a_dead_worker_is_noticed_soon(monkeypatch, settings)
     stack = start_stack(media_workers=2)
     cookies = await _teller_cookie("teller-moved")
 

@@ -43,7 +43,7 @@ def test_jobs_run_on_the_first_tick_then_every_n(django_capture_on_commit_callba
         events.listening(events.Housekeeping, job_records),
         django_capture_on_commit_callbacks(execute=True),
     ):
-        for _ in range(ticker.JOBS_EVERY_TICKS + 1):
+        for _ in range(ticker.jobs_every_ticks() + 1):
             assert ticker.tick_once(standalone=True)
     assert ran == ["records", "records"]
 

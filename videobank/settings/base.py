@@ -4,6 +4,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -191,9 +192,16 @@ TURN_SECRET = env.str("TURN_SECRET", default="")
 TURN_TTL_S = env.int("TURN_TTL_S", default=600)  # at most 600 (a system check says so)
 
 # --- media -----------------------------------------------------------------------------------
-# A media worker is considered alive while its heartbeat is younger than this.
-MEDIA_WORKER_HEARTBEAT_S = 2.0
-MEDIA_WORKER_STALE_S = 10.0
+# A media worker beats every HEARTBEAT_S and is considered alive while its last beat is younger
+# than STALE_S: how soon its calls stop being routed to it and its recordings are swept after it
+# died. STALE_S must cover a few beats (a busy worker's beat can be late).
+MEDIA_WORKER_HEARTBEAT_S = env.float("MEDIA_WORKER_HEARTBEAT_S", default=2.0)
+MEDIA_WORKER_STALE_S = env.float("MEDIA_WORKER_STALE_S", default=10.0)
+if not 0 < 3 * MEDIA_WORKER_HEARTBEAT_S <= MEDIA_WORKER_STALE_S:
+    raise ImproperlyConfigured(
+        f"MEDIA_WORKER_STALE_S ({MEDIA_WORKER_STALE_S}) must be at least three heartbeats "
+        f"(MEDIA_WORKER_HEARTBEAT_S = {MEDIA_WORKER_HEARTBEAT_S}, above 0)."
+    )
 
 # --- recordings ------------------------------------------------------------------------------
 RECORDING_DIR = Path(env.str("RECORDING_DIR", default=str(VAR_DIR / "recordings")))
@@ -248,6 +256,9 @@ QUEUE_PREFER_SAME_TELLER_S = env.float("QUEUE_PREFER_SAME_TELLER_S", default=120
 QUEUE_REOFFER_AFTER_S = env.float("QUEUE_REOFFER_AFTER_S", default=60.0)
 QUEUE_DEFAULT_HANDLE_S = env.float("QUEUE_DEFAULT_HANDLE_S", default=180.0)
 QUEUE_TICK_S = env.float("QUEUE_TICK_S", default=0.5)
+# How often the ticker runs the other apps' housekeeping (a dead media worker's recordings
+# sealed, expired grants dropped...).
+QUEUE_HOUSEKEEPING_S = env.float("QUEUE_HOUSEKEEPING_S", default=10.0)
 # Where the queue ticker runs: "server" (a loop inside each daphne process: the embedded
 # profile), "process" (its own process, `manage.py queue_ticker`: production, so that servers
 # spend their time on what users wait for), "off" (tests that move time themselves).
