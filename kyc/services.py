@@ -73,7 +73,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # What each grab asks the media worker for (see signaling/media/worker.py ``media.grab``).
-CARD_GRAB: dict[str, Any] = {"count": 3, "spread_ms": 600}  # the sharpest of three frames is read
+# The card: the sharpest of five frames over 1.2 s is read. A teller clicks "capture" as soon as
+# the card is in view, when the video is at its worst: the browser's encoder sends a scene that
+# just changed coarsely and sharpens it over the next second. Read from the first 0.6 s, the
+# card's text still read but its photo, under CPU load, sometimes no longer matched the registry's.
+CARD_GRAB: dict[str, Any] = {"count": 5, "spread_ms": 1200}
 CAPTURE_PURPOSES: dict[str, str] = {"front": Step.CARD_FRONT, "back": Step.CARD_BACK}
 
 STEP_TEXT: dict[str, tuple[str, str]] = {
