@@ -59,7 +59,7 @@ test: $(STAMP) browser-deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache --no-logo
 	$(PY) -m mypy
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
 
 # The everyday tier: every test that needs no browser and starts no process (tests/fixtures.py
 # marks them and fails a fast-tier test that starts one anyway), in parallel.

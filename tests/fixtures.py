@@ -136,14 +136,14 @@ STACK_FIXTURES = frozenset({"live_stack", "shared_stack", "no_shared_stack"})
 
 
 class SharedStack:
-    """The session's shared server stack, started on first use and stopped at the end of the
-    module (``_shared_stack_per_module``); started again when the environment its servers would
-    get has changed (a test set a variable for them). A test that needs the servers to itself
-    (e.g. to kill the only media worker) stops it first with :meth:`stop`.
-
-    Not kept from one module to the next: what one module's calls leave for the servers to
-    finish (recording finalisation on the one Celery worker) must not load the next module's
-    calls, whose identity checks read cards and faces from live video."""
+    """The session's shared server stack, started on first use and kept from one module that
+    uses it to the next; stopped when a module that does not use it begins
+    (``_shared_stack_per_module``: its queue ticker works on the test database, and tests
+    elsewhere freeze or move the queue's clock themselves); started again when the environment
+    its servers would get has changed (a test set a variable for them). A test that needs the
+    servers to itself (e.g. to kill the only media worker) stops it first with :meth:`stop`.
+    The full suite hands out the modules that use it first (``_stack_files_first``), so that a
+    test process runs them one after the other on one stack."""
 
     current: SharedStack | None = None  # the session's instance, for module teardown
 
@@ -212,13 +212,15 @@ def _is_process_test(item) -> bool:
     )
 
 
+# The test files (module node ids) with a test on the shared servers (collection fills it).
+_SHARED_STACK_FILES: set[str] = set()
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _shared_stack_per_module():
-    """The shared servers live for one test module at most: their queue ticker works on the
-    test database, tests elsewhere freeze or move the queue's clock themselves, and what one
-    module's calls leave for the servers to finish must not slow the next module's calls."""
-    yield
-    if SharedStack.current is not None:
+def _shared_stack_per_module(request):
+    """The shared servers do not outlive the run of modules that use them: a module that does
+    not use them stops them as it begins (their queue ticker works on the test database)."""
+    if SharedStack.current is not None and request.node.nodeid not in _SHARED_STACK_FILES:
         SharedStack.current.stop()
 
 
@@ -312,8 +314,45 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if _is_process_test(item):
             item.add_marker(process)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if "shared_stack" in fixtures and "no_shared_stack" not in fixtures:
+            _SHARED_STACK_FILES.add(_file_of(item))
     if _fast_tier():
         _longest_files_first(config, items)
+    else:
+        _stack_files_first(items)
+
+
+def _file_of(item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+def _stack_files_first(items) -> None:
+    """The full suite (``make test`` passes --no-loadscope-reorder) hands out the files on the
+    shared servers first, then those that start servers of their own, then the rest. Within
+    each, the long ones first (a browser test, or a test marked ``long``), then by number of
+    tests. A test process takes the shared-server files one after the other and starts the
+    servers once, not once a file; no long file is left for the end while the other process
+    waits."""
+    counts: dict[str, int] = {}
+    first_seen: dict[str, int] = {}
+    own: set[str] = set()
+    long: set[str] = set()
+    for index, item in enumerate(items):
+        file = _file_of(item)
+        counts[file] = counts.get(file, 0) + 1
+        first_seen.setdefault(file, index)
+        if "no_shared_stack" in getattr(item, "fixturenames", ()):
+            own.add(file)
+        if item.get_closest_marker("browser") or item.get_closest_marker("long"):
+            long.add(file)
+
+    def order(item) -> tuple[int, bool, int, int]:
+        file = _file_of(item)
+        group = 0 if file in _SHARED_STACK_FILES else 1 if file in own else 2
+        return (group, file not in long, -counts[file], first_seen[file])
+
+    items.sort(key=order)
 
 
 # The fast tier hands whole files to its processes, longest first by the last run's times (kept in
@@ -328,11 +367,11 @@ def _longest_files_first(config, items) -> None:
         return
     first_seen: dict[str, int] = {}
     for index, item in enumerate(items):
-        first_seen.setdefault(item.nodeid.split("::")[0], index)
+        first_seen.setdefault(_file_of(item), index)
     items.sort(
         key=lambda item: (
-            -seconds.get(item.nodeid.split("::")[0], 0.0),
-            first_seen[item.nodeid.split("::")[0]],
+            -seconds.get(_file_of(item), 0.0),
+            first_seen[_file_of(item)],
         )
     )
 

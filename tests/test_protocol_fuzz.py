@@ -71,7 +71,11 @@ from workflows.corebank_stub.seed import BY_NAME, corebank_seed
 from workflows.models import BusinessCase
 from workflows.tests.test_workflows import identity_passed, stub_key_row  # noqa: F401 - fixture
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(900),
+    pytest.mark.long,
+]
 
 FRAMES = int(os.environ.get("VIDEOBANK_FUZZ_FRAMES", "10000"))
 SEED = int(os.environ.get("VIDEOBANK_FUZZ_SEED", "20261205"))
