@@ -610,10 +610,12 @@ def identity_liveness_request(*, call_id: uuid.UUID, teller: User) -> IdentityCh
             steps=steps,
         )
         fps = settings.KYC_LIVENESS_FPS
+        # Sampled past the last prompt by KYC_LIVENESS_TAIL_MS: the customer's video reaches
+        # the server late (encoder, network), and the last move must not fall off the end.
         _grab(
             check,
             purpose=Step.LIVENESS,
-            at_ms=list(range(0, duration_ms, 1000 // fps)),
+            at_ms=list(range(0, duration_ms + settings.KYC_LIVENESS_TAIL_MS, 1000 // fps)),
         )
         return _save(check, step=Step.LIVENESS)
 

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings as django_settings
 from django.utils import timezone
 from PIL import Image
 
+from kyc.services import CARD_GRAB
 from queueing.models import CallEvent, MediaWorker
 from tests.factories import catalogue_seed
 from tests.sockets import Socket, kiosk_cookie, kiosk_registered, session_cookie
@@ -106,7 +108,8 @@ async def test_consent_then_capture_reaches_the_media_worker(media_channel):
     grab = await layer.receive(media_channel)
     while grab["type"] != "media.grab":
         grab = await layer.receive(media_channel)
-    assert (grab["call_id"], grab["purpose"], grab["count"]) == (call_id, "card_front", 3)
+    assert (grab["call_id"], grab["purpose"]) == (call_id, "card_front")
+    assert grab["count"] == CARD_GRAB["count"] > 1  # the sharpest of several is read
     state = await teller.expect(
         "kyc.state", where=lambda m: m["check"]["steps"][1]["status"] == "running"
     )
@@ -227,6 +230,7 @@ async def test_a_liveness_challenge_is_random_played_to_the_customer_and_sampled
         grab = await layer.receive(media_channel)
     assert grab["purpose"] == "liveness"
     total = challenge["lead_in_ms"] + sum(s["duration_ms"] for s in challenge["steps"])
+    total += django_settings.KYC_LIVENESS_TAIL_MS  # and past its end, for a video that comes late
     assert grab["at_ms"][0] == 0
     assert total - 250 <= grab["at_ms"][-1] < total  # sampled across the whole challenge
     assert len(grab["at_ms"]) >= total / 1000 * 4  # at least 4 frames a second

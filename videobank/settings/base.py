@@ -319,6 +319,9 @@ KYC_FACE_SPREAD_S = env.float("KYC_FACE_SPREAD_S", default=3.0)
 # Liveness: frames per second sampled during the challenge, after a neutral lead-in.
 KYC_LIVENESS_FPS = env.int("KYC_LIVENESS_FPS", default=5)
 KYC_LIVENESS_LEAD_IN_MS = env.int("KYC_LIVENESS_LEAD_IN_MS", default=1500)
+# ...and this long after the last prompt: a slow link or a busy encoder delays the video that
+# much, and the customer's last move must still be in the frames looked at.
+KYC_LIVENESS_TAIL_MS = env.int("KYC_LIVENESS_TAIL_MS", default=1500)
 # Businesses for which a cached national-ID pass is never reused.
 KYC_HIGH_RISK_BUSINESSES = env.list(
     "KYC_HIGH_RISK_BUSINESSES", default=["corporate_account", "account_change", "transfer"]
