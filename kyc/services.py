@@ -45,7 +45,7 @@ from queueing.services import call_event_record, call_lock, call_priority_claim_
 from recordings.crypto import open_sealed, seal
 from recordings.selectors import recording_for_call
 from recordings.services import recording_data_key
-from videobank import events
+from videobank import events, media_contract
 from videobank.errors import Conflict, Forbidden, NotFound
 
 from . import selectors
@@ -521,13 +521,7 @@ def _grab(check: IdentityCheck, *, purpose: str, **params: Any) -> None:
         )
     notify.channel_send_on_commit(
         call.media_channel,
-        {
-            "type": "media.grab",
-            "call_id": str(call.id),
-            "check_id": str(check.id),
-            "purpose": purpose,
-            **params,
-        },
+        media_contract.grab(call_id=call.id, check_id=check.id, purpose=purpose, **params),
     )
 
 

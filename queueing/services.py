@@ -22,7 +22,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.utils import timezone
 
-from videobank import events
+from videobank import events, media_contract
 
 from . import clock, notify, routing, selectors
 from .errors import Conflict, Forbidden, MediaUnavailable, NotFound, QueueFull, RateLimited
@@ -615,7 +615,7 @@ def call_end(*, call_id: uuid.UUID, actor: str, reason: str) -> Call:
         )
         if call.media_channel:
             notify.channel_send_on_commit(
-                call.media_channel, {"type": "media.hangup", "call_id": str(call.id)}
+                call.media_channel, media_contract.hangup(call_id=call.id)
             )
         notify.queue_changed_on_commit()
         # Other apps close what belonged to the call (businesses not submitted), in this
@@ -655,7 +655,7 @@ def call_requeue_after_teller_drop(*, call_id: uuid.UUID, teller: User) -> Call:
         if call.media_channel:
             notify.channel_send_on_commit(
                 call.media_channel,
-                {"type": "media.leg_drop", "call_id": str(call_id), "leg": "teller"},
+                media_contract.leg_drop(call_id=call_id, leg="teller"),
             )
         notify.queue_changed_on_commit()
     queue_route()

@@ -30,7 +30,7 @@ from queueing.models import (
     Priority,
 )
 from queueing.stats import wallboard
-from videobank import errors
+from videobank import errors, media_contract
 from videobank.access import access_supervisor, access_teller
 from videobank.errors import Conflict, Forbidden
 from workflows import selectors as workflow_selectors
@@ -105,13 +105,7 @@ class SignalingConsumer(AsyncWebsocketConsumer):
             )
         await self.channel_layer.send(
             call.media_channel,
-            {
-                "type": "media.offer",
-                "call_id": str(call.id),
-                "leg": leg,
-                "sdp": sdp,
-                "reply_to": self.channel_name,
-            },
+            media_contract.offer(call_id=call.id, leg=leg, sdp=sdp, reply_to=self.channel_name),
         )
 
     # Channel-layer handlers (the media worker and the services talk to this socket).

@@ -45,6 +45,7 @@ from recordings.services import (
 )
 from recordings.tasks import recording_finalise_task
 from signaling import ice
+from videobank import media_contract
 
 from .relay import RelayTrack
 
@@ -53,10 +54,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-LEGS = ("customer", "teller")
+LEGS = media_contract.LEGS
 VIDEO_QUEUE_FRAMES = 4
 GRAB_GRACE_S = 3.0  # how long a grab waits past its last moment for a frame
 AUDIO_QUEUE_FRAMES = 12  # 240 ms of 20 ms frames
+SETUP_FAILED_EN = "The media server could not set up media."
+SETUP_FAILED_ZH = "媒体服务器无法建立音视频。"
 
 
 class BadOffer(Exception):
@@ -196,7 +199,7 @@ class CallSession:
         async def on_state():
             state = pc.connectionState
             await self.worker.tell(
-                leg.reply_to, {"type": "media.state", "call_id": self.call_id, "state": state}
+                leg.reply_to, media_contract.state(call_id=self.call_id, state=state)
             )
             if state in ("connected", "failed"):
                 await self.worker.record_event(
@@ -279,7 +282,7 @@ class CallSession:
         for leg in list(self.legs.values()):
             await self._close_leg(leg)
             await self.worker.tell(
-                leg.reply_to, {"type": "media.state", "call_id": self.call_id, "state": "closed"}
+                leg.reply_to, media_contract.state(call_id=self.call_id, state="closed")
             )
         self.legs.clear()
         for tracks in self.outgoing.values():
@@ -406,7 +409,16 @@ class MediaWorker:
 
     async def _handle_safely(self, message: dict) -> None:
         try:
-            kind = message.get("type")
+            message = media_contract.parse(message, expect="engine")
+        except media_contract.ContractError as exc:
+            # Not from our control plane as the contract says: refused in words, nothing changes.
+            log.warning("media worker: message refused: %s", exc.en)
+            reply_to = message.get("reply_to") if isinstance(message, dict) else None
+            if media_contract.is_channel(reply_to):
+                await self.tell(reply_to, media_contract.error(detail=str(exc), code="invalid"))
+            return
+        try:
+            kind = message["type"]
             if kind == "media.offer":
                 await self._offer(message)
             elif kind == "media.hangup":
@@ -418,8 +430,6 @@ class MediaWorker:
                 task = asyncio.ensure_future(self._grab(message))
                 self._grabs.add(task)
                 task.add_done_callback(self._grabs.discard)
-            else:
-                log.warning("media worker: unknown message %r", kind)
         except BadOffer as exc:
             log.info(
                 "media worker: %s offer for %s refused: %s",
@@ -428,21 +438,18 @@ class MediaWorker:
                 exc.reason,
             )
             await self.tell(
-                message["reply_to"],
-                {"type": "media.error", "code": "invalid", "detail": exc.words()},
+                message["reply_to"], media_contract.error(detail=exc.words(), code="invalid")
             )
         except Exception:
             log.exception("media worker failed on %s", message.get("type"))
             if message.get("reply_to"):
                 await self.tell(
                     message["reply_to"],
-                    {"type": "media.error", "detail": "The media server could not set up media."},
+                    media_contract.error(detail=f"{SETUP_FAILED_EN} / {SETUP_FAILED_ZH}"),
                 )
 
     async def _offer(self, message: dict) -> None:
         call_id, leg = message["call_id"], message["leg"]
-        if leg not in LEGS:
-            raise ValueError(f"unknown leg {leg!r}")
         offer_read(message["sdp"])  # before a session (and its recording) starts for it
         lock = self._locks.setdefault(call_id, asyncio.Lock())
         async with lock:
@@ -453,9 +460,7 @@ class MediaWorker:
                     return
                 self.sessions[call_id] = session
             sdp = await session.negotiate(leg, message["sdp"], message["reply_to"])
-        await self.tell(
-            message["reply_to"], {"type": "media.answer", "call_id": call_id, "sdp": sdp}
-        )
+        await self.tell(message["reply_to"], media_contract.answer(call_id=call_id, sdp=sdp))
 
     async def _open(self, call_id: str, reply_to: str) -> CallSession | None:
         """A session for a connected call, recording on the recording's one clock: the first
@@ -467,7 +472,8 @@ class MediaWorker:
         )
         if recording is False:
             await self.tell(
-                reply_to, {"type": "media.error", "detail": "The call is not connected."}
+                reply_to,
+                media_contract.error(detail="The call is not connected. / 通话未接通。"),
             )
             return None
         started_at, t0 = timezone.now(), time.monotonic()
@@ -501,10 +507,7 @@ class MediaWorker:
         try:
             if session is None or "customer" not in session.legs:
                 raise LookupError("no customer video on this worker")
-            at_ms = message.get("at_ms") or [
-                i * message.get("spread_ms", 0) // max(1, message.get("count", 1) - 1)
-                for i in range(message.get("count", 1))
-            ]
+            at_ms = media_contract.grab_moments(message)
             frames = await session.sample(at_ms, timeout_s=max(at_ms) / 1000 + GRAB_GRACE_S)
             jpegs = await asyncio.to_thread(_jpegs, frames)
             await database_sync_to_async(identity_frames_received)(

@@ -4,12 +4,20 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from signaling.protocol import render_markdown
+from videobank import media_contract
 
 
 class Command(BaseCommand):
-    help = "Regenerate docs/protocol.md from signaling/protocol.py."
+    help = (
+        "Regenerate docs/protocol.md from signaling/protocol.py and docs/media-engine.md from "
+        "videobank/media_contract.py."
+    )
 
     def handle(self, *args, **options):
-        path = Path(settings.BASE_DIR) / "docs" / "protocol.md"
-        path.write_text(render_markdown(), encoding="utf-8")
-        self.stdout.write(f"wrote {path}")
+        docs = Path(settings.BASE_DIR) / "docs"
+        for name, text in (
+            ("protocol.md", render_markdown()),
+            ("media-engine.md", media_contract.render_markdown() + "\n"),
+        ):
+            (docs / name).write_text(text, encoding="utf-8")
+            self.stdout.write(f"wrote {docs / name}")
