@@ -124,3 +124,38 @@ async def test_the_media_worker_refuses_a_broken_message_in_words_and_keeps_serv
     finally:
         worker.stop()
         await asyncio.wait_for(running, 10)
+
+
+class _NamedEngine:
+    """Stands for another engine (Janus, say): MEDIA_ENGINE names the class a server starts."""
+
+    instances: list[_NamedEngine] = []
+
+    def __init__(self) -> None:
+        from signaling.media.worker import MediaWorker
+
+        self.inner = MediaWorker(InMemoryChannelLayer(), "media.named-engine")
+        _NamedEngine.instances.append(self)
+
+    async def register(self) -> None:
+        await self.inner.register()
+
+    async def run(self) -> None:
+        await self.inner.run()
+
+    def stop(self) -> None:
+        self.inner.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_embedded_server_starts_the_engine_media_engine_names(settings):
+    from signaling.media.worker import _embedded, ensure_embedded_worker
+
+    settings.MEDIA_ENGINE = "tests.test_media_contract._NamedEngine"
+    engine = await ensure_embedded_worker()
+    try:
+        assert isinstance(engine, _NamedEngine)
+        assert _NamedEngine.instances == [engine]
+    finally:
+        engine.stop()
+        await asyncio.wait_for(_embedded.pop(id(asyncio.get_running_loop()))[1], 10)

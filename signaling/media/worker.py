@@ -27,6 +27,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from kyc.services import identity_frames_received, identity_grab_failed
 from queueing.models import OPEN_CALL_STATUSES, Call, CallStatus
@@ -565,7 +566,7 @@ async def ensure_embedded_worker() -> MediaWorker:
         existing = _embedded.get(loop_id)
         if existing is not None and not existing[1].done():
             return existing[0]
-        worker = MediaWorker()
+        worker = import_string(settings.MEDIA_ENGINE)()
         await worker.register()
         task = asyncio.ensure_future(worker.run())
         _embedded[loop_id] = (worker, task)

@@ -192,6 +192,9 @@ TURN_SECRET = env.str("TURN_SECRET", default="")
 TURN_TTL_S = env.int("TURN_TTL_S", default=600)  # at most 600 (a system check says so)
 
 # --- media -----------------------------------------------------------------------------------
+# The media engine (dotted path of its worker class): it speaks the contract of
+# videobank/media_contract.py (docs/media-engine.md). The aiortc engine on both profiles.
+MEDIA_ENGINE = env.str("MEDIA_ENGINE", default="signaling.media.worker.MediaWorker")
 # A media worker beats every HEARTBEAT_S and is considered alive while its last beat is younger
 # than STALE_S: how soon its calls stop being routed to it and its recordings are swept after it
 # died. STALE_S must cover a few beats (a busy worker's beat can be late).

@@ -1,9 +1,9 @@
 import asyncio
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
-
-from signaling.media.worker import MediaWorker
+from django.utils.module_loading import import_string
 
 
 class Command(BaseCommand):
@@ -16,7 +16,8 @@ class Command(BaseCommand):
         asyncio.run(self._serve())
 
     async def _serve(self) -> None:
-        worker = MediaWorker()
+        # The engine MEDIA_ENGINE names (docs/media-engine.md is what it must speak).
+        worker = import_string(settings.MEDIA_ENGINE)()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, worker.stop)
