@@ -135,6 +135,15 @@ def test_teller_verifies_the_caller_from_the_live_video(
         teller.testid("kyc-capture-back").click()
         assert_step_passes(teller, "card_back")
 
+        # The live face against the card's photo, on frames the server samples at random, while
+        # the customer is still in front of the camera (the camera shows the face after the
+        # card's back); the national check below then runs on the same photo.
+        wait_for_phase_start(teller, "face")
+        teller.testid("kyc-face-match").click()
+        assert_step_passes(teller, "face_match")
+        expect(teller.testid("kyc-face-scores")).to_be_visible()
+        expect(customer.testid("kyc-progress")).to_contain_text("人脸比对")
+
         # The OCR fields, for the teller to compare with the card (name and address by eye).
         fields = teller.testid("kyc-fields")
         expect(fields).to_be_visible()
@@ -152,12 +161,6 @@ def test_teller_verifies_the_caller_from_the_live_video(
         # The national check (3 factors: the card's photo goes along) over HTTP to the stub.
         expect(step("national")).to_have_attribute("data-status", "passed", timeout=30_000)
 
-        # The live face against the card's photo, on frames the server samples at random.
-        wait_for_phase_start(teller, "face")
-        teller.testid("kyc-face-match").click()
-        assert_step_passes(teller, "face_match")
-        expect(teller.testid("kyc-face-scores")).to_be_visible()
-        expect(customer.testid("kyc-progress")).to_contain_text("人脸比对")
         teller.page.screenshot(path="/tmp/e2e-kyc-teller.png", full_page=True)
         customer.page.screenshot(path="/tmp/e2e-kyc-customer.png", full_page=True)
 
