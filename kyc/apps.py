@@ -24,6 +24,9 @@ class KycConfig(AppConfig):
         )
 
         events.on(events.NationalCheckFinished, services.identity_national_result)
+        # What the media engine grabbed for a check (it imports no kyc code).
+        events.on(events.FramesGrabbed, services.identity_frames_received)
+        events.on(events.GrabFailed, services.identity_grab_failed)
         # The identity pictures are sealed with the call recording's key: the QA console shows
         # and exports them with the recording.
         keeper_set(

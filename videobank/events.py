@@ -88,6 +88,32 @@ class FaceMatchFinished(Event):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class FramesGrabbed(Event):
+    """The media engine grabbed frames of the customer's video for the identity check
+    (``media.grab``): ``frames`` are ``(offset_ms on the recording, ms since the grab began,
+    jpeg)``. At once: a listener that cannot take them fails the grab (``GrabFailed``)."""
+
+    name = "media.frames_grabbed"
+    moment = IN_TRANSACTION
+    check_id: uuid.UUID
+    purpose: str
+    frames: list[tuple[int, int, bytes]]
+    source: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class GrabFailed(Event):
+    """The media engine could not grab (no customer video on it), in words."""
+
+    name = "media.grab_failed"
+    moment = IN_TRANSACTION
+    check_id: uuid.UUID
+    purpose: str
+    detail: str
+    detail_zh: str
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class NationalCheckFinished(Event):
     """A national ID check reached its final state (``kyc.national.services``)."""
 
@@ -118,6 +144,8 @@ EVENTS: tuple[type[Event], ...] = (
     CallAnswered,
     CallEnded,
     FaceMatchFinished,
+    FramesGrabbed,
+    GrabFailed,
     NationalCheckFinished,
     SubmissionChanged,
     Housekeeping,

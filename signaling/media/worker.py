@@ -29,7 +29,6 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from kyc.services import identity_frames_received, identity_grab_failed
 from queueing.models import OPEN_CALL_STATUSES, Call, CallStatus
 from queueing.services import (
     call_event_record,
@@ -46,7 +45,7 @@ from recordings.services import (
 )
 from recordings.tasks import recording_finalise_task
 from signaling import ice
-from videobank import media_contract
+from videobank import events, media_contract
 
 from .relay import RelayTrack
 
@@ -511,16 +510,20 @@ class MediaWorker:
             at_ms = media_contract.grab_moments(message)
             frames = await session.sample(at_ms, timeout_s=max(at_ms) / 1000 + GRAB_GRACE_S)
             jpegs = await asyncio.to_thread(_jpegs, frames)
-            await database_sync_to_async(identity_frames_received)(
-                check_id=check_id, purpose=purpose, frames=jpegs, source="media_worker"
+            await database_sync_to_async(events.emit)(
+                events.FramesGrabbed(
+                    check_id=check_id, purpose=purpose, frames=jpegs, source="media_worker"
+                )
             )
         except Exception as exc:
             log.warning("grab for %s failed: %s", check_id, exc)
-            await database_sync_to_async(identity_grab_failed)(
-                check_id=check_id,
-                purpose=purpose,
-                detail="The customer's video is not reaching the server; retry in a moment.",
-                detail_zh="客户视频未送达服务器，请稍后重试。",
+            await database_sync_to_async(events.emit)(
+                events.GrabFailed(
+                    check_id=check_id,
+                    purpose=purpose,
+                    detail="The customer's video is not reaching the server; retry in a moment.",
+                    detail_zh="客户视频未送达服务器，请稍后重试。",
+                )
             )
 
     async def _hangup(self, call_id: str) -> None:
