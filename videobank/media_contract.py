@@ -19,6 +19,8 @@ from typing import Any, TypeGuard
 
 from jsonschema import Draft202012Validator
 
+from videobank.errors import Invalid
+
 CONTRACT_VERSION = 1
 LEGS = ("customer", "teller")
 STATES = ("new", "connecting", "connected", "disconnected", "failed", "closed")
@@ -101,12 +103,8 @@ MESSAGES = {**TO_ENGINE, **FROM_ENGINE}
 _VALIDATORS = {name: Draft202012Validator(schema) for name, schema in MESSAGES.items()}
 
 
-class ContractError(ValueError):
-    """A message that breaks the contract, in words (English / Chinese)."""
-
-    def __init__(self, en: str, zh: str) -> None:
-        super().__init__(f"{en} / {zh}")
-        self.en, self.zh = en, zh
+class ContractError(Invalid):
+    """A message that breaks the contract, in words (the one error base: ``invalid``)."""
 
 
 def parse(message: Any, *, expect: str = "engine") -> dict[str, Any]:

@@ -415,7 +415,9 @@ class MediaWorker:
             log.warning("media worker: message refused: %s", exc.en)
             reply_to = message.get("reply_to") if isinstance(message, dict) else None
             if media_contract.is_channel(reply_to):
-                await self.tell(reply_to, media_contract.error(detail=str(exc), code="invalid"))
+                await self.tell(
+                    reply_to, media_contract.error(detail=f"{exc.en} / {exc.zh}", code=exc.code)
+                )
             return
         try:
             kind = message["type"]
