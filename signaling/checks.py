@@ -1,6 +1,7 @@
 """Start-up checks of the signaling layer's settings (``manage.py check``, every server start).
 
-App claims: ids signaling.E001-E002. ICE and TURN: ids signaling.E101-E103."""
+App claims: ids signaling.E001-E002. ICE and TURN: ids signaling.E101-E103. Media workers:
+signaling.E201."""
 
 from __future__ import annotations
 
@@ -70,3 +71,20 @@ def ice_settings_check(app_configs, **kwargs) -> list[Error]:
             )
         )
     return errors
+
+
+@register()
+def media_worker_settings_check(app_configs, **kwargs) -> list[Error]:
+    """A worker is taken for dead after MEDIA_WORKER_STALE_S without a heartbeat: that must
+    cover three beats, or a busy worker's late beat would drop its calls."""
+    beat, stale = settings.MEDIA_WORKER_HEARTBEAT_S, settings.MEDIA_WORKER_STALE_S
+    if 0 < 3 * beat <= stale:
+        return []
+    return [
+        Error(
+            f"MEDIA_WORKER_STALE_S is {stale}: a media worker must be allowed at least three "
+            f"heartbeats (MEDIA_WORKER_HEARTBEAT_S is {beat}, and above 0) before it counts as "
+            "dead.",
+            id="signaling.E201",
+        )
+    ]

@@ -159,3 +159,13 @@ async def test_the_embedded_server_starts_the_engine_media_engine_names(settings
     finally:
         engine.stop()
         await asyncio.wait_for(_embedded.pop(id(asyncio.get_running_loop()))[1], 10)
+
+
+@pytest.mark.parametrize(("beat", "stale"), [(2.0, 5.0), (0.0, 10.0)], ids=["two-beats", "no-beat"])
+def test_a_worker_taken_for_dead_too_soon_stops_the_server_with_words(settings, beat, stale):
+    from django.core.management import call_command
+    from django.core.management.base import SystemCheckError
+
+    settings.MEDIA_WORKER_HEARTBEAT_S, settings.MEDIA_WORKER_STALE_S = beat, stale
+    with pytest.raises(SystemCheckError, match="at least three heartbeats"):
+        call_command("check")
