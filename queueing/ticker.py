@@ -100,7 +100,7 @@ def tick_once(*, standalone: bool) -> bool:
         return False
     queue_tick()
     _ticks += 1
-    if _ticks % jobs_every_ticks() == 1 % jobs_every_ticks():
+    if (_ticks - 1) % jobs_every_ticks() == 0:  # the first tick, then every N
         _jobs_run()
     if standalone:
         notify.queue_broadcast()

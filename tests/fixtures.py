@@ -323,8 +323,8 @@ def pytest_collection_modifyitems(config, items):
         _stack_files_first(items)
 
 
-def _file_of(item) -> str:
-    return item.nodeid.split("::")[0]
+def _file_of(item_or_report) -> str:
+    return item_or_report.nodeid.split("::")[0]
 
 
 def _stack_files_first(items) -> None:
@@ -335,24 +335,30 @@ def _stack_files_first(items) -> None:
     servers once, not once a file; no long file is left for the end while the other process
     waits."""
     counts: dict[str, int] = {}
-    first_seen: dict[str, int] = {}
     own: set[str] = set()
     long: set[str] = set()
-    for index, item in enumerate(items):
+    for item in items:
         file = _file_of(item)
         counts[file] = counts.get(file, 0) + 1
-        first_seen.setdefault(file, index)
         if "no_shared_stack" in getattr(item, "fixturenames", ()):
             own.add(file)
         if item.get_closest_marker("browser") or item.get_closest_marker("long"):
             long.add(file)
 
-    def order(item) -> tuple[int, bool, int, int]:
-        file = _file_of(item)
+    def order(file: str) -> tuple[int, bool, int]:
         group = 0 if file in _SHARED_STACK_FILES else 1 if file in own else 2
-        return (group, file not in long, -counts[file], first_seen[file])
+        return (group, file not in long, -counts[file])
 
-    items.sort(key=order)
+    _files_sorted(items, order)
+
+
+def _files_sorted(items, order) -> None:
+    """Sort ``items`` by ``order(file)``; a file's tests stay together and in their order, and
+    files that order the same keep the order they were collected in."""
+    first_seen: dict[str, int] = {}
+    for index, item in enumerate(items):
+        first_seen.setdefault(_file_of(item), index)
+    items.sort(key=lambda item: (order(_file_of(item)), first_seen[_file_of(item)]))
 
 
 # The fast tier hands whole files to its processes, longest first by the last run's times (kept in
@@ -365,15 +371,7 @@ def _longest_files_first(config, items) -> None:
     seconds = config.cache.get(FILE_SECONDS_CACHE, {}) if config.cache else {}
     if not seconds:
         return
-    first_seen: dict[str, int] = {}
-    for index, item in enumerate(items):
-        first_seen.setdefault(_file_of(item), index)
-    items.sort(
-        key=lambda item: (
-            -seconds.get(_file_of(item), 0.0),
-            first_seen[_file_of(item)],
-        )
-    )
+    _files_sorted(items, lambda file: -seconds.get(file, 0.0))
 
 
 _file_seconds: dict[str, float] = {}
@@ -382,7 +380,7 @@ _file_seconds: dict[str, float] = {}
 def pytest_runtest_logreport(report) -> None:
     if not _fast_tier():
         return
-    path = report.nodeid.split("::")[0]
+    path = _file_of(report)
     _file_seconds[path] = _file_seconds.get(path, 0.0) + report.duration
 
 

@@ -94,7 +94,7 @@ def test_the_builders_refuse_what_the_contract_does_not_allow():
 
 def test_the_documentation_is_in_step_with_the_contract(settings):
     doc = (settings.BASE_DIR / "docs" / "media-engine.md").read_text(encoding="utf-8")
-    assert doc == media_contract.render_markdown() + "\n", "run: python manage.py protocol_doc"
+    assert doc == media_contract.render_markdown(), "run: python manage.py protocol_doc"
     for name in media_contract.MESSAGES:
         assert f"### `{name}`" in doc
 

@@ -223,7 +223,7 @@ def render_markdown() -> str:
                 out.append("")
                 out.append(f"Exactly one of: {choices}.")
             out.append("")
-    return "\n".join(out)
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
 def _describe(rule: dict[str, Any]) -> str:

@@ -17,7 +17,7 @@ class Command(BaseCommand):
         docs = Path(settings.BASE_DIR) / "docs"
         for name, text in (
             ("protocol.md", render_markdown()),
-            ("media-engine.md", media_contract.render_markdown() + "\n"),
+            ("media-engine.md", media_contract.render_markdown()),
         ):
             (docs / name).write_text(text, encoding="utf-8")
             self.stdout.write(f"wrote {docs / name}")
